@@ -1,0 +1,39 @@
+# The few commands a newcomer needs. Everything installs itself into .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint format schema migrate seed clean-db
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with its dev tools
+
+run: $(STAMP)  ## serve GraphiQL on http://127.0.0.1:8000/graphql with demo data
+	$(BIN)/lending serve --demo
+
+test: $(STAMP)  ## run the whole test suite against a PostgreSQL it starts itself
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schema: $(STAMP)  ## regenerate schema.graphql from the code
+	$(BIN)/lending export-schema > schema.graphql
+
+migrate: $(STAMP)  ## apply migrations to DATABASE_URL (or the embedded database)
+	$(BIN)/lending migrate
+
+clean-db:  ## delete the local embedded database (the demo data comes back on the next run)
+	rm -rf .pgdata

@@ -1,0 +1,140 @@
+"""An embedded PostgreSQL in a local folder, for the demo and the tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server living in ``data_dir``; pgserver first, the system's binaries second."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self._handle: Any = None
+        self._url: str | None = None
+        self._system_ctl: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's URL (a Unix socket: nothing listens on the network)."""
+        assert self._url is not None, "server not started"
+        return self._url
+
+    def start(self) -> str:
+        """Start (or reuse) the server and return its URL."""
+        try:
+            import pgserver
+        except ImportError:  # no wheel for this platform: use the system's initdb / pg_ctl
+            return self._start_system()
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode="stop": the server stops when the last process using it exits.
+        self._handle = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        uri: str = self._handle.get_uri()
+        self._url = uri
+        log.info("embedded PostgreSQL at %s", self.data_dir)
+        return uri
+
+    def _start_system(self) -> str:
+        initdb = shutil.which("initdb") or _pg_bin("initdb")
+        pg_ctl = shutil.which("pg_ctl") or _pg_bin("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise RuntimeError(
+                "No embedded PostgreSQL: install the 'pgserver' package or PostgreSQL's "
+                "initdb/pg_ctl, or set DATABASE_URL."
+            )
+        if os.geteuid() == 0:
+            raise RuntimeError(
+                "The system PostgreSQL fallback cannot run as root; set DATABASE_URL."
+            )
+        # Unix socket paths are limited to ~107 bytes, so the socket lives in a short temp dir.
+        socket_dir = Path(tempfile.gettempdir()) / f"lending-pg-{os.getuid()}"
+        socket_dir.mkdir(mode=0o700, exist_ok=True)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [initdb, "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        status = subprocess.run([pg_ctl, "-D", str(self.data_dir), "status"], check=False)
+        if status.returncode != 0:
+            subprocess.run(
+                [
+                    pg_ctl,
+                    "-D",
+                    str(self.data_dir),
+                    "-w",
+                    "-l",
+                    str(self.data_dir / "server.log"),
+                    "-o",
+                    f"-h '' -k {socket_dir}",
+                    "start",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            self._system_ctl = Path(pg_ctl)
+        self._url = f"postgresql://postgres@/postgres?host={socket_dir}"
+        return self._url
+
+    def stop(self) -> None:
+        """Stop the server if this process started it."""
+        if self._handle is not None:
+            self._handle.cleanup()
+            self._handle = None
+        elif self._system_ctl is not None:
+            subprocess.run(
+                [str(self._system_ctl), "-D", str(self.data_dir), "-m", "fast", "stop"],
+                check=False,
+                stdout=subprocess.DEVNULL,
+            )
+            self._system_ctl = None
+
+
+def _pg_bin(name: str) -> str | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return None
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server."""
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+async def ensure_database(server_url: str, name: str) -> str:
+    """Create database ``name`` on the server if it does not exist; return its URL."""
+    connection = await admin_connection(server_url)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return with_database(server_url, name)
+
+
+async def admin_connection(server_url: str) -> Any:
+    """A plain asyncpg connection to the server's maintenance database."""
+    import asyncpg
+
+    from db.session import async_url
+
+    parsed = make_url(async_url(server_url))
+    return await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password or None,
+        database=parsed.database or "postgres",
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
+    )

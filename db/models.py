@@ -1,0 +1,243 @@
+"""SQLAlchemy models: the tables of the lending service, with their integrity rules."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from lending.states import ApplicationStatus, DecisionOutcome, LoanStatus
+from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
+
+# Stable constraint names, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(18, 2)
+Rate = Numeric(9, 6)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A text column limited to the enum's values by a CHECK constraint (easy to extend later)."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class LoanProduct(Base):
+    """A loan product: the bounds and terms an application is made against."""
+
+    __tablename__ = "loan_products"
+    __table_args__ = (
+        CheckConstraint("code ~ '^[A-Z0-9_-]{2,32}$'", name="code_format"),
+        CheckConstraint("min_amount > 0 AND max_amount >= min_amount", name="amount_bounds"),
+        CheckConstraint(
+            "min_term_months >= 1 AND max_term_months >= min_term_months", name="term_bounds"
+        ),
+        CheckConstraint(
+            "annual_interest_rate >= 0 AND annual_interest_rate <= 100", name="rate_range"
+        ),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_format"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    currency: Mapped[str] = mapped_column(String(3))
+    min_amount: Mapped[Decimal] = mapped_column(Money)
+    max_amount: Mapped[Decimal] = mapped_column(Money)
+    min_term_months: Mapped[int] = mapped_column(Integer)
+    max_term_months: Mapped[int] = mapped_column(Integer)
+    annual_interest_rate: Mapped[Decimal] = mapped_column(Rate)
+    amortization: Mapped[AmortizationMethod] = mapped_column(
+        _enum(AmortizationMethod, "amortization")
+    )
+    frequency: Mapped[RepaymentFrequency] = mapped_column(_enum(RepaymentFrequency, "frequency"))
+    day_count: Mapped[DayCount] = mapped_column(_enum(DayCount, "day_count"))
+    active: Mapped[bool] = mapped_column(server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Applicant(Base):
+    """A person applying for loans, identified by email compared case-insensitively."""
+
+    __tablename__ = "applicants"
+    __table_args__ = (
+        Index("uq_applicants_email_lower", func.lower(text("email")), unique=True),
+        Index("ix_applicants_created_at_id", "created_at", "id"),
+        CheckConstraint("length(full_name) BETWEEN 1 AND 200", name="full_name_length"),
+        CheckConstraint("length(email) BETWEEN 3 AND 254", name="email_length"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    applications: Mapped[list[LoanApplication]] = relationship(
+        back_populates="applicant", lazy="raise"
+    )
+
+
+class LoanApplication(Base):
+    """An application for a loan; its status follows the transition table in lending.states."""
+
+    __tablename__ = "loan_applications"
+    __table_args__ = (
+        CheckConstraint("amount_requested > 0", name="amount_positive"),
+        CheckConstraint("term_months >= 1", name="term_positive"),
+        CheckConstraint(
+            "declared_monthly_income IS NULL OR declared_monthly_income > 0",
+            name="income_positive",
+        ),
+        CheckConstraint("version >= 1", name="version_positive"),
+        # At most one open application per applicant, also under concurrent inserts.
+        Index(
+            "uq_loan_applications_one_open_per_applicant",
+            "applicant_id",
+            unique=True,
+            postgresql_where=text("status IN ('SUBMITTED', 'IN_REVIEW')"),
+        ),
+        Index("ix_loan_applications_submitted_at_id", "submitted_at", "id"),
+        Index("ix_loan_applications_amount_requested_id", "amount_requested", "id"),
+        Index("ix_loan_applications_status_submitted_at_id", "status", "submitted_at", "id"),
+        Index(
+            "ix_loan_applications_applicant_id_submitted_at_id",
+            "applicant_id",
+            "submitted_at",
+            "id",
+        ),
+        Index("ix_loan_applications_product_id", "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("loan_products.id"))
+    amount_requested: Mapped[Decimal] = mapped_column(Money)
+    term_months: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str | None] = mapped_column(Text)
+    declared_monthly_income: Mapped[Decimal | None] = mapped_column(Money)
+    status: Mapped[ApplicationStatus] = mapped_column(
+        _enum(ApplicationStatus, "application_status")
+    )
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    submitted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    applicant: Mapped[Applicant] = relationship(back_populates="applications", lazy="raise")
+    product: Mapped[LoanProduct] = relationship(lazy="raise")
+
+
+class Decision(Base):
+    """An outcome recorded on an application; append-only (the database refuses changes)."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        CheckConstraint(
+            "outcome = 'APPROVED' OR (approved_amount IS NULL "
+            "AND annual_interest_rate IS NULL AND term_months IS NULL)",
+            name="terms_only_when_approved",
+        ),
+        CheckConstraint("approved_amount IS NULL OR approved_amount > 0", name="amount_positive"),
+        CheckConstraint("term_months IS NULL OR term_months >= 1", name="term_positive"),
+        CheckConstraint(
+            "annual_interest_rate IS NULL OR annual_interest_rate BETWEEN 0 AND 100",
+            name="rate_range",
+        ),
+        CheckConstraint("length(reason) BETWEEN 1 AND 2000", name="reason_length"),
+        Index("ix_decisions_application_id_decided_at_id", "application_id", "decided_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("loan_applications.id"))
+    outcome: Mapped[DecisionOutcome] = mapped_column(_enum(DecisionOutcome, "decision_outcome"))
+    reason: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    approved_amount: Mapped[Decimal | None] = mapped_column(Money)
+    annual_interest_rate: Mapped[Decimal | None] = mapped_column(Rate)
+    term_months: Mapped[int | None] = mapped_column(Integer)
+
+
+class Loan(Base):
+    """A loan created by an APPROVED decision, with the approved (or requested) terms."""
+
+    __tablename__ = "loans"
+    __table_args__ = (
+        CheckConstraint("principal > 0", name="principal_positive"),
+        CheckConstraint("term_months >= 1", name="term_positive"),
+        CheckConstraint(
+            "annual_interest_rate >= 0 AND annual_interest_rate <= 100", name="rate_range"
+        ),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint(
+            "maturity_date IS NULL OR disbursed_on IS NULL OR maturity_date > disbursed_on",
+            name="maturity_after_disbursement",
+        ),
+        Index("ix_loans_applicant_id_id", "applicant_id", "id"),
+        Index("ix_loans_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("loan_applications.id"), unique=True)
+    applicant_id: Mapped[int] = mapped_column(ForeignKey("applicants.id"))
+    principal: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    annual_interest_rate: Mapped[Decimal] = mapped_column(Rate)
+    term_months: Mapped[int] = mapped_column(Integer)
+    amortization: Mapped[AmortizationMethod] = mapped_column(
+        _enum(AmortizationMethod, "amortization")
+    )
+    frequency: Mapped[RepaymentFrequency] = mapped_column(_enum(RepaymentFrequency, "frequency"))
+    day_count: Mapped[DayCount] = mapped_column(_enum(DayCount, "day_count"))
+    status: Mapped[LoanStatus] = mapped_column(_enum(LoanStatus, "loan_status"))
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    approved_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    disbursed_on: Mapped[date | None] = mapped_column(Date)
+    maturity_date: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

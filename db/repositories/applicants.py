@@ -1,0 +1,81 @@
+"""Applicants, identified by email compared case-insensitively."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Applicant
+from db.pagination import PageRequest, keyset_page
+
+
+@dataclass(frozen=True)
+class ApplicantFilter:
+    """Conditions on applicants; None means no condition."""
+
+    email: str | None = None
+    name_contains: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+async def get_or_create_applicant(
+    session: AsyncSession,
+    *,
+    full_name: str,
+    email: str,
+    phone: str | None,
+    created_at: datetime | None = None,
+) -> Applicant:
+    """The applicant with ``email`` (any case), created if new; safe under concurrent calls."""
+    values: dict[str, object] = {"full_name": full_name, "email": email, "phone": phone}
+    if created_at is not None:
+        values["created_at"] = created_at
+    await session.execute(
+        insert(Applicant)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[func.lower(Applicant.email)])
+    )
+    applicant = await session.scalar(
+        select(Applicant).where(func.lower(Applicant.email) == email.lower())
+    )
+    assert applicant is not None
+    return applicant
+
+
+async def applicants_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Applicant]:
+    """Applicants among ``ids`` (any order)."""
+    return (await session.scalars(select(Applicant).where(Applicant.id.in_(ids)))).all()
+
+
+def _filtered(flt: ApplicantFilter) -> Select[tuple[Applicant]]:
+    stmt = select(Applicant)
+    if flt.email is not None:
+        stmt = stmt.where(func.lower(Applicant.email) == flt.email.strip().lower())
+    if flt.name_contains:
+        pattern = "%" + flt.name_contains.replace("\\", "\\\\").replace("%", "\\%") + "%"
+        stmt = stmt.where(Applicant.full_name.ilike(pattern))
+    if flt.created_from is not None:
+        stmt = stmt.where(Applicant.created_at >= flt.created_from)
+    if flt.created_to is not None:
+        stmt = stmt.where(Applicant.created_at < flt.created_to)
+    return stmt
+
+
+async def page_applicants(
+    session: AsyncSession, flt: ApplicantFilter, page: PageRequest
+) -> Sequence[Applicant]:
+    """One page of applicants by creation time (up to ``first + 1`` rows)."""
+    stmt = keyset_page(_filtered(flt), Applicant.created_at, Applicant.id, page)
+    return (await session.scalars(stmt)).all()
+
+
+async def count_applicants(session: AsyncSession, flt: ApplicantFilter) -> int:
+    """How many applicants match ``flt``."""
+    stmt = select(func.count()).select_from(_filtered(flt).subquery())
+    return int(await session.scalar(stmt) or 0)

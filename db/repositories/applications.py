@@ -1,0 +1,195 @@
+"""Loan applications and their decisions."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from db.models import Applicant, Decision, LoanApplication, LoanProduct
+from db.pagination import PageRequest, keyset_page, keyset_page_per_parent
+from lending.states import ApplicationStatus
+
+
+class ApplicationSort(enum.Enum):
+    """Columns an application page can be ordered by."""
+
+    SUBMITTED_AT = "SUBMITTED_AT"
+    AMOUNT_REQUESTED = "AMOUNT_REQUESTED"
+
+
+SORT_COLUMNS: dict[ApplicationSort, InstrumentedAttribute[Any]] = {
+    ApplicationSort.SUBMITTED_AT: LoanApplication.submitted_at,
+    ApplicationSort.AMOUNT_REQUESTED: LoanApplication.amount_requested,
+}
+
+
+@dataclass(frozen=True)
+class ApplicationFilter:
+    """Conditions on applications; None means no condition."""
+
+    statuses: tuple[ApplicationStatus, ...] | None = None
+    product_code: str | None = None
+    applicant_email: str | None = None
+    submitted_from: datetime | None = None
+    submitted_to: datetime | None = None
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+
+
+def _filtered(flt: ApplicationFilter) -> Select[tuple[LoanApplication]]:
+    stmt = select(LoanApplication)
+    if flt.statuses is not None:
+        stmt = stmt.where(LoanApplication.status.in_(flt.statuses))
+    if flt.product_code is not None:
+        stmt = stmt.where(
+            LoanApplication.product_id.in_(
+                select(LoanProduct.id).where(LoanProduct.code == flt.product_code)
+            )
+        )
+    if flt.applicant_email is not None:
+        stmt = stmt.where(
+            LoanApplication.applicant_id.in_(
+                select(Applicant.id).where(
+                    func.lower(Applicant.email) == flt.applicant_email.strip().lower()
+                )
+            )
+        )
+    if flt.submitted_from is not None:
+        stmt = stmt.where(LoanApplication.submitted_at >= flt.submitted_from)
+    if flt.submitted_to is not None:
+        stmt = stmt.where(LoanApplication.submitted_at < flt.submitted_to)
+    if flt.amount_min is not None:
+        stmt = stmt.where(LoanApplication.amount_requested >= flt.amount_min)
+    if flt.amount_max is not None:
+        stmt = stmt.where(LoanApplication.amount_requested <= flt.amount_max)
+    return stmt
+
+
+async def page_applications(
+    session: AsyncSession, flt: ApplicationFilter, sort: ApplicationSort, page: PageRequest
+) -> Sequence[LoanApplication]:
+    """One page of applications (up to ``first + 1`` rows)."""
+    stmt = keyset_page(_filtered(flt), SORT_COLUMNS[sort], LoanApplication.id, page)
+    return (await session.scalars(stmt)).all()
+
+
+async def count_applications(session: AsyncSession, flt: ApplicationFilter) -> int:
+    """How many applications match ``flt``."""
+    stmt = select(func.count()).select_from(_filtered(flt).subquery())
+    return int(await session.scalar(stmt) or 0)
+
+
+async def page_applications_per_applicant(
+    session: AsyncSession,
+    applicant_ids: Sequence[int],
+    flt: ApplicationFilter,
+    sort: ApplicationSort,
+    page: PageRequest,
+) -> Sequence[LoanApplication]:
+    """One page of applications for each of ``applicant_ids``, in one statement."""
+    stmt = _filtered(flt).where(LoanApplication.applicant_id.in_(applicant_ids))
+    paged = keyset_page_per_parent(
+        stmt,
+        LoanApplication,
+        LoanApplication.applicant_id,
+        SORT_COLUMNS[sort],
+        LoanApplication.id,
+        page,
+    )
+    return (await session.scalars(paged)).all()
+
+
+async def count_applications_per_applicant(
+    session: AsyncSession, applicant_ids: Sequence[int], flt: ApplicationFilter
+) -> dict[int, int]:
+    """How many applications match ``flt`` for each applicant."""
+    sub = _filtered(flt).where(LoanApplication.applicant_id.in_(applicant_ids)).subquery()
+    rows = await session.execute(
+        select(sub.c.applicant_id, func.count()).group_by(sub.c.applicant_id)
+    )
+    return {applicant_id: count for applicant_id, count in rows.tuples()}
+
+
+async def applications_by_ids(
+    session: AsyncSession, ids: Sequence[int]
+) -> Sequence[LoanApplication]:
+    """Applications among ``ids`` (any order)."""
+    stmt = select(LoanApplication).where(LoanApplication.id.in_(ids))
+    return (await session.scalars(stmt)).all()
+
+
+async def lock_application(session: AsyncSession, application_id: int) -> LoanApplication | None:
+    """The application, locked until the transaction ends (serializes concurrent transitions)."""
+    stmt = (
+        select(LoanApplication)
+        .where(LoanApplication.id == application_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)
+
+
+async def add_application(session: AsyncSession, application: LoanApplication) -> LoanApplication:
+    """Insert an application; the partial unique index refuses a second open one."""
+    session.add(application)
+    await session.flush()
+    return application
+
+
+async def set_application_status(
+    session: AsyncSession,
+    application: LoanApplication,
+    status: ApplicationStatus,
+    *,
+    withdrawal_reason: str | None = None,
+) -> LoanApplication:
+    """Move a locked application to ``status`` and bump its version."""
+    values: dict[str, Any] = {
+        "status": status,
+        "version": LoanApplication.version + 1,
+        "updated_at": func.now(),
+    }
+    if status is ApplicationStatus.WITHDRAWN:
+        values["withdrawal_reason"] = withdrawal_reason
+    stmt = (
+        update(LoanApplication)
+        .where(LoanApplication.id == application.id)
+        .values(**values)
+        .returning(LoanApplication)
+        .execution_options(populate_existing=True)
+    )
+    updated = await session.scalar(stmt)
+    assert updated is not None
+    return updated
+
+
+async def add_decision(session: AsyncSession, decision: Decision) -> Decision:
+    """Append a decision."""
+    session.add(decision)
+    await session.flush()
+    return decision
+
+
+async def decisions_by_application_ids(
+    session: AsyncSession, application_ids: Sequence[int]
+) -> Sequence[Decision]:
+    """Decisions of the given applications, oldest first."""
+    stmt = (
+        select(Decision)
+        .where(Decision.application_id.in_(application_ids))
+        .order_by(Decision.application_id, Decision.decided_at, Decision.id)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def decisions_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Decision]:
+    """Decisions among ``ids`` (any order)."""
+    return (await session.scalars(select(Decision).where(Decision.id.in_(ids)))).all()

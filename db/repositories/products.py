@@ -1,0 +1,35 @@
+"""Loan products."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import LoanProduct
+
+
+async def list_products(session: AsyncSession, *, active_only: bool) -> Sequence[LoanProduct]:
+    """Products ordered by code."""
+    stmt = select(LoanProduct).order_by(LoanProduct.code)
+    if active_only:
+        stmt = stmt.where(LoanProduct.active.is_(True))
+    return (await session.scalars(stmt)).all()
+
+
+async def product_by_code(session: AsyncSession, code: str) -> LoanProduct | None:
+    """The product with ``code``, if any."""
+    return await session.scalar(select(LoanProduct).where(LoanProduct.code == code))
+
+
+async def products_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[LoanProduct]:
+    """Products among ``ids`` (any order)."""
+    return (await session.scalars(select(LoanProduct).where(LoanProduct.id.in_(ids)))).all()
+
+
+async def add_product(session: AsyncSession, product: LoanProduct) -> LoanProduct:
+    """Insert a product."""
+    session.add(product)
+    await session.flush()
+    return product

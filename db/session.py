@@ -1,0 +1,78 @@
+"""Engine and session factory for the async PostgreSQL connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def async_url(url: str) -> str:
+    """Turn any PostgreSQL URL (postgres://, postgresql://, +psycopg) into an asyncpg one."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    """An asyncpg engine; prepared statements are cached per connection by asyncpg."""
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"application_name": "lending"}},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (no lazy reloads)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class RequestSession:
+    """One session per request, shared by its DataLoaders one statement at a time.
+
+    An AsyncSession must not run two statements at once, yet loaders of one GraphQL level
+    dispatch concurrently; the lock serializes them on a single connection and snapshot.
+    """
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = factory
+        self._session: AsyncSession | None = None
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[AsyncSession]:
+        """The request's session, held exclusively for the block."""
+        async with self._lock:
+            if self._session is None:
+                self._session = self._factory()
+            yield self._session
+
+    async def run(
+        self,
+        fn: Callable[Concatenate[AsyncSession, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Call a repository function with the request's session."""
+        async with self.use() as session:
+            return await fn(session, *args, **kwargs)
+
+    async def close(self) -> None:
+        """Release the connection (reads only: nothing to commit)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

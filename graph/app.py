@@ -1,0 +1,114 @@
+"""The FastAPI application: GraphQL at /graphql, health checks, request ids."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from strawberry.fastapi import GraphQLRouter
+
+from db.migrate import current_revision, head_revision
+from db.session import RequestSession, create_engine, create_sessionmaker
+from graph.context import Context
+from graph.schema import schema
+from graph.settings import Settings
+
+log = logging.getLogger("lending.app")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _request_id(request: Request) -> str:
+    incoming = request.headers.get("x-request-id", "")
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def create_app(settings: Settings, database_url: str) -> FastAPI:
+    """The service bound to ``database_url``; the engine lives as long as the app."""
+    engine: AsyncEngine = create_engine(
+        database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+    head = head_revision()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    async def context(request: Request) -> AsyncIterator[Context]:
+        db = RequestSession(sessionmaker)
+        try:
+            yield Context(request_id=request.state.request_id, sessionmaker=sessionmaker, db=db)
+        finally:
+            await db.close()
+
+    app = FastAPI(
+        title="Lending GraphQL API",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+
+    @app.middleware("http")
+    async def request_ids(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = _request_id(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unhandled error [request_id=%s]", request.state.request_id)
+            response = JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": "Internal server error.",
+                            "extensions": {"requestId": request.state.request_id},
+                        }
+                    ]
+                },
+                status_code=500,
+            )
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    router: GraphQLRouter[Any, None] = GraphQLRouter(
+        schema,
+        context_getter=context,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+    )
+    app.include_router(router, prefix="/graphql")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+                revision = await current_revision(connection)
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        if revision != head:
+            return JSONResponse(
+                {"status": "unavailable", "database": "ok", "migration": revision, "head": head},
+                503,
+            )
+        return JSONResponse({"status": "ok", "database": "ok", "migration": revision})
+
+    return app

@@ -1,0 +1,139 @@
+"""GraphQL enums: the domain's enums exposed with a description for every value."""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeVar
+
+import strawberry
+
+from db.repositories.applications import ApplicationSort
+from lending.errors import ErrorCode as DomainErrorCode
+from lending.states import ApplicationAction, ApplicationStatus, DecisionOutcome, LoanStatus
+from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def graphql_enum(
+    cls: type[E], description: str, values: dict[E, str], name: str | None = None
+) -> type[E]:
+    """Register ``cls`` as a GraphQL enum, describing each of its values."""
+    missing = set(cls) - set(values)
+    if missing:
+        raise ValueError(f"{cls.__name__}: no description for {sorted(m.name for m in missing)}")
+    strawberry.enum(cls, name=name, description=description)
+    by_name = {member.name: text for member, text in values.items()}
+    for value in cls.__strawberry_definition__.values:  # type: ignore[attr-defined]
+        value.description = by_name[value.name]
+    return cls
+
+
+ErrorCode = graphql_enum(
+    DomainErrorCode,
+    "Stable, machine-readable codes of expected failures. Codes are added, never renamed.",
+    {
+        DomainErrorCode.VALIDATION_FAILED: "The input is malformed: see `field` and `message`.",
+        DomainErrorCode.NOT_FOUND: "The referenced object does not exist.",
+        DomainErrorCode.PRODUCT_INACTIVE: "The loan product is no longer offered.",
+        DomainErrorCode.AMOUNT_OUT_OF_RANGE: "The amount is outside the product's bounds.",
+        DomainErrorCode.TERM_OUT_OF_RANGE: "The term is outside the product's bounds.",
+        DomainErrorCode.DUPLICATE_OPEN_APPLICATION: (
+            "The applicant already has an open (SUBMITTED or IN_REVIEW) application."
+        ),
+        DomainErrorCode.INVALID_TRANSITION: (
+            "The object's current status does not allow this action; see availableActions."
+        ),
+    },
+)
+
+graphql_enum(
+    ApplicationStatus,
+    "Where a loan application stands. APPROVED, REJECTED and WITHDRAWN are final.",
+    {
+        ApplicationStatus.SUBMITTED: "Received, not yet decided.",
+        ApplicationStatus.IN_REVIEW: "Referred for manual review.",
+        ApplicationStatus.APPROVED: "Approved; a loan exists with the approved terms.",
+        ApplicationStatus.REJECTED: "Rejected.",
+        ApplicationStatus.WITHDRAWN: "Withdrawn at the applicant's request.",
+    },
+)
+
+graphql_enum(
+    ApplicationAction,
+    "Something that can be done to an application, as listed by availableActions.",
+    {
+        ApplicationAction.APPROVE: "decideApplication with outcome APPROVED.",
+        ApplicationAction.REJECT: "decideApplication with outcome REJECTED.",
+        ApplicationAction.REFER: "decideApplication with outcome REFERRED (to manual review).",
+        ApplicationAction.WITHDRAW: "withdrawApplication.",
+    },
+)
+
+graphql_enum(
+    DecisionOutcome,
+    "The outcome of a decision on an application.",
+    {
+        DecisionOutcome.APPROVED: "Approved: the application becomes APPROVED; a loan is created.",
+        DecisionOutcome.REJECTED: "Rejected: the application becomes REJECTED.",
+        DecisionOutcome.REFERRED: "Referred to manual review: the application becomes IN_REVIEW.",
+    },
+)
+
+graphql_enum(
+    LoanStatus,
+    "Where a loan stands.",
+    {
+        LoanStatus.APPROVED: "Approved, not yet disbursed.",
+        LoanStatus.ACTIVE: "Disbursed and being repaid.",
+        LoanStatus.PAID_OFF: "Nothing left to pay.",
+        LoanStatus.WRITTEN_OFF: "Written off as uncollectable.",
+        LoanStatus.CANCELLED: "Cancelled before disbursement.",
+    },
+)
+
+graphql_enum(
+    AmortizationMethod,
+    "How each instalment splits into principal and interest.",
+    {
+        AmortizationMethod.ANNUITY: "Equal instalments; the principal part grows over time.",
+        AmortizationMethod.EQUAL_PRINCIPAL: "Equal principal parts; instalments shrink over time.",
+    },
+)
+
+graphql_enum(
+    RepaymentFrequency,
+    "How often instalments fall due.",
+    {
+        RepaymentFrequency.MONTHLY: "Monthly, on the same day of the month (clamped to its end).",
+        RepaymentFrequency.BIWEEKLY: "Every 14 days.",
+        RepaymentFrequency.WEEKLY: "Every 7 days.",
+    },
+)
+
+graphql_enum(
+    DayCount,
+    "How a period's interest is counted.",
+    {
+        DayCount.THIRTY_360: "Every period is an equal fraction of the year.",
+        DayCount.ACTUAL_365: "Actual days in the period over 365.",
+    },
+)
+
+graphql_enum(
+    ApplicationSort,
+    "What to order applications by; ties are broken by id, so pages never overlap.",
+    {
+        ApplicationSort.SUBMITTED_AT: "Submission time.",
+        ApplicationSort.AMOUNT_REQUESTED: "Amount requested.",
+    },
+    name="ApplicationOrderField",
+)
+
+
+@strawberry.enum(description="Sort direction.")
+class OrderDirection(enum.Enum):
+    """Ascending or descending."""
+
+    ASC = strawberry.enum_value("ASC", description="Smallest or oldest first.")
+    DESC = strawberry.enum_value("DESC", description="Largest or newest first.")

@@ -1,0 +1,108 @@
+"""Errors as clients see them: userErrors for expected failures, masked faults for the rest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+
+from graph.enums import ErrorCode
+from lending.errors import DomainError, DomainErrors
+
+log = logging.getLogger("lending.errors")
+
+
+@strawberry.type(description="An expected failure of a mutation; nothing was written.")
+class UserError:
+    """One problem with a mutation's input or with the state it acts on."""
+
+    code: ErrorCode = strawberry.field(description="Stable machine-readable code.")
+    field: list[str] | None = strawberry.field(
+        description='Path to the offending input field, such as ["input", "amount"].'
+    )
+    message: str = strawberry.field(description="Human-readable explanation.")
+
+
+def user_errors(exc: DomainError | DomainErrors) -> list[UserError]:
+    """The userErrors of a domain failure."""
+    errors = exc.errors if isinstance(exc, DomainErrors) else [exc]
+    return [
+        UserError(
+            code=e.code,
+            field=["input", *e.field.split(".")] if e.field else None,
+            message=e.message,
+        )
+        for e in errors
+    ]
+
+
+class ClientError(Exception):
+    """A top-level error caused by the request (bad argument, bad cursor); shown as is."""
+
+    def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """True for faults the client must not see: anything not raised on purpose."""
+    original = error.original_error
+    return original is not None and not isinstance(original, ClientError | GraphQLError)
+
+
+def request_id_of(execution_context: ExecutionContext | None) -> str:
+    """The request id carried by the GraphQL context, if any."""
+    context: Any = execution_context.context if execution_context else None
+    return str(getattr(context, "request_id", None) or "-")
+
+
+def log_errors(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
+    """Log unexpected faults with their traceback and request id; client errors quietly."""
+    request_id = request_id_of(execution_context)
+    for error in errors:
+        if is_unexpected(error):
+            original = error.original_error
+            assert original is not None
+            log.error(
+                "unexpected error [request_id=%s] at %s: %s",
+                request_id,
+                error.path,
+                original,
+                exc_info=(type(original), original, original.__traceback__),
+            )
+        else:
+            log.info("client error [request_id=%s]: %s", request_id, error.message)
+
+
+class MaskUnexpectedErrors(SchemaExtension):
+    """Replace unexpected faults with a generic message that carries the request id."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors:
+            return
+        request_id = request_id_of(self.execution_context)
+        masked: list[GraphQLError] = []
+        for error in errors:
+            if is_unexpected(error):
+                masked.append(
+                    GraphQLError(
+                        f"Internal server error (request id {request_id}).",
+                        nodes=error.nodes,
+                        path=error.path,
+                        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                    )
+                )
+            elif isinstance(error.original_error, ClientError):
+                error.extensions = {**(error.extensions or {}), "code": error.original_error.code}
+                masked.append(error)
+            else:
+                masked.append(error)
+        result.errors = masked  # type: ignore[union-attr]

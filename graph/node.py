@@ -1,0 +1,69 @@
+"""`node(id:)` and `nodes(ids:)`: any object by its global id, through the same loaders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from graph.applicants import Applicant
+from graph.applications import Decision, LoanApplication
+from graph.context import Info
+from graph.errors import ClientError
+from graph.ids import parse_global_id
+from graph.loaders import Loaders
+from graph.loans import Loan
+from graph.products import LoanProduct
+from graph.relay import MAX_PAGE_SIZE, Node
+
+LoaderOf = Callable[[Loaders], DataLoader[int, Any]]
+
+# Global-id type name -> (its loader, its GraphQL view).
+RESOLVERS: dict[str, tuple[LoaderOf, Callable[[Any], Node]]] = {
+    "Applicant": (lambda loaders: loaders.applicant_by_id, Applicant.from_row),
+    "LoanApplication": (lambda loaders: loaders.application_by_id, LoanApplication.from_row),
+    "LoanProduct": (lambda loaders: loaders.product_by_id, LoanProduct.from_row),
+    "Loan": (lambda loaders: loaders.loan_by_id, Loan.from_row),
+    "Decision": (lambda loaders: loaders.decision_by_id, Decision.from_row),
+}
+
+
+async def resolve_node(info: Info, global_id: str) -> Node | None:
+    """The object behind ``global_id``, or None when it is malformed or names nothing."""
+    parsed = parse_global_id(global_id)
+    if parsed is None or parsed[0] not in RESOLVERS:
+        return None
+    type_name, key = parsed
+    loader_of, view = RESOLVERS[type_name]
+    row = await loader_of(info.context.loaders).load(key)
+    return view(row) if row is not None else None
+
+
+@strawberry.type
+class NodeQueries:
+    """Root fields that fetch any object by global id."""
+
+    @strawberry.field(description="Any object by its global id; null when there is none.")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")],
+    ) -> Node | None:
+        return await resolve_node(info, id)
+
+    @strawberry.field(
+        description="Objects by global id in the order asked, null where there is none."
+    )
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[
+            list[strawberry.ID], strawberry.argument(description="Global ids, at most 100.")
+        ],
+    ) -> list[Node | None]:
+        if len(ids) > MAX_PAGE_SIZE:
+            raise ClientError(f"`ids` takes at most {MAX_PAGE_SIZE} ids.")
+        return list(await asyncio.gather(*(resolve_node(info, i) for i in ids)))

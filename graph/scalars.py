@@ -1,0 +1,48 @@
+"""The Decimal scalar: exact amounts as strings on the wire, validated by the domain, not here."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import strawberry
+from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
+
+
+class RawDecimal(str):
+    """Client text that is not a decimal number; the domain rejects it with a userError."""
+
+
+def _parse_value(value: Any) -> Any:
+    # Bad amounts must become typed userErrors, not query errors, so parsing never fails here:
+    # whatever is not an exact number passes through for lending.money to reject.
+    if isinstance(value, bool):
+        return RawDecimal(str(value))
+    if isinstance(value, int | float):
+        return value
+    text = str(value)
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:
+        return RawDecimal(text)
+
+
+def _parse_literal(node: ValueNode, _variables: Any = None) -> Any:
+    if isinstance(node, StringValueNode | IntValueNode | FloatValueNode):
+        # Literal digits in the query text are exact, so a float literal is read as a Decimal.
+        return _parse_value(node.value)
+    return RawDecimal("")
+
+
+DecimalScalar = strawberry.scalar(
+    name="Decimal",
+    description=(
+        'An exact decimal number, sent and returned as a JSON string such as "25000.00". '
+        "Amounts have at most as many decimals as their currency allows; floats are refused."
+    ),
+    serialize=str,
+    parse_value=_parse_value,
+    parse_literal=_parse_literal,
+)
+
+SCALAR_OVERRIDES: dict[object, Any] = {Decimal: DecimalScalar}

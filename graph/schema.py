@@ -1,0 +1,58 @@
+"""The only place where the root types are assembled into the schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from graph.applicants import ApplicantQueries
+from graph.application_mutations import ApplicationMutations
+from graph.applications import ApplicationQueries
+from graph.errors import MaskUnexpectedErrors, log_errors
+from graph.loans import LoanQueries
+from graph.node import NodeQueries
+from graph.products import ProductQueries
+from graph.scalars import SCALAR_OVERRIDES
+
+
+@strawberry.type(description="Read the lending data.")
+class Query(NodeQueries, ProductQueries, ApplicantQueries, ApplicationQueries, LoanQueries):
+    """Root query."""
+
+
+@strawberry.type(description="Change the lending data. Expected failures come back as userErrors.")
+class Mutation(ApplicationMutations):
+    """Root mutation."""
+
+
+class LendingSchema(strawberry.Schema):
+    """Logs unexpected faults with the request id before they are masked."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_errors(errors, execution_context)
+
+
+def build_schema(**extra: Any) -> LendingSchema:
+    """The schema with its extensions (parser and validation caches, error masking)."""
+    return LendingSchema(
+        query=Query,
+        mutation=Mutation,
+        scalar_overrides=SCALAR_OVERRIDES,
+        config=StrawberryConfig(auto_camel_case=True),
+        extensions=[
+            MaskUnexpectedErrors,
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+        ],
+        **extra,
+    )
+
+
+schema = build_schema()

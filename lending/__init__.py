@@ -1,0 +1,1 @@
+"""Lending business rules and the services that apply them."""

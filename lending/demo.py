@@ -1,0 +1,388 @@
+"""Demo data: products, applicants and applications in every status, loaded once."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import LoanProduct
+from db.repositories import products as product_repo
+from lending.services import applications as service
+from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
+
+
+def demo_products() -> list[LoanProduct]:
+    """Fresh instances of the demo products."""
+    return [
+        LoanProduct(
+            code="PERSONAL-USD",
+            name="Personal loan",
+            description="Unsecured personal loan for individuals.",
+            currency="USD",
+            min_amount=Decimal("1000.00"),
+            max_amount=Decimal("50000.00"),
+            min_term_months=6,
+            max_term_months=60,
+            annual_interest_rate=Decimal("12.500000"),
+            amortization=AmortizationMethod.ANNUITY,
+            frequency=RepaymentFrequency.MONTHLY,
+            day_count=DayCount.THIRTY_360,
+            active=True,
+        ),
+        LoanProduct(
+            code="SMALL-BIZ-USD",
+            name="Small-business loan",
+            description="Working capital for small businesses, equal principal repayments.",
+            currency="USD",
+            min_amount=Decimal("5000.00"),
+            max_amount=Decimal("250000.00"),
+            min_term_months=12,
+            max_term_months=84,
+            annual_interest_rate=Decimal("9.990000"),
+            amortization=AmortizationMethod.EQUAL_PRINCIPAL,
+            frequency=RepaymentFrequency.MONTHLY,
+            day_count=DayCount.ACTUAL_365,
+            active=True,
+        ),
+        LoanProduct(
+            code="MICRO-KES",
+            name="Micro-enterprise loan (KES)",
+            description="Short micro-loans for traders in Kenya, repaid every two weeks.",
+            currency="KES",
+            min_amount=Decimal("5000.00"),
+            max_amount=Decimal("500000.00"),
+            min_term_months=3,
+            max_term_months=24,
+            annual_interest_rate=Decimal("18.000000"),
+            amortization=AmortizationMethod.ANNUITY,
+            frequency=RepaymentFrequency.BIWEEKLY,
+            day_count=DayCount.ACTUAL_365,
+            active=True,
+        ),
+        LoanProduct(
+            code="AUTO-USD-2019",
+            name="Auto loan (2019 series)",
+            description="No longer offered; kept for existing loans.",
+            currency="USD",
+            min_amount=Decimal("3000.00"),
+            max_amount=Decimal("60000.00"),
+            min_term_months=12,
+            max_term_months=72,
+            annual_interest_rate=Decimal("7.250000"),
+            amortization=AmortizationMethod.ANNUITY,
+            frequency=RepaymentFrequency.MONTHLY,
+            day_count=DayCount.THIRTY_360,
+            active=False,
+        ),
+    ]
+
+
+# (name, email, phone, product, amount, term, purpose, monthly income, story)
+# story: a list of (outcome, reason, approved terms) decisions, or "WITHDRAW".
+APPLICATIONS: list[tuple[str, str, str | None, str, str, int, str, str | None, list[object]]] = [
+    (
+        "Amina Patel",
+        "amina.patel@example.com",
+        "+1 415 555 0101",
+        "PERSONAL-USD",
+        "25000.00",
+        36,
+        "Home renovation",
+        "7800.00",
+        [("APPROVED", "Strong income, low debt-to-income ratio.", None)],
+    ),
+    (
+        "John Mensah",
+        "john.mensah@example.com",
+        "+233 20 555 0102",
+        "PERSONAL-USD",
+        "10000.00",
+        24,
+        "Debt consolidation",
+        "4200.00",
+        ["WITHDRAW"],
+    ),
+    (
+        "Wanjiru Kamau",
+        "wanjiru.kamau@example.co.ke",
+        "+254 712 555 103",
+        "MICRO-KES",
+        "150000.00",
+        12,
+        "Stock for a grocery kiosk",
+        "60000.00",
+        [
+            ("REFERRED", "First-time borrower: verify trading licence.", None),
+            (
+                "APPROVED",
+                "Licence verified; approved at a reduced amount.",
+                ("120000.00", None, 12),
+            ),
+        ],
+    ),
+    (
+        "Carlos Ruiz",
+        "carlos.ruiz@example.com",
+        None,
+        "SMALL-BIZ-USD",
+        "80000.00",
+        48,
+        "Delivery van for the bakery",
+        "15000.00",
+        [],
+    ),
+    (
+        "Mei Chen",
+        "mei.chen@example.com",
+        "+1 206 555 0105",
+        "SMALL-BIZ-USD",
+        "120000.00",
+        60,
+        "Second restaurant location",
+        "22000.00",
+        [("REFERRED", "Needs manual verification of cash-flow statements.", None)],
+    ),
+    (
+        "Oluwaseun Adeyemi",
+        "seun.adeyemi@example.com",
+        None,
+        "PERSONAL-USD",
+        "45000.00",
+        60,
+        "Wedding",
+        "3100.00",
+        [("REJECTED", "Requested instalment exceeds 40% of declared income.", None)],
+    ),
+    (
+        "Sofia Rossi",
+        "sofia.rossi@example.com",
+        "+39 02 555 0107",
+        "PERSONAL-USD",
+        "5000.00",
+        12,
+        "Laptop and certification course",
+        "3900.00",
+        [("APPROVED", "Small amount, stable employment.", None)],
+    ),
+    (
+        "Ahmed Hassan",
+        "ahmed.hassan@example.com",
+        None,
+        "SMALL-BIZ-USD",
+        "30000.00",
+        24,
+        "Refrigeration equipment",
+        "9000.00",
+        [("APPROVED", "Approved at a negotiated rate.", (None, "8.750000", None))],
+    ),
+    (
+        "Grace Otieno",
+        "grace.otieno@example.co.ke",
+        "+254 722 555 109",
+        "MICRO-KES",
+        "60000.00",
+        6,
+        "Sewing machines",
+        "35000.00",
+        [],
+    ),
+    (
+        "Liam O'Brien",
+        "liam.obrien@example.com",
+        None,
+        "PERSONAL-USD",
+        "15000.00",
+        36,
+        "Used car",
+        "5200.00",
+        [
+            ("REFERRED", "Income documents unreadable; requested new copies.", None),
+            ("REJECTED", "Documents not provided within 30 days.", None),
+        ],
+    ),
+    (
+        "Priya Sharma",
+        "priya.sharma@example.com",
+        "+91 98 555 0111",
+        "PERSONAL-USD",
+        "8000.00",
+        18,
+        "Medical expenses",
+        "4600.00",
+        [],
+    ),
+    (
+        "Kwame Boateng",
+        "kwame.boateng@example.com",
+        None,
+        "SMALL-BIZ-USD",
+        "200000.00",
+        84,
+        "Warehouse expansion",
+        "41000.00",
+        [("REFERRED", "Large exposure: needs credit committee review.", None)],
+    ),
+    (
+        "Fatima Zahra",
+        "fatima.zahra@example.com",
+        None,
+        "PERSONAL-USD",
+        "3000.00",
+        12,
+        "Moving costs",
+        "2800.00",
+        ["WITHDRAW"],
+    ),
+    (
+        "Daniel Kim",
+        "daniel.kim@example.com",
+        "+1 312 555 0114",
+        "PERSONAL-USD",
+        "20000.00",
+        48,
+        "Home solar panels",
+        "6900.00",
+        [("APPROVED", "Good history; term shortened at applicant's request.", (None, None, 36))],
+    ),
+    (
+        "Achieng Odhiambo",
+        "achieng.odhiambo@example.co.ke",
+        None,
+        "MICRO-KES",
+        "250000.00",
+        18,
+        "Matatu down payment",
+        "90000.00",
+        [("REJECTED", "Existing arrears with another lender.", None)],
+    ),
+    (
+        "Lucas Silva",
+        "lucas.silva@example.com",
+        None,
+        "SMALL-BIZ-USD",
+        "15000.00",
+        24,
+        "Point-of-sale terminals",
+        "7000.00",
+        [],
+    ),
+    (
+        "Hannah Müller",
+        "hannah.mueller@example.com",
+        "+49 30 555 0117",
+        "PERSONAL-USD",
+        "12000.00",
+        24,
+        "Furniture",
+        "5100.00",
+        [("APPROVED", "Meets all criteria.", None)],
+    ),
+    (
+        "Yusuf Ibrahim",
+        "yusuf.ibrahim@example.com",
+        None,
+        "MICRO-KES",
+        "40000.00",
+        6,
+        "Motorbike repairs",
+        "28000.00",
+        [],
+    ),
+    (
+        "Elena Petrova",
+        "elena.petrova@example.com",
+        None,
+        "PERSONAL-USD",
+        "30000.00",
+        60,
+        "Tuition",
+        "4400.00",
+        [("REFERRED", "Guarantor details missing.", None)],
+    ),
+    (
+        "Samuel Njoroge",
+        "samuel.njoroge@example.co.ke",
+        "+254 733 555 120",
+        "MICRO-KES",
+        "90000.00",
+        12,
+        "Poultry feed",
+        "52000.00",
+        [("APPROVED", "Repeat borrower with a clean record.", None)],
+    ),
+    (
+        "Isabella Garcia",
+        "isabella.garcia@example.com",
+        None,
+        "SMALL-BIZ-USD",
+        "60000.00",
+        36,
+        "Salon refurbishment",
+        "12500.00",
+        ["WITHDRAW"],
+    ),
+    (
+        "Noah Williams",
+        "noah.williams@example.com",
+        "+1 646 555 0122",
+        "PERSONAL-USD",
+        "7000.00",
+        12,
+        "Vet bills",
+        "3300.00",
+        [("REJECTED", "Identity could not be verified.", None)],
+    ),
+]
+
+
+async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    """Load the demo data unless products exist already; True when loaded."""
+    async with sessionmaker() as session, session.begin():
+        if await product_repo.list_products(session, active_only=False):
+            return False
+        for product in demo_products():
+            await product_repo.add_product(session, product)
+        rng = random.Random(2026)
+        now = datetime.now(UTC).replace(microsecond=0)
+        for index, (name, email, phone, code, amount, term, purpose, income, story) in enumerate(
+            APPLICATIONS
+        ):
+            submitted = now - timedelta(days=90 - 4 * index, hours=rng.randint(0, 12))
+            application = await service.apply_for_loan(
+                session,
+                full_name=name,
+                email=email,
+                phone=phone,
+                product_code=code,
+                amount=amount,
+                term_months=term,
+                purpose=purpose,
+                declared_monthly_income=income,
+                submitted_at=submitted,
+            )
+            at = submitted
+            for step in story:
+                at += timedelta(days=rng.randint(1, 3), hours=rng.randint(1, 8))
+                if step == "WITHDRAW":
+                    await service.withdraw_application(
+                        session, application_id=application.id, reason="Found other financing."
+                    )
+                    continue
+                assert isinstance(step, tuple)
+                outcome, reason, terms = step
+                amount_ok, rate_ok, term_ok = terms or (None, None, None)
+                await service.decide_application(
+                    session,
+                    application_id=application.id,
+                    outcome=outcome,
+                    reason=reason,
+                    approved_amount=amount_ok,
+                    annual_interest_rate=rate_ok,
+                    term_months=term_ok,
+                    decided_by=rng.choice(["underwriter.alice", "underwriter.bob", "agent.triage"]),
+                    decided_at=at,
+                )
+    return True

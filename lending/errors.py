@@ -1,0 +1,35 @@
+"""Domain errors: expected failures with a stable, machine-readable code."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.Enum):
+    """Stable codes of expected failures; grow as needed, never rename."""
+
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    NOT_FOUND = "NOT_FOUND"
+    PRODUCT_INACTIVE = "PRODUCT_INACTIVE"
+    AMOUNT_OUT_OF_RANGE = "AMOUNT_OUT_OF_RANGE"
+    TERM_OUT_OF_RANGE = "TERM_OUT_OF_RANGE"
+    DUPLICATE_OPEN_APPLICATION = "DUPLICATE_OPEN_APPLICATION"
+    INVALID_TRANSITION = "INVALID_TRANSITION"
+
+
+class DomainError(Exception):
+    """An expected failure: a code, a human message and the input field it concerns."""
+
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class DomainErrors(Exception):
+    """Several expected failures found together, such as every invalid field of one input."""
+
+    def __init__(self, errors: list[DomainError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors

@@ -1,0 +1,103 @@
+"""Exact money: parsing client input and rounding to a currency's minor unit."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from lending.errors import DomainError, ErrorCode
+
+# Minor digits per ISO 4217 currency that the product supports.
+MINOR_DIGITS: dict[str, int] = {
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "KES": 2,
+    "NGN": 2,
+    "ZAR": 2,
+    "JPY": 0,
+    "KRW": 0,
+}
+
+# Largest amount a NUMERIC(18, 2) column holds, and a sane ceiling for any input.
+MAX_AMOUNT = Decimal("9999999999999999.99")
+
+
+def minor_digits(currency: str) -> int:
+    """Number of decimal places of ``currency``'s minor unit."""
+    try:
+        return MINOR_DIGITS[currency]
+    except KeyError:
+        raise ValueError(f"unsupported currency {currency!r}") from None
+
+
+def quantum(currency: str) -> Decimal:
+    """The smallest amount of ``currency`` (0.01 for USD, 1 for JPY)."""
+    return Decimal(1).scaleb(-minor_digits(currency))
+
+
+def round_money(value: Decimal, currency: str) -> Decimal:
+    """Round to the currency's minor unit with banker's rounding (ROUND_HALF_EVEN)."""
+    return value.quantize(quantum(currency), rounding=ROUND_HALF_EVEN)
+
+
+def to_decimal(raw: object, field: str) -> Decimal:
+    """Turn client input into a finite Decimal, or raise VALIDATION_FAILED.
+
+    Floats are refused: a binary float cannot carry an exact amount, so amounts travel as strings.
+    """
+    if isinstance(raw, (bool, float)):
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED,
+            'Send amounts as strings such as "1000.00", not as floating-point numbers.',
+            field,
+        )
+    if isinstance(raw, Decimal):
+        value = raw
+    elif isinstance(raw, int):
+        value = Decimal(raw)
+    else:
+        text = str(raw).strip()
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise DomainError(
+                ErrorCode.VALIDATION_FAILED, f"{text[:40]!r} is not a decimal number.", field
+            ) from None
+    if not value.is_finite():
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Amount must be a finite number.", field)
+    if value.copy_abs() > MAX_AMOUNT:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Amount is too large.", field)
+    return value
+
+
+def parse_amount(raw: object, currency: str, field: str) -> Decimal:
+    """Parse a positive amount in ``currency`` with no more decimals than its minor unit allows."""
+    value = to_decimal(raw, field)
+    if value <= 0:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Amount must be greater than zero.", field)
+    digits = minor_digits(currency)
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # finite values have an integer exponent
+    if -exponent > digits:
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED,
+            f"{currency} amounts have at most {digits} decimal places.",
+            field,
+        )
+    return value.quantize(quantum(currency))
+
+
+def parse_rate(raw: object, field: str) -> Decimal:
+    """Parse an annual interest rate in percent: 0 to 100 with at most 6 decimal places."""
+    value = to_decimal(raw, field)
+    if value < 0 or value > 100:
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED, "Interest rate must be between 0 and 100 percent.", field
+        )
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > 6:
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED, "Interest rate has at most 6 decimal places.", field
+        )
+    return value.quantize(Decimal("0.000001"))

@@ -1,0 +1,1 @@
+"""Services: apply the pure rules through repositories, inside the caller's transaction."""

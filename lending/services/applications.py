@@ -1,0 +1,197 @@
+"""Intake and decisions: apply for a loan, decide an application, withdraw it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Decision, Loan, LoanApplication
+from db.repositories import applicants as applicant_repo
+from db.repositories import applications as application_repo
+from db.repositories import loans as loan_repo
+from db.repositories import products as product_repo
+from lending.errors import DomainError, ErrorCode
+from lending.references import new_reference
+from lending.states import (
+    ACTION_FOR_OUTCOME,
+    ApplicationAction,
+    ApplicationStatus,
+    DecisionOutcome,
+    LoanStatus,
+    next_status,
+)
+from lending.validation import (
+    MAX_REASON_LENGTH,
+    clean_text,
+    validate_application,
+    validate_decision,
+)
+
+T = TypeVar("T")
+
+OPEN_APPLICATION_INDEX = "uq_loan_applications_one_open_per_applicant"
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What a decision produced: the updated application, the decision, and any new loan."""
+
+    application: LoanApplication
+    decision: Decision
+    loan: Loan | None
+
+
+async def apply_for_loan(
+    session: AsyncSession,
+    *,
+    full_name: str,
+    email: str,
+    phone: str | None,
+    product_code: str,
+    amount: object,
+    term_months: int,
+    purpose: str | None,
+    declared_monthly_income: object | None,
+    submitted_at: datetime | None = None,
+) -> LoanApplication:
+    """Submit an application; DUPLICATE_OPEN_APPLICATION if the applicant has one open."""
+    product = await product_repo.product_by_code(session, product_code.strip())
+    valid = validate_application(
+        full_name=full_name,
+        email=email,
+        phone=phone,
+        product=product,
+        product_code=product_code,
+        amount=amount,
+        term_months=term_months,
+        purpose=purpose,
+        declared_monthly_income=declared_monthly_income,
+    )
+    assert product is not None
+    applicant = await applicant_repo.get_or_create_applicant(
+        session,
+        full_name=valid.applicant.full_name,
+        email=valid.applicant.email,
+        phone=valid.applicant.phone,
+        created_at=submitted_at,
+    )
+    application = LoanApplication(
+        reference=new_reference("APP"),
+        applicant_id=applicant.id,
+        product_id=product.id,
+        amount_requested=valid.amount,
+        term_months=valid.term_months,
+        purpose=valid.purpose,
+        declared_monthly_income=valid.declared_monthly_income,
+        status=ApplicationStatus.SUBMITTED,
+    )
+    if submitted_at is not None:
+        application.submitted_at = application.updated_at = submitted_at
+    try:
+        # A savepoint, so that losing the race to the unique index leaves the transaction usable.
+        async with session.begin_nested():
+            return await application_repo.add_application(session, application)
+    except IntegrityError as exc:
+        if OPEN_APPLICATION_INDEX in str(exc.orig):
+            raise DomainError(
+                ErrorCode.DUPLICATE_OPEN_APPLICATION,
+                f"{valid.applicant.email} already has an open application; decide or "
+                "withdraw it first.",
+                "applicant.email",
+            ) from None
+        raise
+
+
+async def _locked(session: AsyncSession, application_id: int) -> LoanApplication:
+    application = await application_repo.lock_application(session, application_id)
+    if application is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such application.", "applicationId")
+    return application
+
+
+async def decide_application(
+    session: AsyncSession,
+    *,
+    application_id: int,
+    outcome: str,
+    reason: str,
+    approved_amount: object | None,
+    annual_interest_rate: object | None,
+    term_months: int | None,
+    decided_by: str,
+    decided_at: datetime | None = None,
+) -> Decided:
+    """Record a decision; an APPROVED one also creates the loan with the approved terms."""
+    application = await _locked(session, application_id)
+    (product,) = await product_repo.products_by_ids(session, [application.product_id])
+    valid = validate_decision(
+        outcome=outcome,
+        reason=reason,
+        approved_amount=approved_amount,
+        annual_interest_rate=annual_interest_rate,
+        term_months=term_months,
+        product=product,
+    )
+    status = next_status(application.status, ACTION_FOR_OUTCOME[valid.outcome])
+    decision = Decision(
+        application_id=application.id,
+        outcome=valid.outcome,
+        reason=valid.reason,
+        decided_by=decided_by,
+        approved_amount=valid.approved_amount,
+        annual_interest_rate=valid.annual_interest_rate,
+        term_months=valid.term_months,
+    )
+    if decided_at is not None:
+        decision.decided_at = decided_at
+    decision = await application_repo.add_decision(session, decision)
+    application = await application_repo.set_application_status(session, application, status)
+    loan = None
+    if valid.outcome is DecisionOutcome.APPROVED:
+        loan = await loan_repo.add_loan(
+            session,
+            Loan(
+                reference=new_reference("LN"),
+                application_id=application.id,
+                applicant_id=application.applicant_id,
+                principal=_first(valid.approved_amount, application.amount_requested),
+                currency=product.currency,
+                annual_interest_rate=_first(
+                    valid.annual_interest_rate, product.annual_interest_rate
+                ),
+                term_months=_first(valid.term_months, application.term_months),
+                amortization=product.amortization,
+                frequency=product.frequency,
+                day_count=product.day_count,
+                status=LoanStatus.APPROVED,
+                approved_at=decision.decided_at,
+            ),
+        )
+    return Decided(application=application, decision=decision, loan=loan)
+
+
+def _first(given: T | None, default: T) -> T:
+    return default if given is None else given
+
+
+async def withdraw_application(
+    session: AsyncSession, *, application_id: int, reason: str | None
+) -> LoanApplication:
+    """Withdraw an open application at the applicant's request, keeping the reason given."""
+    clean_reason = clean_text(
+        reason,
+        "reason",
+        max_length=MAX_REASON_LENGTH,
+        required=False,
+        label="Reason",
+        multiline=True,
+    )
+    application = await _locked(session, application_id)
+    status = next_status(application.status, ApplicationAction.WITHDRAW)
+    return await application_repo.set_application_status(
+        session, application, status, withdrawal_reason=clean_reason
+    )

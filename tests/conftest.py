@@ -1,0 +1,56 @@
+"""Test session plumbing: a real PostgreSQL, started by the tests themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.embedded import EmbeddedPostgres, admin_connection, with_database
+from db.migrate import upgrade_to_head
+from db.session import create_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE = "lending_test"
+
+
+async def _recreate(server_url: str, name: str) -> None:
+    connection = await admin_connection(server_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """TEST_DATABASE_URL's server, or an embedded one in .pgdata-test (stopped afterwards)."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+    server = EmbeddedPostgres(ROOT / ".pgdata-test")
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> str:
+    """A fresh, migrated test database (dropped and recreated for every test session)."""
+    asyncio.run(_recreate(server_url, TEST_DATABASE))
+    url = with_database(server_url, TEST_DATABASE)
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The engine the tests inspect the database with."""
+    engine = create_engine(database_url, pool_size=5, max_overflow=20)
+    yield engine
+    await engine.dispose()
