@@ -115,7 +115,7 @@ async def count_applications_per_applicant(
     rows = await session.execute(
         select(sub.c.applicant_id, func.count()).group_by(sub.c.applicant_id)
     )
-    return {applicant_id: count for applicant_id, count in rows.tuples()}
+    return {applicant_id: count for applicant_id, count in rows.all()}
 
 
 async def applications_by_ids(

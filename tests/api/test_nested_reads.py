@@ -1,0 +1,93 @@
+"""Nested reads: one round trip, a statement count independent of the page size."""
+
+from __future__ import annotations
+
+from tests.dbfixtures import gql
+from tests.factories import create_application, create_product, decide
+
+NESTED = """
+query Nested($first: Int!) {
+  applicants(first: $first) {
+    totalCount
+    edges { cursor node {
+      id fullName email
+      applications(first: 10) {
+        totalCount
+        edges { node {
+          reference status availableActions
+          product { code currency }
+          applicant { email }
+          decisions { outcome reason decidedBy application { reference } }
+          latestDecision { outcome }
+          loan { reference status principal application { reference } applicant { fullName } }
+        } }
+      }
+    } }
+  }
+}
+"""
+
+
+async def seed(engine, applicants: int) -> None:
+    await create_product(engine)
+    await create_product(engine, code="BIZ-USD", max_amount="250000.00")
+    for i in range(applicants):
+        email = f"person{i}@example.com"
+        first = await create_application(engine, email=email, full_name=f"Person {i}")
+        await decide(engine, first.id, "REFERRED")
+        await decide(engine, first.id, "APPROVED" if i % 2 else "REJECTED")
+        await create_application(
+            engine, email=email, full_name=f"Person {i}", product_code="BIZ-USD"
+        )
+
+
+async def test_statement_count_does_not_grow_with_page_size(client, engine, sql):
+    # given 60 applicants, each with two applications, decisions and (for half) a loan
+    await seed(engine, 60)
+
+    # when the nested query asks for 5 and then for 50 applicants
+    sql.statements.clear()
+    small = await gql(client, NESTED, {"first": 5})
+    small_count = sql.count
+    sql.statements.clear()
+    large = await gql(client, NESTED, {"first": 50})
+    large_count = sql.count
+
+    # then both answer fully and run the same number of statements
+    assert "errors" not in small and "errors" not in large
+    assert len(small["data"]["applicants"]["edges"]) == 5
+    edges = large["data"]["applicants"]["edges"]
+    assert len(edges) == 50
+    assert all(e["node"]["applications"]["totalCount"] == 2 for e in edges)
+    loans = [
+        a["node"]["loan"]
+        for e in edges
+        for a in e["node"]["applications"]["edges"]
+        if a["node"]["loan"]
+    ]
+    assert len(loans) == 25
+    assert small_count == large_count
+    # applicants page + count, applications page + count, products, applicants (nested),
+    # decisions, loans, applications (under decisions and loans): nothing per row.
+    assert large_count <= 10, sql.statements
+
+
+async def test_nested_applications_paginate_per_applicant(client, engine):
+    await create_product(engine)
+    application = await create_application(engine, email="pager@example.com")
+    await decide(engine, application.id, "REJECTED")
+    await create_application(engine, email="pager@example.com")
+    query = """
+    query($after: String) { applicants(first: 1) { edges { node {
+      applications(first: 1, after: $after) {
+        edges { cursor node { status } } pageInfo { hasNextPage endCursor }
+      } } } } }
+    """
+    first = await gql(client, query, {"after": None})
+    page = first["data"]["applicants"]["edges"][0]["node"]["applications"]
+    assert [e["node"]["status"] for e in page["edges"]] == ["SUBMITTED"]  # newest first
+    assert page["pageInfo"]["hasNextPage"] is True
+    second = await gql(client, query, {"after": page["pageInfo"]["endCursor"]})
+    page = second["data"]["applicants"]["edges"][0]["node"]["applications"]
+    assert [e["node"]["status"] for e in page["edges"]] == ["REJECTED"]
+    assert page["pageInfo"]["hasNextPage"] is False

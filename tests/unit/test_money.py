@@ -1,0 +1,80 @@
+"""Money parsing and rounding."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from lending.errors import DomainError, ErrorCode
+from lending.money import parse_amount, parse_rate, round_money
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "expected"),
+    [
+        ("10000", "USD", Decimal("10000.00")),
+        ("10000.5", "USD", Decimal("10000.50")),
+        (" 25000.00 ", "USD", Decimal("25000.00")),
+        (Decimal("0.01"), "USD", Decimal("0.01")),
+        (1500, "KES", Decimal("1500.00")),
+        ("1500", "JPY", Decimal("1500")),
+        ("1.50E+3", "USD", Decimal("1500.00")),
+    ],
+)
+def test_valid_amounts(raw, currency, expected):
+    parsed = parse_amount(raw, currency, "amount")
+    assert parsed == expected
+    assert parsed.as_tuple().exponent == expected.as_tuple().exponent
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency"),
+    [
+        ("-5", "USD"),
+        ("0", "USD"),
+        ("0.00", "USD"),
+        ("abc", "USD"),
+        ("", "USD"),
+        ("NaN", "USD"),
+        ("sNaN", "USD"),
+        ("Infinity", "USD"),
+        ("-Infinity", "USD"),
+        ("1e400", "USD"),
+        ("10.001", "USD"),
+        ("10.5", "JPY"),
+        (10.5, "USD"),
+        (True, "USD"),
+    ],
+)
+def test_invalid_amounts_fail_validation(raw, currency):
+    with pytest.raises(DomainError) as raised:
+        parse_amount(raw, currency, "amount")
+    assert raised.value.code is ErrorCode.VALIDATION_FAILED
+    assert raised.value.field == "amount"
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "expected"),
+    [
+        ("0.125", "USD", "0.12"),  # half to even: down
+        ("0.135", "USD", "0.14"),  # half to even: up
+        ("2.5", "JPY", "2"),
+        ("3.5", "JPY", "4"),
+        ("-0.125", "USD", "-0.12"),
+    ],
+)
+def test_rounding_is_bankers(value, currency, expected):
+    assert round_money(Decimal(value), currency) == Decimal(expected)
+
+
+@pytest.mark.parametrize("raw", ["-1", "100.1", "9.1234567", "NaN", "x"])
+def test_invalid_rates(raw):
+    with pytest.raises(DomainError) as raised:
+        parse_rate(raw, "annualInterestRate")
+    assert raised.value.code is ErrorCode.VALIDATION_FAILED
+
+
+def test_rate_keeps_six_decimals():
+    assert str(parse_rate("9.99", "r")) == "9.990000"
+    assert parse_rate("0", "r") == 0
