@@ -38,7 +38,9 @@ class EmbeddedPostgres:
             return self._start_system()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         # cleanup_mode="stop": the server stops when the last process using it exits.
-        self._handle = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        self._handle = pgserver.get_server(  # type: ignore[attr-defined]
+            self.data_dir, cleanup_mode="stop"
+        )
         uri: str = self._handle.get_uri()
         self._url = uri
         log.info("embedded PostgreSQL at %s", self.data_dir)

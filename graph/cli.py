@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +57,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     host, port = args.host or settings.host, args.port or settings.port
     if settings.graphiql_enabled:
         log.info("GraphiQL: http://%s:%s/graphql", host, port)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
+    # lets the embedded PostgreSQL be stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         create_app(settings, url), host=host, port=port, log_level=settings.log_level.lower()
     )
@@ -100,4 +104,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     args.run(settings, args)

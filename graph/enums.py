@@ -29,7 +29,7 @@ def graphql_enum(
     return cls
 
 
-ErrorCode = graphql_enum(
+graphql_enum(
     DomainErrorCode,
     "Stable, machine-readable codes of expected failures. Codes are added, never renamed.",
     {

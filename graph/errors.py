@@ -11,8 +11,8 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
-from graph.enums import ErrorCode
-from lending.errors import DomainError, DomainErrors
+import graph.enums  # noqa: F401 - registers the domain enums with GraphQL
+from lending.errors import DomainError, DomainErrors, ErrorCode
 
 log = logging.getLogger("lending.errors")
 

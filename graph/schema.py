@@ -10,6 +10,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+import graph.enums  # noqa: F401 - registers the domain enums with GraphQL
 from graph.applicants import ApplicantQueries
 from graph.application_mutations import ApplicationMutations
 from graph.applications import ApplicationQueries

@@ -53,7 +53,7 @@ async def applicants_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequen
     return (await session.scalars(select(Applicant).where(Applicant.id.in_(ids)))).all()
 
 
-def _filtered(flt: ApplicantFilter) -> Select[tuple[Applicant]]:
+def _filtered(flt: ApplicantFilter) -> Select[Applicant]:
     stmt = select(Applicant)
     if flt.email is not None:
         stmt = stmt.where(func.lower(Applicant.email) == flt.email.strip().lower())

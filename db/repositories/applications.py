@@ -44,7 +44,7 @@ class ApplicationFilter:
     amount_max: Decimal | None = None
 
 
-def _filtered(flt: ApplicationFilter) -> Select[tuple[LoanApplication]]:
+def _filtered(flt: ApplicationFilter) -> Select[LoanApplication]:
     stmt = select(LoanApplication)
     if flt.statuses is not None:
         stmt = stmt.where(LoanApplication.status.in_(flt.statuses))

@@ -61,11 +61,15 @@ async def test_bad_amounts(client, engine, product, amount, code):
 
 
 async def test_bad_amount_written_inline_in_the_query(client, engine, product):
-    query = APPLY.replace("$input: ApplyForLoanInput!", "").replace(
-        "input: $input",
-        'input: {applicant: {fullName: "A B", email: "a@b.co"}, productCode: "PERSONAL-USD", '
-        'amount: "NaN", termMonths: 12}',
-    ).replace("mutation Apply()", "mutation Apply")
+    query = (
+        APPLY.replace("$input: ApplyForLoanInput!", "")
+        .replace(
+            "input: $input",
+            'input: {applicant: {fullName: "A B", email: "a@b.co"}, productCode: "PERSONAL-USD", '
+            'amount: "NaN", termMonths: 12}',
+        )
+        .replace("mutation Apply()", "mutation Apply")
+    )
     errors, _ = errors_of(await gql(client, query), "applyForLoan")
     assert errors == [("VALIDATION_FAILED", AMOUNT)]
 
@@ -161,14 +165,21 @@ def decide_input(application_id: str, **overrides: object) -> dict[str, object]:
         (lambda key: "", "VALIDATION_FAILED"),
     ],
 )
-@pytest.mark.parametrize(("mutation", "operation"), [("decideApplication", DECIDE),
-                                                     ("withdrawApplication", WITHDRAW)])
+@pytest.mark.parametrize(
+    ("mutation", "operation"), [("decideApplication", DECIDE), ("withdrawApplication", WITHDRAW)]
+)
 async def test_bad_application_ids(client, engine, product, make_id, code, mutation, operation):
     application = await create_application(engine)
     before = await row_counts(engine)
-    body = await gql(client, operation, {"input": decide_input(make_id(application.id))
-                                         if mutation == "decideApplication"
-                                         else {"applicationId": make_id(application.id)}})
+    body = await gql(
+        client,
+        operation,
+        {
+            "input": decide_input(make_id(application.id))
+            if mutation == "decideApplication"
+            else {"applicationId": make_id(application.id)}
+        },
+    )
     errors, _ = errors_of(body, mutation)
     assert errors == [(code, ["input", "applicationId"])]
     assert await row_counts(engine) == before

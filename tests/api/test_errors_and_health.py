@@ -62,14 +62,17 @@ async def test_query_errors_stay_readable(client):
 
 @pytest.mark.parametrize("first", [101, -1, 1_000_000])
 async def test_page_size_is_bounded(client, first):
-    body = await gql(client, "query($f: Int) { applications(first: $f) { totalCount } }",
-                     {"f": first})
+    body = await gql(
+        client, "query($f: Int) { applications(first: $f) { totalCount } }", {"f": first}
+    )
     [error] = body["errors"]
     assert "between 0 and 100" in error["message"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "eyJ4IjoxfQ", "W10", "WyJTVUJNSVRURURfQVQ6REVTQyIsIngiLDFd"])
+@pytest.mark.parametrize(
+    "cursor", ["garbage", "eyJ4IjoxfQ", "W10", "WyJTVUJNSVRURURfQVQ6REVTQyIsIngiLDFd"]
+)
 async def test_bad_cursor_is_a_readable_error(client, cursor):
     body = await gql(
         client, "query($a: String) { applications(after: $a) { totalCount } }", {"a": cursor}
@@ -108,7 +111,10 @@ async def test_graphiql_is_served_to_browsers(client):
 async def test_products_list_active_by_default(client, engine):
     await create_product(engine, code="B-USD")
     await create_product(engine, code="A-OLD", active=False)
-    body = await gql(client, "{ active: loanProducts { code } all: loanProducts(activeOnly: false) { code active } }")
+    body = await gql(
+        client,
+        "{ active: loanProducts { code } all: loanProducts(activeOnly: false) { code active } }",
+    )
     assert body["data"]["active"] == [{"code": "B-USD"}]
     assert body["data"]["all"] == [
         {"code": "A-OLD", "active": False},

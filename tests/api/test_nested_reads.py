@@ -54,7 +54,8 @@ async def test_statement_count_does_not_grow_with_page_size(client, engine, sql)
     large_count = sql.count
 
     # then both answer fully and run the same number of statements
-    assert "errors" not in small and "errors" not in large
+    assert "errors" not in small
+    assert "errors" not in large
     assert len(small["data"]["applicants"]["edges"]) == 5
     edges = large["data"]["applicants"]["edges"]
     assert len(edges) == 50

@@ -86,9 +86,7 @@ async def test_pages_are_stable_under_inserts(client, engine, applications):
 async def test_a_cursor_only_works_with_its_ordering(client, applications):
     body = await gql(client, PAGE, {"first": 1})
     cursor = body["data"]["applications"]["pageInfo"]["endCursor"]
-    body = await gql(
-        client, PAGE, {"after": cursor, "orderBy": {"field": "AMOUNT_REQUESTED"}}
-    )
+    body = await gql(client, PAGE, {"after": cursor, "orderBy": {"field": "AMOUNT_REQUESTED"}})
     assert "another ordering" in body["errors"][0]["message"]
 
 
@@ -100,8 +98,10 @@ async def test_a_cursor_only_works_with_its_ordering(client, applications):
         ({"productCode": "BIZ-USD"}, [7, 5, 3, 1]),
         ({"applicantEmail": "P3@EXAMPLE.COM"}, [3]),
         ({"amountMin": "5000", "amountMax": "7000.00"}, [5, 4, 3]),
-        ({"submittedFrom": "2026-01-01T02:00:00+00:00", "submittedTo": "2026-01-01T04:00:00Z"},
-         [3, 2]),
+        (
+            {"submittedFrom": "2026-01-01T02:00:00+00:00", "submittedTo": "2026-01-01T04:00:00Z"},
+            [3, 2],
+        ),
         ({"status": ["SUBMITTED"], "productCode": "PERSONAL-USD"}, [6, 4, 2]),
         ({"productCode": "NOPE"}, []),
     ],
@@ -128,7 +128,9 @@ async def test_applicants_filters_and_order(client, applications):
     """
     body = await gql(client, query, {"orderBy": {"direction": "DESC"}})
     assert [e["node"]["email"] for e in body["data"]["applicants"]["edges"]] == [
-        "p7@example.com", "p6@example.com", "p5@example.com"
+        "p7@example.com",
+        "p6@example.com",
+        "p5@example.com",
     ]
     body = await gql(client, query, {"filter": {"email": "P2@example.com"}})
     assert body["data"]["applicants"]["totalCount"] == 1
@@ -154,8 +156,11 @@ async def test_node_and_nodes(client, engine, applications):
     assert [n["__typename"] for n in nodes[:5]] == list(ids)
     assert [n["id"] for n in nodes[:5]] == list(ids.values())
     assert nodes[5:] == [None, None, None]
-    one = await gql(client, "query($id: ID!) { node(id: $id) { ... on Loan { principal } } }",
-                    {"id": ids["Loan"]})
+    one = await gql(
+        client,
+        "query($id: ID!) { node(id: $id) { ... on Loan { principal } } }",
+        {"id": ids["Loan"]},
+    )
     assert one["data"]["node"] == {"principal": "4000.00"}
 
 
@@ -175,6 +180,7 @@ async def test_typed_lookups_return_null_for_other_types(client, applications):
 
 
 async def test_nodes_takes_at_most_100_ids(client):
-    body = await gql(client, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
-                     {"ids": ["x"] * 101})
+    body = await gql(
+        client, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["x"] * 101}
+    )
     assert "at most 100" in body["errors"][0]["message"]

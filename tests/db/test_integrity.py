@@ -45,8 +45,11 @@ async def test_application_checks(engine, column, value, constraint):
     await create_product(engine)
     application = await create_application(engine)
     with pytest.raises(IntegrityError, match=constraint):
-        await execute(engine, f"UPDATE loan_applications SET {column} = {value} WHERE id = :i",
-                      i=application.id)
+        await execute(
+            engine,
+            f"UPDATE loan_applications SET {column} = {value} WHERE id = :i",
+            i=application.id,
+        )
 
 
 async def test_decision_terms_only_when_approved(engine):
@@ -61,8 +64,9 @@ async def test_decision_terms_only_when_approved(engine):
         )
 
 
-@pytest.mark.parametrize("statement", ["UPDATE decisions SET reason = 'edited'",
-                                       "DELETE FROM decisions"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE decisions SET reason = 'edited'", "DELETE FROM decisions"]
+)
 async def test_decisions_are_append_only(engine, statement):
     await create_product(engine)
     application = await create_application(engine)
