@@ -106,3 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     args.run(settings, args)
+
+
+if __name__ == "__main__":
+    main()

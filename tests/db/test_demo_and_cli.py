@@ -1,0 +1,100 @@
+"""The demo data and the `lending` command, as `make run` uses them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+
+import httpx
+from sqlalchemy import text
+
+from db.embedded import admin_connection, with_database
+from db.session import create_sessionmaker
+from lending.demo import seed_demo
+
+
+async def test_demo_covers_every_status_and_loads_once(engine):
+    sessions = create_sessionmaker(engine)
+    assert await seed_demo(sessions) is True
+    assert await seed_demo(sessions) is False  # a second run leaves the data alone
+    async with engine.connect() as connection:
+        statuses = set(
+            (await connection.execute(text("SELECT DISTINCT status FROM loan_applications")))
+            .scalars()
+            .all()
+        )
+        counts = (
+            await connection.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM applicants), (SELECT count(*) FROM loans), "
+                    "(SELECT count(*) FROM decisions WHERE length(reason) > 0), "
+                    "(SELECT count(DISTINCT currency) FROM loan_products)"
+                )
+            )
+        ).one()
+        amina = (
+            await connection.execute(
+                text(
+                    "SELECT a.amount_requested, a.status FROM loan_applications a "
+                    "JOIN applicants p ON p.id = a.applicant_id WHERE p.full_name = 'Amina Patel'"
+                )
+            )
+        ).one()
+    assert statuses == {"SUBMITTED", "IN_REVIEW", "APPROVED", "REJECTED", "WITHDRAWN"}
+    applicants, loans, decisions, currencies = counts
+    assert applicants >= 20
+    assert loans >= 5
+    assert decisions >= 15
+    assert currencies == 2
+    assert str(amina.amount_requested) == "25000.00"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_serve_migrates_seeds_and_answers(server_url):
+    # given an empty database named by DATABASE_URL
+    name = "lending_cli_test"
+    connection = await admin_connection(server_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    port = free_port()
+    env = os.environ | {"DATABASE_URL": with_database(server_url, name), "LOG_LEVEL": "WARNING"}
+    # when `lending serve --demo` starts
+    process = subprocess.Popen(  # noqa: ASYNC220 - a server in its own process, by design
+        [sys.executable, "-m", "graph.cli", "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            for _ in range(100):
+                try:
+                    ready = await client.get("/readyz")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(process.stderr.read().decode() if process.stderr else "")
+            # then it is ready, with GraphiQL and the demo data
+            assert ready.status_code == 200
+            page = await client.get("/graphql", headers={"accept": "text/html"})
+            assert "graphiql" in page.text.lower()
+            body = (
+                await client.post("/graphql", json={"query": "{ applicants { totalCount } }"})
+            ).json()
+            assert body["data"]["applicants"]["totalCount"] >= 20
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
