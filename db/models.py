@@ -20,6 +20,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -241,3 +242,81 @@ class Loan(Base):
     disbursed_on: Mapped[date | None] = mapped_column(Date)
     maturity_date: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Installment(Base):
+    """One scheduled instalment of a disbursed loan, as booked (amounts due never change)."""
+
+    __tablename__ = "installments"
+    __table_args__ = (
+        UniqueConstraint("loan_id", "number", name="uq_installments_loan_id_number"),
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint("principal_due >= 0 AND interest_due >= 0", name="amounts_not_negative"),
+        CheckConstraint("balance_after >= 0", name="balance_not_negative"),
+        Index("ix_installments_due_date_id", "due_date", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    due_date: Mapped[date] = mapped_column(Date)
+    principal_due: Mapped[Decimal] = mapped_column(Money)
+    interest_due: Mapped[Decimal] = mapped_column(Money)
+    balance_after: Mapped[Decimal] = mapped_column(Money)
+
+
+class Payment(Base):
+    """Money received on a loan. Never deleted or edited: a mistake is reversed."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("(reversed_at IS NULL) = (reversed_by IS NULL)", name="reversal_complete"),
+        Index(
+            "ix_payments_loan_id_received_on_recorded_at", "loan_id", "received_on", "recorded_at"
+        ),
+        Index(
+            "uq_payments_loan_id_reference",
+            "loan_id",
+            "reference",
+            unique=True,
+            postgresql_where=text("reference IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))
+    reference: Mapped[str | None] = mapped_column(String(100))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    received_on: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reversed_by: Mapped[str | None] = mapped_column(String(200))
+    reversed_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class PaymentAllocation(Base):
+    """How much of a payment went to an instalment's interest and principal (derived data)."""
+
+    __tablename__ = "payment_allocations"
+    __table_args__ = (
+        CheckConstraint(
+            "principal >= 0 AND interest >= 0 AND principal + interest > 0",
+            name="amounts_positive",
+        ),
+        Index("ix_payment_allocations_loan_id", "loan_id"),
+        Index("ix_payment_allocations_payment_id", "payment_id"),
+        Index("ix_payment_allocations_installment_id", "installment_id", "received_on"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    installment_id: Mapped[int] = mapped_column(ForeignKey("installments.id"))
+    # Copied from the payment so "paid as of a date" is one indexed range, no join.
+    received_on: Mapped[date] = mapped_column(Date)
+    principal: Mapped[Decimal] = mapped_column(Money)
+    interest: Mapped[Decimal] = mapped_column(Money)

@@ -24,6 +24,7 @@ from graph.relay import (
 
 if TYPE_CHECKING:
     from graph.applications import ApplicationFilterInput, ApplicationOrder, LoanApplication
+    from graph.loans import Loan, LoanFilterInput
 
 
 @strawberry.type(description="A person applying for loans, identified by email (any case).")
@@ -68,6 +69,23 @@ class Applicant(Node):
         from graph.applications import nested_applications
 
         return await nested_applications(info, self.key, first, after, filter, order_by)
+
+    @strawberry.field(description="The applicant's loans, most recently approved first.")
+    async def loans(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="Return items after this cursor.")
+        ] = None,
+        filter: Annotated[
+            Annotated[LoanFilterInput, strawberry.lazy("graph.loans")] | None,
+            strawberry.argument(description="Conditions on loans."),
+        ] = None,
+    ) -> Connection[Annotated[Loan, strawberry.lazy("graph.loans")]]:
+        from graph.loans import nested_loans
+
+        return await nested_loans(info, self.key, first, after, filter)
 
 
 @strawberry.input(description="Conditions on applicants; all given conditions must hold.")

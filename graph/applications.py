@@ -15,7 +15,7 @@ from graph.context import Info
 from graph.enums import OrderDirection
 from graph.errors import ClientError
 from graph.ids import parse_global_id, to_global_id
-from graph.loaders import ApplicationsPageKey
+from graph.loaders import Nested
 from graph.relay import (
     Connection,
     Node,
@@ -250,15 +250,13 @@ async def nested_applications(
     cursor = decode_cursor(after, name, value_type) if after else None
     page = page_request(first, cursor, descending=descending)
     loaders = info.context.loaders
-    rows = await loaders.applications_page.load(
-        ApplicationsPageKey(applicant_id=applicant_key, filter=flt, sort=sort, page=page)
-    )
+    rows = await loaders.applications_page.load(Nested(applicant_key, (flt, sort, page)))
     return build_connection(
         rows,
         page,
         to_node=LoanApplication.from_row,
         cursor_of=_cursor_of(sort, name),
-        count=lambda: loaders.applications_count.load((applicant_key, flt)),
+        count=lambda: loaders.applications_count.load(Nested(applicant_key, flt)),
     )
 
 

@@ -8,8 +8,15 @@ from typing import TypeVar
 import strawberry
 
 from db.repositories.applications import ApplicationSort
+from lending.delinquency import DelinquencyBucket, InstallmentStatus
 from lending.errors import ErrorCode as DomainErrorCode
-from lending.states import ApplicationAction, ApplicationStatus, DecisionOutcome, LoanStatus
+from lending.states import (
+    ApplicationAction,
+    ApplicationStatus,
+    DecisionOutcome,
+    LoanAction,
+    LoanStatus,
+)
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 E = TypeVar("E", bound=enum.Enum)
@@ -43,6 +50,16 @@ graphql_enum(
         ),
         DomainErrorCode.INVALID_TRANSITION: (
             "The object's current status does not allow this action; see availableActions."
+        ),
+        DomainErrorCode.OVERPAYMENT: (
+            "The payment exceeds what is left to pay; the message gives the payoff amount."
+        ),
+        DomainErrorCode.PAYMENT_DATE_INVALID: (
+            "The payment date is before disbursement or in the future."
+        ),
+        DomainErrorCode.ALREADY_REVERSED: "The payment was already reversed.",
+        DomainErrorCode.DUPLICATE_PAYMENT_REFERENCE: (
+            "A payment with this external reference is already recorded on the loan."
         ),
     },
 )
@@ -89,6 +106,40 @@ graphql_enum(
         LoanStatus.PAID_OFF: "Nothing left to pay.",
         LoanStatus.WRITTEN_OFF: "Written off as uncollectable.",
         LoanStatus.CANCELLED: "Cancelled before disbursement.",
+    },
+)
+
+graphql_enum(
+    LoanAction,
+    "Something that can be done to a loan, as listed by availableActions.",
+    {
+        LoanAction.DISBURSE: "disburseLoan: pay the loan out and book its schedule.",
+        LoanAction.RECORD_PAYMENT: "recordPayment.",
+        LoanAction.REVERSE_PAYMENT: "reversePayment on one of the loan's payments.",
+    },
+)
+
+graphql_enum(
+    InstallmentStatus,
+    "Where an instalment stands on a given date.",
+    {
+        InstallmentStatus.UPCOMING: "Not yet due and nothing paid.",
+        InstallmentStatus.DUE: "Due on that very date and not fully paid.",
+        InstallmentStatus.PARTIALLY_PAID: "Partly paid and not yet due.",
+        InstallmentStatus.PAID: "Nothing outstanding.",
+        InstallmentStatus.OVERDUE: "Past its due date with something outstanding.",
+    },
+)
+
+graphql_enum(
+    DelinquencyBucket,
+    "How far behind a loan is, by days past due of its oldest overdue instalment.",
+    {
+        DelinquencyBucket.CURRENT: "Nothing overdue.",
+        DelinquencyBucket.DPD_1_30: "1 to 30 days past due.",
+        DelinquencyBucket.DPD_31_60: "31 to 60 days past due.",
+        DelinquencyBucket.DPD_61_90: "61 to 90 days past due.",
+        DelinquencyBucket.DPD_91_PLUS: "91 days or more past due.",
     },
 )
 

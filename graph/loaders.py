@@ -5,33 +5,40 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import date
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from db.models import Applicant, Decision, Loan, LoanApplication, LoanProduct
-from db.pagination import PageRequest
+from db.models import (
+    Applicant,
+    Decision,
+    Installment,
+    Loan,
+    LoanApplication,
+    LoanProduct,
+    Payment,
+    PaymentAllocation,
+)
 from db.repositories import applicants as applicant_repo
 from db.repositories import applications as application_repo
 from db.repositories import loans as loan_repo
 from db.repositories import products as product_repo
-from db.repositories.applications import ApplicationFilter, ApplicationSort
+from db.repositories import servicing as servicing_repo
 from db.session import RequestSession
+from lending.allocation import InstallmentBalance
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+A = TypeVar("A", bound=Hashable)
 Row = TypeVar("Row")
 
 
 @dataclass(frozen=True)
-class ApplicationsPageKey:
-    """One applicant's page of applications under given arguments."""
+class Nested(Generic[A]):
+    """A nested list's key: the parent's id and the list's arguments (filter, order, page)."""
 
-    applicant_id: int
-    filter: ApplicationFilter
-    sort: ApplicationSort
-    page: PageRequest
+    parent: int
+    args: A
 
 
 def _by_key(
@@ -40,9 +47,7 @@ def _by_key(
     key_of: Callable[[Row], int] = lambda row: row.id,  # type: ignore[attr-defined]
 ) -> DataLoader[int, Row | None]:
     async def load(ids: list[int]) -> list[Row | None]:
-        async with db.use() as session:
-            rows = await fetch(session, ids)
-        found = {key_of(row): row for row in rows}
+        found = {key_of(row): row for row in await db.run(fetch, ids)}
         return [found.get(i) for i in ids]
 
     return DataLoader(load_fn=load)
@@ -54,27 +59,61 @@ def _grouped(
     parent_of: Callable[[Row], int],
 ) -> DataLoader[int, list[Row]]:
     async def load(ids: list[int]) -> list[list[Row]]:
-        async with db.use() as session:
-            rows = await fetch(session, ids)
         groups: dict[int, list[Row]] = defaultdict(list)
-        for row in rows:
+        for row in await db.run(fetch, ids):
             groups[parent_of(row)].append(row)
         return [groups.get(i, []) for i in ids]
 
     return DataLoader(load_fn=load)
 
 
-def _split_by_args(keys: Sequence[Any], args_of: Callable[[Any], Hashable]) -> dict[Any, list[Any]]:
-    """Keys grouped by their non-parent arguments: one statement per distinct argument set."""
-    groups: dict[Any, list[Any]] = defaultdict(list)
+def _by_args(keys: Sequence[Nested[A]]) -> dict[A, list[Nested[A]]]:
+    groups: dict[A, list[Nested[A]]] = defaultdict(list)
     for key in keys:
-        groups[args_of(key)].append(key)
+        groups[key.args].append(key)
     return groups
+
+
+def _pages(
+    db: RequestSession,
+    fetch: Callable[[AsyncSession, Sequence[int], A], Awaitable[Sequence[Row]]],
+    parent_of: Callable[[Row], int],
+) -> DataLoader[Nested[A], list[Row]]:
+    """Pages of a nested connection: one statement per distinct set of arguments."""
+
+    async def load(keys: list[Nested[A]]) -> list[list[Row]]:
+        results: dict[Nested[A], list[Row]] = {}
+        for args, group in _by_args(keys).items():
+            by_parent: dict[int, list[Row]] = defaultdict(list)
+            for row in await db.run(fetch, [k.parent for k in group], args):
+                by_parent[parent_of(row)].append(row)
+            for key in group:
+                results[key] = by_parent.get(key.parent, [])
+        return [results[k] for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _counts(
+    db: RequestSession,
+    fetch: Callable[[AsyncSession, Sequence[int], A], Awaitable[dict[int, int]]],
+) -> DataLoader[Nested[A], int]:
+    """totalCount of a nested connection, for many parents at once."""
+
+    async def load(keys: list[Nested[A]]) -> list[int]:
+        results: dict[Nested[A], int] = {}
+        for args, group in _by_args(keys).items():
+            counts = await db.run(fetch, [k.parent for k in group], args)
+            for key in group:
+                results[key] = counts.get(key.parent, 0)
+        return [results[k] for k in keys]
+
+    return DataLoader(load_fn=load)
 
 
 @dataclass
 class Loaders:
-    """All loaders of one request."""
+    """All loaders of one request, plus memoized derived data."""
 
     db: RequestSession
     applicant_by_id: DataLoader[int, Applicant | None] = field(init=False)
@@ -84,8 +123,21 @@ class Loaders:
     decision_by_id: DataLoader[int, Decision | None] = field(init=False)
     decisions_by_application: DataLoader[int, list[Decision]] = field(init=False)
     loan_by_application: DataLoader[int, Loan | None] = field(init=False)
-    applications_page: DataLoader[ApplicationsPageKey, list[LoanApplication]] = field(init=False)
-    applications_count: DataLoader[tuple[int, ApplicationFilter], int] = field(init=False)
+    applications_page: DataLoader[Nested[Any], list[LoanApplication]] = field(init=False)
+    applications_count: DataLoader[Nested[Any], int] = field(init=False)
+    loans_page: DataLoader[Nested[Any], list[Loan]] = field(init=False)
+    loans_count: DataLoader[Nested[Any], int] = field(init=False)
+    installments_by_loan: DataLoader[int, list[Installment]] = field(init=False)
+    installment_by_id: DataLoader[int, Installment | None] = field(init=False)
+    allocations_by_loan: DataLoader[int, list[PaymentAllocation]] = field(init=False)
+    allocations_by_payment: DataLoader[int, list[PaymentAllocation]] = field(init=False)
+    payment_by_id: DataLoader[int, Payment | None] = field(init=False)
+    payments_page: DataLoader[Nested[Any], list[Payment]] = field(init=False)
+    payments_count: DataLoader[Nested[Any], int] = field(init=False)
+    # (loan id, as-of date or None for "everything recorded") -> balances by instalment number
+    balances: dict[tuple[int, date | None], dict[int, InstallmentBalance]] = field(
+        init=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         db = self.db
@@ -100,36 +152,32 @@ class Loaders:
         self.loan_by_application = _by_key(
             db, loan_repo.loans_by_application_ids, lambda loan: loan.application_id
         )
-        self.applications_page = DataLoader(load_fn=self._load_applications_pages)
-        self.applications_count = DataLoader(load_fn=self._load_applications_counts)
-
-    async def _load_applications_pages(
-        self, keys: list[ApplicationsPageKey]
-    ) -> list[list[LoanApplication]]:
-        results: dict[ApplicationsPageKey, list[LoanApplication]] = {}
-        groups = _split_by_args(keys, lambda k: (k.filter, k.sort, k.page))
-        for (flt, sort, page), group in groups.items():
-            ids = [k.applicant_id for k in group]
-            async with self.db.use() as session:
-                rows = await application_repo.page_applications_per_applicant(
-                    session, ids, flt, sort, page
-                )
-            by_parent: dict[int, list[LoanApplication]] = defaultdict(list)
-            for row in rows:
-                by_parent[row.applicant_id].append(row)
-            for key in group:
-                results[key] = by_parent.get(key.applicant_id, [])
-        return [results[k] for k in keys]
-
-    async def _load_applications_counts(
-        self, keys: list[tuple[int, ApplicationFilter]]
-    ) -> list[int]:
-        results: dict[tuple[int, ApplicationFilter], int] = {}
-        for flt, group in _split_by_args(keys, lambda k: k[1]).items():
-            async with self.db.use() as session:
-                counts = await application_repo.count_applications_per_applicant(
-                    session, [applicant_id for applicant_id, _ in group], flt
-                )
-            for key in group:
-                results[key] = counts.get(key[0], 0)
-        return [results[k] for k in keys]
+        self.applications_page = _pages(
+            db,
+            lambda s, ids, args: application_repo.page_applications_per_applicant(s, ids, *args),
+            lambda row: row.applicant_id,
+        )
+        self.applications_count = _counts(db, application_repo.count_applications_per_applicant)
+        self.loans_page = _pages(
+            db,
+            lambda s, ids, args: loan_repo.page_loans_per_applicant(s, ids, *args),
+            lambda row: row.applicant_id,
+        )
+        self.loans_count = _counts(db, loan_repo.count_loans_per_applicant)
+        self.installments_by_loan = _grouped(
+            db, servicing_repo.installments_by_loan_ids, lambda i: i.loan_id
+        )
+        self.installment_by_id = _by_key(db, servicing_repo.installments_by_ids)
+        self.allocations_by_loan = _grouped(
+            db, servicing_repo.allocations_by_loan_ids, lambda a: a.loan_id
+        )
+        self.allocations_by_payment = _grouped(
+            db, servicing_repo.allocations_by_payment_ids, lambda a: a.payment_id
+        )
+        self.payment_by_id = _by_key(db, servicing_repo.payments_by_ids)
+        self.payments_page = _pages(
+            db, servicing_repo.page_payments_per_loan, lambda row: row.loan_id
+        )
+        self.payments_count = _counts(
+            db, lambda s, ids, _: servicing_repo.count_payments_per_loan(s, ids)
+        )

@@ -9,10 +9,31 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
+from db.repositories import loans as loan_repo
+from db.repositories.loans import LoanFilter
 from graph.context import Info
 from graph.ids import parse_global_id, to_global_id
-from graph.relay import Node
-from lending.states import LoanStatus
+from graph.loaders import Nested
+from graph.relay import (
+    Connection,
+    Node,
+    build_connection,
+    decode_cursor,
+    encode_cursor,
+    page_request,
+)
+from graph.servicing import (
+    AS_OF,
+    Delinquency,
+    Payment,
+    RepaymentSchedule,
+    loan_balances,
+    loan_delinquency,
+)
+from lending import clock
+from lending.delinquency import DelinquencyBucket
+from lending.servicing import BUCKET_BOUNDS, left_to_pay
+from lending.states import LoanAction, LoanStatus, available_loan_actions
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 if TYPE_CHECKING:
@@ -80,6 +101,75 @@ class Loan(Node):
         assert row is not None
         return LoanApplication.from_row(row)
 
+    @strawberry.field(
+        description="The booked repayment schedule; null until the loan is disbursed."
+    )
+    async def schedule(self, info: Info) -> RepaymentSchedule | None:
+        if self.disbursed_on is None:
+            return None
+        rows = await info.context.loaders.installments_by_loan.load(self.key)
+        return RepaymentSchedule.from_rows(rows)
+
+    @strawberry.field(
+        description="Payments on the loan, reversed ones included, oldest received first."
+    )
+    async def payments(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="Return items after this cursor.")
+        ] = None,
+    ) -> Connection[Payment]:
+        order = "RECEIVED_ON:ASC"
+        cursor = decode_cursor(after, order, date) if after else None
+        page = page_request(first, cursor, descending=False)
+        loaders = info.context.loaders
+        rows = await loaders.payments_page.load(Nested(self.key, page))
+        return build_connection(
+            rows,
+            page,
+            to_node=Payment.from_row,
+            cursor_of=lambda r: encode_cursor(order, r.received_on, r.id),
+            count=lambda: loaders.payments_count.load(Nested(self.key, None)),
+        )
+
+    @strawberry.field(description="Principal not yet repaid; null until disbursed.")
+    async def outstanding_principal(self, info: Info) -> Decimal | None:
+        if self.disbursed_on is None:
+            return None
+        balances = await loan_balances(info, self.key, None)
+        return sum((b.principal_due - b.principal_paid for b in balances.values()), Decimal(0))
+
+    @strawberry.field(
+        description="Everything left to pay on a date (null until disbursed): what the schedule "
+        "asks for less payments received by then. Prepayments reduce future instalments in "
+        "order; in this version there is no re-amortization and no rebate of future interest."
+    )
+    async def payoff_amount(
+        self,
+        info: Info,
+        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
+    ) -> Decimal | None:
+        if self.disbursed_on is None:
+            return None
+        balances = await loan_balances(info, self.key, as_of or clock.today())
+        return left_to_pay(balances.values())
+
+    @strawberry.field(description="How far behind the loan is on a date.")
+    async def delinquency(
+        self,
+        info: Info,
+        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
+    ) -> Delinquency:
+        return await loan_delinquency(info, self.key, self.currency, as_of)
+
+    @strawberry.field(
+        description="What may be done to the loan now; the mutations enforce the same table."
+    )
+    def available_actions(self) -> list[LoanAction]:
+        return available_loan_actions(self.status)
+
     @strawberry.field(description="The borrower.")
     async def applicant(
         self, info: Info
@@ -89,6 +179,55 @@ class Loan(Node):
         row = await info.context.loaders.applicant_by_id.load(self.applicant_key)
         assert row is not None
         return Applicant.from_row(row)
+
+
+@strawberry.input(description="Conditions on loans; all given conditions must hold.")
+class LoanFilterInput:
+    """Loan filter."""
+
+    status: list[LoanStatus] | None = strawberry.field(
+        default=None, description="Any of these statuses."
+    )
+    delinquency_bucket: list[DelinquencyBucket] | None = strawberry.field(
+        default=None, description="Active loans in any of these delinquency buckets on `asOf`."
+    )
+    as_of: date | None = strawberry.field(
+        default=None, description="The date delinquency is assessed on; default today (UTC)."
+    )
+
+
+def loan_filter(f: LoanFilterInput | None) -> LoanFilter:
+    """The repository filter of a GraphQL loan filter."""
+    if f is None:
+        return LoanFilter()
+    return LoanFilter(
+        statuses=tuple(f.status) if f.status is not None else None,
+        days_past_due=tuple(BUCKET_BOUNDS[b] for b in f.delinquency_bucket)
+        if f.delinquency_bucket is not None
+        else None,
+        as_of=(f.as_of or clock.today()) if f.delinquency_bucket is not None else None,
+    )
+
+
+LOAN_ORDER = "APPROVED_AT:DESC"
+
+
+async def nested_loans(
+    info: Info, applicant_key: int, first: int | None, after: str | None, f: LoanFilterInput | None
+) -> Connection[Loan]:
+    """One applicant's page of loans, batched with its siblings' through a loader."""
+    flt = loan_filter(f)
+    cursor = decode_cursor(after, LOAN_ORDER, datetime) if after else None
+    page = page_request(first, cursor, descending=True)
+    loaders = info.context.loaders
+    rows = await loaders.loans_page.load(Nested(applicant_key, (flt, page)))
+    return build_connection(
+        rows,
+        page,
+        to_node=Loan.from_row,
+        cursor_of=lambda r: encode_cursor(LOAN_ORDER, r.approved_at, r.id),
+        count=lambda: loaders.loans_count.load(Nested(applicant_key, flt)),
+    )
 
 
 @strawberry.type
@@ -106,3 +245,28 @@ class LoanQueries:
             return None
         row = await info.context.loaders.loan_by_id.load(parsed[1])
         return Loan.from_row(row) if row else None
+
+    @strawberry.field(description="Loans, most recently approved first.")
+    async def loans(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="Return items after this cursor.")
+        ] = None,
+        filter: Annotated[
+            LoanFilterInput | None, strawberry.argument(description="Conditions on loans.")
+        ] = None,
+    ) -> Connection[Loan]:
+        flt = loan_filter(filter)
+        cursor = decode_cursor(after, LOAN_ORDER, datetime) if after else None
+        page = page_request(first, cursor, descending=True)
+        db = info.context.db
+        rows = await db.run(loan_repo.page_loans, flt, page)
+        return build_connection(
+            rows,
+            page,
+            to_node=Loan.from_row,
+            cursor_of=lambda r: encode_cursor(LOAN_ORDER, r.approved_at, r.id),
+            count=lambda: db.run(loan_repo.count_loans, flt),
+        )

@@ -18,6 +18,7 @@ from graph.loaders import Loaders
 from graph.loans import Loan
 from graph.products import LoanProduct
 from graph.relay import MAX_PAGE_SIZE, Node
+from graph.servicing import Installment, Payment
 
 LoaderOf = Callable[[Loaders], DataLoader[int, Any]]
 
@@ -28,6 +29,8 @@ RESOLVERS: dict[str, tuple[LoaderOf, Callable[[Any], Node]]] = {
     "LoanProduct": (lambda loaders: loaders.product_by_id, LoanProduct.from_row),
     "Loan": (lambda loaders: loaders.loan_by_id, Loan.from_row),
     "Decision": (lambda loaders: loaders.decision_by_id, Decision.from_row),
+    "Installment": (lambda loaders: loaders.installment_by_id, Installment.from_row),
+    "Payment": (lambda loaders: loaders.payment_by_id, Payment.from_row),
 }
 
 

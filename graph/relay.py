@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
@@ -74,6 +74,8 @@ def encode_cursor(order: str, value: Any, key: int) -> str:
 def _parse_sort_value(text: str, sample_type: type) -> Any:
     if sample_type is datetime:
         return datetime.fromisoformat(text)
+    if sample_type is date:
+        return date.fromisoformat(text)
     if sample_type is Decimal:
         value = Decimal(text)
         if not value.is_finite():

@@ -19,15 +19,25 @@ from graph.loans import LoanQueries
 from graph.node import NodeQueries
 from graph.products import ProductQueries
 from graph.scalars import SCALAR_OVERRIDES
+from graph.servicing import ServicingQueries
+from graph.servicing_mutations import ServicingMutations, ServicingPreviewQueries
 
 
 @strawberry.type(description="Read the lending data.")
-class Query(NodeQueries, ProductQueries, ApplicantQueries, ApplicationQueries, LoanQueries):
+class Query(
+    NodeQueries,
+    ProductQueries,
+    ApplicantQueries,
+    ApplicationQueries,
+    LoanQueries,
+    ServicingQueries,
+    ServicingPreviewQueries,
+):
     """Root query."""
 
 
 @strawberry.type(description="Change the lending data. Expected failures come back as userErrors.")
-class Mutation(ApplicationMutations):
+class Mutation(ApplicationMutations, ServicingMutations):
     """Root mutation."""
 
 

@@ -44,6 +44,14 @@ class LoanStatus(enum.Enum):
     CANCELLED = "CANCELLED"
 
 
+class LoanAction(enum.Enum):
+    """What can be done to a loan."""
+
+    DISBURSE = "DISBURSE"
+    RECORD_PAYMENT = "RECORD_PAYMENT"
+    REVERSE_PAYMENT = "REVERSE_PAYMENT"
+
+
 OPEN_APPLICATION_STATUSES = frozenset({ApplicationStatus.SUBMITTED, ApplicationStatus.IN_REVIEW})
 
 # (from status, action) -> to status; anything absent is an invalid transition.
@@ -83,3 +91,29 @@ def next_status(status: ApplicationStatus, action: ApplicationAction) -> Applica
 def statuses_allowing(action: ApplicationAction) -> frozenset[ApplicationStatus]:
     """Every status from which ``action`` is allowed."""
     return frozenset(s for (s, a) in APPLICATION_TRANSITIONS if a is action)
+
+
+# (from status, action) -> to status. Recording or reversing a payment keeps a loan ACTIVE;
+# whether it ends PAID_OFF depends on the amounts, which lending.servicing decides.
+LOAN_TRANSITIONS: dict[tuple[LoanStatus, LoanAction], LoanStatus] = {
+    (LoanStatus.APPROVED, LoanAction.DISBURSE): LoanStatus.ACTIVE,
+    (LoanStatus.ACTIVE, LoanAction.RECORD_PAYMENT): LoanStatus.ACTIVE,
+    (LoanStatus.ACTIVE, LoanAction.REVERSE_PAYMENT): LoanStatus.ACTIVE,
+    (LoanStatus.PAID_OFF, LoanAction.REVERSE_PAYMENT): LoanStatus.ACTIVE,
+}
+
+
+def available_loan_actions(status: LoanStatus) -> list[LoanAction]:
+    """Loan actions allowed from ``status``, in a stable order."""
+    return [action for action in LoanAction if (status, action) in LOAN_TRANSITIONS]
+
+
+def next_loan_status(status: LoanStatus, action: LoanAction) -> LoanStatus:
+    """The status ``action`` leads to from ``status``, or INVALID_TRANSITION."""
+    try:
+        return LOAN_TRANSITIONS[(status, action)]
+    except KeyError:
+        verb = action.value.lower().replace("_", " ")
+        raise DomainError(
+            ErrorCode.INVALID_TRANSITION, f"Cannot {verb} on a loan that is {status.value}."
+        ) from None

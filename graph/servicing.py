@@ -1,0 +1,360 @@
+"""Schedules, instalments, payments and delinquency of loans: types and root queries."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from db import models
+from db.repositories import servicing as servicing_repo
+from graph.context import Info
+from graph.ids import to_global_id
+from graph.relay import (
+    Connection,
+    Node,
+    build_connection,
+    decode_cursor,
+    encode_cursor,
+    page_request,
+)
+from lending import clock
+from lending.allocation import InstallmentBalance, InstallmentDue
+from lending.delinquency import (
+    DelinquencyBucket,
+    InstallmentStatus,
+    delinquency,
+    installment_status,
+)
+from lending.schedule import Schedule
+from lending.servicing import PaidPart, balances_as_of
+
+if TYPE_CHECKING:
+    from graph.loans import Loan
+
+
+async def loan_balances(
+    info: Info, loan_id: int, as_of: date | None
+) -> dict[int, InstallmentBalance]:
+    """A loan's instalments with what was paid by ``as_of`` (None: everything recorded)."""
+    loaders = info.context.loaders
+    key = (loan_id, as_of)
+    if key not in loaders.balances:
+        installments, allocations = await asyncio.gather(
+            loaders.installments_by_loan.load(loan_id), loaders.allocations_by_loan.load(loan_id)
+        )
+        number_of = {i.id: i.number for i in installments}
+        balances = balances_as_of(
+            [
+                InstallmentDue(i.number, i.due_date, i.principal_due, i.interest_due)
+                for i in installments
+            ],
+            [
+                PaidPart(number_of[a.installment_id], a.principal, a.interest, a.received_on)
+                for a in allocations
+            ],
+            as_of,
+        )
+        loaders.balances[key] = {b.number: b for b in balances}
+    return loaders.balances[key]
+
+
+AS_OF = "The date to assess on; default today (UTC). Payments received after it are ignored."
+
+
+@strawberry.type(description="One instalment of a disbursed loan's schedule.")
+class Installment(Node):
+    """An instalment."""
+
+    key: strawberry.Private[int]
+    loan_key: strawberry.Private[int]
+    number: int = strawberry.field(description="Position in the schedule, from 1.")
+    due_date: date = strawberry.field(description="When it falls due.")
+    principal_due: Decimal = strawberry.field(description="Principal part.")
+    interest_due: Decimal = strawberry.field(description="Interest part.")
+    total_due: Decimal = strawberry.field(description="Principal plus interest.")
+    balance_after: Decimal = strawberry.field(
+        description="Principal left after this instalment, as scheduled."
+    )
+
+    @classmethod
+    def from_row(cls, row: models.Installment) -> Installment:
+        """The GraphQL view of an instalment row."""
+        return cls(
+            id=strawberry.ID(to_global_id("Installment", row.id)),
+            key=row.id,
+            loan_key=row.loan_id,
+            number=row.number,
+            due_date=row.due_date,
+            principal_due=row.principal_due,
+            interest_due=row.interest_due,
+            total_due=row.principal_due + row.interest_due,
+            balance_after=row.balance_after,
+        )
+
+    async def _balance(self, info: Info, as_of: date | None) -> InstallmentBalance:
+        return (await loan_balances(info, self.loan_key, as_of))[self.number]
+
+    @strawberry.field(description="Principal paid so far.")
+    async def principal_paid(self, info: Info) -> Decimal:
+        return (await self._balance(info, None)).principal_paid
+
+    @strawberry.field(description="Interest paid so far.")
+    async def interest_paid(self, info: Info) -> Decimal:
+        return (await self._balance(info, None)).interest_paid
+
+    @strawberry.field(description="What is still to be paid on this instalment.")
+    async def amount_outstanding(self, info: Info) -> Decimal:
+        return (await self._balance(info, None)).outstanding
+
+    @strawberry.field(description="When it was fully paid (received date of the last payment).")
+    async def paid_on(self, info: Info) -> date | None:
+        return (await self._balance(info, None)).paid_on
+
+    @strawberry.field(description="Where the instalment stands on a date.")
+    async def status(
+        self,
+        info: Info,
+        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
+    ) -> InstallmentStatus:
+        day = as_of or clock.today()
+        return installment_status(await self._balance(info, day), day)
+
+    @strawberry.field(description="Days past due on a date (0 unless overdue).")
+    async def days_past_due(
+        self,
+        info: Info,
+        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
+    ) -> int:
+        day = as_of or clock.today()
+        status = installment_status(await self._balance(info, day), day)
+        return (day - self.due_date).days if status is InstallmentStatus.OVERDUE else 0
+
+    @strawberry.field(description="The loan this instalment belongs to.")
+    async def loan(self, info: Info) -> Annotated[Loan, strawberry.lazy("graph.loans")]:
+        from graph.loans import Loan
+
+        row = await info.context.loaders.loan_by_id.load(self.loan_key)
+        assert row is not None
+        return Loan.from_row(row)
+
+
+@strawberry.type(description="A disbursed loan's repayment schedule and its totals.")
+class RepaymentSchedule:
+    """A booked schedule."""
+
+    installments: list[Installment] = strawberry.field(description="Instalments in order.")
+    total_principal: Decimal = strawberry.field(description="Sum of principal; the loan amount.")
+    total_interest: Decimal = strawberry.field(description="Sum of scheduled interest.")
+    total_payable: Decimal = strawberry.field(description="Principal plus interest.")
+
+    @classmethod
+    def from_rows(cls, rows: list[models.Installment]) -> RepaymentSchedule:
+        """The schedule of a loan's instalment rows."""
+        principal = sum((r.principal_due for r in rows), Decimal(0))
+        interest = sum((r.interest_due for r in rows), Decimal(0))
+        return cls(
+            installments=[Installment.from_row(r) for r in rows],
+            total_principal=principal,
+            total_interest=interest,
+            total_payable=principal + interest,
+        )
+
+
+@strawberry.type(description="One instalment of a previewed schedule (nothing is booked).")
+class ScheduledInstallment:
+    """A previewed instalment."""
+
+    number: int = strawberry.field(description="Position in the schedule, from 1.")
+    due_date: date = strawberry.field(description="When it would fall due.")
+    principal_due: Decimal = strawberry.field(description="Principal part.")
+    interest_due: Decimal = strawberry.field(description="Interest part.")
+    total_due: Decimal = strawberry.field(description="Principal plus interest.")
+    balance_after: Decimal = strawberry.field(description="Principal left after this instalment.")
+
+
+@strawberry.type(description="A schedule computed by the same function that books loans.")
+class SchedulePreview:
+    """A previewed schedule."""
+
+    installments: list[ScheduledInstallment] = strawberry.field(description="Instalments.")
+    total_principal: Decimal = strawberry.field(description="Sum of principal; the amount.")
+    total_interest: Decimal = strawberry.field(description="Sum of interest.")
+    total_payable: Decimal = strawberry.field(description="Principal plus interest.")
+    maturity_date: date = strawberry.field(description="Due date of the last instalment.")
+
+    @classmethod
+    def from_schedule(cls, schedule: Schedule) -> SchedulePreview:
+        """The GraphQL view of a computed schedule."""
+        return cls(
+            installments=[
+                ScheduledInstallment(
+                    number=i.number,
+                    due_date=i.due_date,
+                    principal_due=i.principal,
+                    interest_due=i.interest,
+                    total_due=i.total,
+                    balance_after=i.balance_after,
+                )
+                for i in schedule.installments
+            ],
+            total_principal=schedule.total_principal,
+            total_interest=schedule.total_interest,
+            total_payable=schedule.total_payable,
+            maturity_date=schedule.maturity_date,
+        )
+
+
+@strawberry.type(description="Part of a payment applied to one instalment.")
+class PaymentAllocation:
+    """An allocation (derived from the loan's payments; recomputed after every change)."""
+
+    installment_key: strawberry.Private[int]
+    principal: Decimal = strawberry.field(description="Applied to principal.")
+    interest: Decimal = strawberry.field(description="Applied to interest.")
+    amount: Decimal = strawberry.field(description="Principal plus interest.")
+
+    @strawberry.field(description="The instalment paid.")
+    async def installment(self, info: Info) -> Installment:
+        row = await info.context.loaders.installment_by_id.load(self.installment_key)
+        assert row is not None
+        return Installment.from_row(row)
+
+
+@strawberry.type(description="Money received on a loan. Payments are never deleted or edited.")
+class Payment(Node):
+    """A payment."""
+
+    key: strawberry.Private[int]
+    loan_key: strawberry.Private[int]
+    reference: str | None = strawberry.field(description="External reference, if given.")
+    amount: Decimal = strawberry.field(description="Amount received.")
+    received_on: date = strawberry.field(description="When the money was received.")
+    recorded_by: str = strawberry.field(description="Who recorded it.")
+    recorded_at: datetime = strawberry.field(description="When it was recorded.")
+    reversed: bool = strawberry.field(
+        description="Whether it was reversed (it then counts for nothing)."
+    )
+    reversed_at: datetime | None = strawberry.field(description="When it was reversed.")
+    reversed_by: str | None = strawberry.field(description="Who reversed it.")
+    reversed_reason: str | None = strawberry.field(description="Why it was reversed.")
+
+    @classmethod
+    def from_row(cls, row: models.Payment) -> Payment:
+        """The GraphQL view of a payment row."""
+        return cls(
+            id=strawberry.ID(to_global_id("Payment", row.id)),
+            key=row.id,
+            loan_key=row.loan_id,
+            reference=row.reference,
+            amount=row.amount,
+            received_on=row.received_on,
+            recorded_by=row.recorded_by,
+            recorded_at=row.recorded_at,
+            reversed=row.reversed_at is not None,
+            reversed_at=row.reversed_at,
+            reversed_by=row.reversed_by,
+            reversed_reason=row.reversed_reason,
+        )
+
+    @strawberry.field(
+        description="How the payment was applied: oldest instalment first, interest before "
+        "principal. Empty once reversed."
+    )
+    async def allocations(self, info: Info) -> list[PaymentAllocation]:
+        rows = await info.context.loaders.allocations_by_payment.load(self.key)
+        return [
+            PaymentAllocation(
+                installment_key=r.installment_id,
+                principal=r.principal,
+                interest=r.interest,
+                amount=r.principal + r.interest,
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(description="The loan paid.")
+    async def loan(self, info: Info) -> Annotated[Loan, strawberry.lazy("graph.loans")]:
+        from graph.loans import Loan
+
+        row = await info.context.loaders.loan_by_id.load(self.loan_key)
+        assert row is not None
+        return Loan.from_row(row)
+
+
+@strawberry.type(description="How far behind a loan is on a date.")
+class Delinquency:
+    """A loan's delinquency."""
+
+    loan_key: strawberry.Private[int]
+    oldest_number: strawberry.Private[int | None]
+    days_past_due: int = strawberry.field(
+        description="Days since the oldest overdue instalment fell due; 0 when none is."
+    )
+    bucket: DelinquencyBucket = strawberry.field(description="Days-past-due band.")
+    overdue_amount: Decimal = strawberry.field(
+        description="Sum outstanding on overdue instalments."
+    )
+
+    @strawberry.field(description="The oldest instalment overdue, if any.")
+    async def oldest_overdue_installment(self, info: Info) -> Installment | None:
+        if self.oldest_number is None:
+            return None
+        rows = await info.context.loaders.installments_by_loan.load(self.loan_key)
+        return Installment.from_row(rows[self.oldest_number - 1])
+
+
+async def loan_delinquency(
+    info: Info, loan_id: int, currency: str, as_of: date | None
+) -> Delinquency:
+    """The delinquency of a loan on ``as_of`` (default today)."""
+    day = as_of or clock.today()
+    balances = await loan_balances(info, loan_id, day)
+    result = delinquency(balances.values(), day, currency)
+    return Delinquency(
+        loan_key=loan_id,
+        oldest_number=result.oldest_overdue_installment,
+        days_past_due=result.days_past_due,
+        bucket=result.bucket,
+        overdue_amount=result.overdue_amount,
+    )
+
+
+@strawberry.type
+class ServicingQueries:
+    """Root fields for collections."""
+
+    @strawberry.field(
+        description="Instalments of active loans overdue on a date, most overdue first."
+    )
+    async def overdue_installments(
+        self,
+        info: Info,
+        as_of: Annotated[date, strawberry.argument(description="The date to assess on.")],
+        min_days_past_due: Annotated[
+            int, strawberry.argument(description="Only instalments at least this many days late.")
+        ] = 1,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="Return items after this cursor.")
+        ] = None,
+    ) -> Connection[Installment]:
+        order = f"OVERDUE:{as_of.isoformat()}:{min_days_past_due}"
+        cursor = decode_cursor(after, order, date) if after else None
+        page = page_request(first, cursor, descending=False)
+        db = info.context.db
+        rows = await db.run(
+            servicing_repo.page_overdue_installments, as_of, min_days_past_due, page
+        )
+        return build_connection(
+            rows,
+            page,
+            to_node=Installment.from_row,
+            cursor_of=lambda r: encode_cursor(order, r.due_date, r.id),
+            count=lambda: db.run(
+                servicing_repo.count_overdue_installments, as_of, min_days_past_due
+            ),
+        )
