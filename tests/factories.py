@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.models import LoanApplication, LoanProduct
+from db.models import Loan, LoanApplication, LoanProduct
 from db.repositories import products as product_repo
 from db.session import create_sessionmaker
 from lending.services import applications as service
+from lending.services import loans as loan_service
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 _serial = itertools.count(1)
@@ -69,4 +71,45 @@ async def decide(engine: AsyncEngine, application_id: int, outcome: str, **kwarg
     async with create_sessionmaker(engine)() as session, session.begin():
         return await service.decide_application(
             session, application_id=application_id, outcome=outcome, **values
+        )
+
+
+async def create_loan(
+    engine: AsyncEngine,
+    *,
+    disbursed_on: date | None = None,
+    first_due_date: date | None = None,
+    product_code: str = "PERSONAL-USD",
+    **application: Any,
+) -> Loan:
+    """An approved loan (a new applicant's), disbursed when ``disbursed_on`` is given."""
+    submitted = application.pop("submitted_at", None)
+    if submitted is None and disbursed_on is not None:
+        submitted = datetime.combine(disbursed_on, time(9), tzinfo=UTC) - timedelta(days=2)
+    created = await create_application(
+        engine, product_code=product_code, submitted_at=submitted, **application
+    )
+    decided = await decide(
+        engine,
+        created.id,
+        "APPROVED",
+        decided_at=submitted + timedelta(days=1) if submitted else None,
+    )
+    loan: Loan = decided.loan
+    if disbursed_on is not None:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            loan = await loan_service.disburse_loan(
+                session, loan_id=loan.id, disbursed_on=disbursed_on, first_due_date=first_due_date
+            )
+    return loan
+
+
+async def pay(
+    engine: AsyncEngine, loan_id: int, amount: str, received_on: date, **kwargs: Any
+) -> Any:
+    """Commit a payment on a loan."""
+    values: dict[str, Any] = {"reference": None, "recorded_by": "tester"} | kwargs
+    async with create_sessionmaker(engine)() as session, session.begin():
+        return await loan_service.record_payment(
+            session, loan_id=loan_id, amount=amount, received_on=received_on, **values
         )

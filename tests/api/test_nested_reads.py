@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from tests.dbfixtures import gql
-from tests.factories import create_application, create_product, decide
+from tests.factories import create_application, create_loan, create_product, decide, pay
 
 NESTED = """
 query Nested($first: Int!) {
@@ -92,3 +94,63 @@ async def test_nested_applications_paginate_per_applicant(client, engine):
     page = second["data"]["applicants"]["edges"][0]["node"]["applications"]
     assert [e["node"]["status"] for e in page["edges"]] == ["REJECTED"]
     assert page["pageInfo"]["hasNextPage"] is False
+
+
+DEEP = """
+query Deep($first: Int!) {
+  applicants(first: $first) {
+    edges { node {
+      applications(first: 5) { edges { node {
+        reference
+        loan {
+          status payoffAmount outstandingPrincipal availableActions
+          delinquency { daysPastDue bucket overdueAmount oldestOverdueInstallment { number } }
+          schedule { totalPayable installments {
+            number dueDate totalDue principalPaid interestPaid amountOutstanding paidOn status
+          } }
+          payments(first: 10) { totalCount edges { node {
+            amount receivedOn reversed
+            allocations { principal interest installment { number dueDate } }
+            loan { reference }
+          } } }
+        }
+      } } }
+      loans(first: 5) { totalCount edges { node { reference } } }
+    } }
+  }
+}
+"""
+
+
+async def test_deep_servicing_reads_do_not_grow_with_page_size(client, engine, sql):
+    # given 30 borrowers with disbursed loans, payments (one reversed) and arrears
+    await create_product(engine)
+    today = date.today()
+    for i in range(30):
+        loan = await create_loan(
+            engine,
+            email=f"borrower{i}@example.com",
+            amount="6000.00",
+            term_months=12,
+            disbursed_on=today - timedelta(days=100),
+        )
+        await pay(engine, loan.id, "600.00", today - timedelta(days=60))
+        await pay(engine, loan.id, "100.00", today - timedelta(days=20), reference=f"R{i}")
+
+    # when the deep query asks for 3 and then for 30 borrowers
+    sql.statements.clear()
+    small = await gql(client, DEEP, {"first": 3})
+    small_count = sql.count
+    sql.statements.clear()
+    large = await gql(client, DEEP, {"first": 30})
+
+    # then everything resolves and the statement count is the same
+    assert "errors" not in small
+    assert "errors" not in large, large
+    edges = large["data"]["applicants"]["edges"]
+    assert len(edges) == 30
+    loan = edges[0]["node"]["applications"]["edges"][0]["node"]["loan"]
+    assert loan["payments"]["totalCount"] == 2
+    assert len(loan["schedule"]["installments"]) == 12
+    assert loan["delinquency"]["bucket"] != "CURRENT"
+    assert sql.count == small_count, sql.statements
