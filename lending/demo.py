@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import LoanProduct
+from db.models import LoanProduct, Payment
 from db.repositories import products as product_repo
+from db.repositories import servicing as servicing_repo
 from lending.services import applications as service
+from lending.services import loans as loan_service
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 
@@ -338,6 +340,24 @@ APPLICATIONS: list[tuple[str, str, str | None, str, str, int, str, str | None, l
 ]
 
 
+# How the approved demo loans have been serviced: disbursed so many days ago, then repaid so
+# that GraphiQL shows every delinquency bucket, a paid-off loan and a reversed payment.
+SERVICING: dict[str, tuple[int, str]] = {
+    "amina.patel@example.com": (300, "current"),
+    "wanjiru.kamau@example.co.ke": (200, "DPD_91_PLUS"),
+    "sofia.rossi@example.com": (180, "paid_off"),
+    "hannah.mueller@example.com": (150, "DPD_61_90"),
+    "ahmed.hassan@example.com": (160, "DPD_31_60"),
+    "daniel.kim@example.com": (120, "DPD_1_30"),
+}
+BUCKET_DAYS = {
+    "DPD_1_30": (1, 30),
+    "DPD_31_60": (31, 60),
+    "DPD_61_90": (61, 90),
+    "DPD_91_PLUS": (91, 10_000),
+}
+
+
 async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
     """Load the demo data unless products exist already; True when loaded."""
     async with sessionmaker() as session, session.begin():
@@ -347,10 +367,12 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
             await product_repo.add_product(session, product)
         rng = random.Random(2026)
         now = datetime.now(UTC).replace(microsecond=0)
+        today = now.date()
         for index, (name, email, phone, code, amount, term, purpose, income, story) in enumerate(
             APPLICATIONS
         ):
-            submitted = now - timedelta(days=90 - 4 * index, hours=rng.randint(0, 12))
+            days_ago = SERVICING[email][0] + 8 if email in SERVICING else 90 - 4 * index
+            submitted = now - timedelta(days=days_ago, hours=rng.randint(0, 12))
             application = await service.apply_for_loan(
                 session,
                 full_name=name,
@@ -364,6 +386,7 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
                 submitted_at=submitted,
             )
             at = submitted
+            decided: service.Decided | None = None
             for step in story:
                 at += timedelta(days=rng.randint(1, 3), hours=rng.randint(1, 8))
                 if step == "WITHDRAW":
@@ -374,7 +397,7 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
                 assert isinstance(step, tuple)
                 outcome, reason, terms = step
                 amount_ok, rate_ok, term_ok = terms or (None, None, None)
-                await service.decide_application(
+                decided = await service.decide_application(
                     session,
                     application_id=application.id,
                     outcome=outcome,
@@ -385,4 +408,55 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
                     decided_by=rng.choice(["underwriter.alice", "underwriter.bob", "agent.triage"]),
                     decided_at=at,
                 )
+            if email in SERVICING and decided is not None and decided.loan is not None:
+                disbursed_ago, plan = SERVICING[email]
+                await _service_loan(
+                    session, decided.loan.id, today - timedelta(days=disbursed_ago), plan, today
+                )
     return True
+
+
+async def _service_loan(
+    session: AsyncSession, loan_id: int, disbursed_on: date, plan: str, today: date
+) -> None:
+    """Disburse a demo loan and repay it according to ``plan``."""
+    await loan_service.disburse_loan(
+        session, loan_id=loan_id, disbursed_on=disbursed_on, first_due_date=None, today=today
+    )
+    installments = await servicing_repo.installments_by_loan_ids(session, [loan_id])
+
+    async def pay(amount: Decimal, on: date, reference: str | None = None) -> Payment:
+        result = await loan_service.record_payment(
+            session,
+            loan_id=loan_id,
+            amount=amount,
+            received_on=on,
+            reference=reference,
+            recorded_by="servicer.carol",
+            today=today,
+        )
+        return result.payment
+
+    if plan == "paid_off":
+        total = sum((i.principal_due + i.interest_due for i in installments), Decimal(0))
+        await pay(
+            installments[0].principal_due + installments[0].interest_due, installments[0].due_date
+        )
+        rest = total - installments[0].principal_due - installments[0].interest_due
+        await pay(rest, installments[1].due_date - timedelta(days=3), "EARLY-PAYOFF")
+        return
+    if plan == "current":
+        paid_through = len([i for i in installments if i.due_date <= today])
+    else:
+        low, high = BUCKET_DAYS[plan]
+        # The oldest unpaid instalment is the first one whose lateness falls in the bucket.
+        paid_through = next(
+            i.number - 1 for i in installments if low <= (today - i.due_date).days <= high
+        )
+    for item in installments[:paid_through]:
+        await pay(item.principal_due + item.interest_due, item.due_date, f"DD-{item.number:03d}")
+    if plan == "DPD_1_30":
+        bounced = await pay(Decimal("250.00"), today - timedelta(days=7), "CHQ-1187")
+        await loan_service.reverse_payment(
+            session, payment_id=bounced.id, reason="Cheque bounced.", reversed_by="servicer.carol"
+        )

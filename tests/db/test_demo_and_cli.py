@@ -52,6 +52,29 @@ async def test_demo_covers_every_status_and_loads_once(engine):
     assert str(amina.amount_requested) == "25000.00"
 
 
+DEMO_LOANS = """
+{ loans(first: 50) { edges { node {
+    status delinquency { bucket }
+    payments(first: 100) { edges { node { reversed } } }
+} } } }
+"""
+
+
+async def test_demo_shows_every_servicing_situation(engine, client):
+    from tests.dbfixtures import gql
+
+    await seed_demo(create_sessionmaker(engine))
+    body = await gql(client, DEMO_LOANS)
+    loans = [e["node"] for e in body["data"]["loans"]["edges"]]
+    active_buckets = {loan["delinquency"]["bucket"] for loan in loans if loan["status"] == "ACTIVE"}
+    assert active_buckets == {"CURRENT", "DPD_1_30", "DPD_31_60", "DPD_61_90", "DPD_91_PLUS"}
+    assert {loan["status"] for loan in loans} == {"APPROVED", "ACTIVE", "PAID_OFF"}
+    reversed_payments = [
+        p for loan in loans for p in loan["payments"]["edges"] if p["node"]["reversed"]
+    ]
+    assert len(reversed_payments) == 1
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,7 +10,11 @@ from lending.states import (
     ApplicationAction,
     ApplicationStatus,
     DecisionOutcome,
+    LoanAction,
+    LoanStatus,
     available_actions,
+    available_loan_actions,
+    next_loan_status,
     next_status,
 )
 
@@ -62,3 +66,24 @@ def test_each_outcome_maps_to_its_action():
 def test_referring_twice_is_invalid():
     with pytest.raises(DomainError):
         next_status(S.IN_REVIEW, A.REFER)
+
+
+L, LA = LoanStatus, LoanAction
+LOAN_EXPECTED = {
+    (L.APPROVED, LA.DISBURSE): L.ACTIVE,
+    (L.ACTIVE, LA.RECORD_PAYMENT): L.ACTIVE,
+    (L.ACTIVE, LA.REVERSE_PAYMENT): L.ACTIVE,
+    (L.PAID_OFF, LA.REVERSE_PAYMENT): L.ACTIVE,
+}
+
+
+@pytest.mark.parametrize(("status", "action"), [(s, a) for s in L for a in LA])
+def test_every_loan_status_and_action(status, action):
+    if (status, action) in LOAN_EXPECTED:
+        assert next_loan_status(status, action) is LOAN_EXPECTED[(status, action)]
+        assert action in available_loan_actions(status)
+    else:
+        with pytest.raises(DomainError) as raised:
+            next_loan_status(status, action)
+        assert raised.value.code is ErrorCode.INVALID_TRANSITION
+        assert action not in available_loan_actions(status)
