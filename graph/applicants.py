@@ -14,7 +14,11 @@ from graph.context import Info
 from graph.enums import OrderDirection
 from graph.ids import parse_global_id, to_global_id
 from graph.relay import (
+    DEFAULT_PAGE_SIZE,
+    After,
     Connection,
+    First,
+    GlobalId,
     Node,
     build_connection,
     decode_cursor,
@@ -53,10 +57,8 @@ class Applicant(Node):
     async def applications(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="Return items after this cursor.")
-        ] = None,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: After = None,
         filter: Annotated[
             Annotated[ApplicationFilterInput, strawberry.lazy("graph.applications")] | None,
             strawberry.argument(description="Conditions on applications."),
@@ -74,10 +76,8 @@ class Applicant(Node):
     async def loans(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="Return items after this cursor.")
-        ] = None,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: After = None,
         filter: Annotated[
             Annotated[LoanFilterInput, strawberry.lazy("graph.loans")] | None,
             strawberry.argument(description="Conditions on loans."),
@@ -121,7 +121,7 @@ class ApplicantQueries:
     async def applicant(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")],
+        id: GlobalId,
     ) -> Applicant | None:
         parsed = parse_global_id(id)
         if parsed is None or parsed[0] != "Applicant":
@@ -133,10 +133,8 @@ class ApplicantQueries:
     async def applicants(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="Return items after this cursor.")
-        ] = None,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: After = None,
         filter: Annotated[
             ApplicantFilterInput | None,
             strawberry.argument(description="Conditions on applicants."),

@@ -17,7 +17,11 @@ from graph.errors import ClientError
 from graph.ids import parse_global_id, to_global_id
 from graph.loaders import Nested
 from graph.relay import (
+    DEFAULT_PAGE_SIZE,
+    After,
     Connection,
+    First,
+    GlobalId,
     Node,
     build_connection,
     decode_cursor,
@@ -268,7 +272,7 @@ class ApplicationQueries:
     async def application(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")],
+        id: GlobalId,
     ) -> LoanApplication | None:
         parsed = parse_global_id(id)
         if parsed is None or parsed[0] != "LoanApplication":
@@ -280,10 +284,8 @@ class ApplicationQueries:
     async def applications(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="Return items after this cursor.")
-        ] = None,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: After = None,
         filter: Annotated[
             ApplicationFilterInput | None,
             strawberry.argument(description="Conditions on applications."),

@@ -15,7 +15,11 @@ from graph.context import Info
 from graph.ids import parse_global_id, to_global_id
 from graph.loaders import Nested
 from graph.relay import (
+    DEFAULT_PAGE_SIZE,
+    After,
     Connection,
+    First,
+    GlobalId,
     Node,
     build_connection,
     decode_cursor,
@@ -116,10 +120,8 @@ class Loan(Node):
     async def payments(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="Return items after this cursor.")
-        ] = None,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: After = None,
     ) -> Connection[Payment]:
         order = "RECEIVED_ON:ASC"
         cursor = decode_cursor(after, order, date) if after else None
@@ -238,7 +240,7 @@ class LoanQueries:
     async def loan(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")],
+        id: GlobalId,
     ) -> Loan | None:
         parsed = parse_global_id(id)
         if parsed is None or parsed[0] != "Loan":
@@ -250,10 +252,8 @@ class LoanQueries:
     async def loans(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="Return items after this cursor.")
-        ] = None,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: After = None,
         filter: Annotated[
             LoanFilterInput | None, strawberry.argument(description="Conditions on loans.")
         ] = None,

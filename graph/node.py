@@ -17,7 +17,7 @@ from graph.ids import parse_global_id
 from graph.loaders import Loaders
 from graph.loans import Loan
 from graph.products import LoanProduct
-from graph.relay import MAX_PAGE_SIZE, Node
+from graph.relay import MAX_PAGE_SIZE, GlobalId, Node
 from graph.servicing import Installment, Payment
 
 LoaderOf = Callable[[Loaders], DataLoader[int, Any]]
@@ -53,7 +53,7 @@ class NodeQueries:
     async def node(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")],
+        id: GlobalId,
     ) -> Node | None:
         return await resolve_node(info, id)
 

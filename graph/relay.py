@@ -8,7 +8,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
@@ -20,6 +20,11 @@ R = TypeVar("R")
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+
+# The arguments every connection and lookup takes, described once.
+First = Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")]
+After = Annotated[str | None, strawberry.argument(description="Return items after this cursor.")]
+GlobalId = Annotated[strawberry.ID, strawberry.argument(description="Global id.")]
 
 
 @strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")

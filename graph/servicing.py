@@ -14,7 +14,10 @@ from db.repositories import servicing as servicing_repo
 from graph.context import Info
 from graph.ids import to_global_id
 from graph.relay import (
+    DEFAULT_PAGE_SIZE,
+    After,
     Connection,
+    First,
     Node,
     build_connection,
     decode_cursor,
@@ -337,10 +340,8 @@ class ServicingQueries:
         min_days_past_due: Annotated[
             int, strawberry.argument(description="Only instalments at least this many days late.")
         ] = 1,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")] = 20,
-        after: Annotated[
-            str | None, strawberry.argument(description="Return items after this cursor.")
-        ] = None,
+        first: First = DEFAULT_PAGE_SIZE,
+        after: After = None,
     ) -> Connection[Installment]:
         order = f"OVERDUE:{as_of.isoformat()}:{min_days_past_due}"
         cursor = decode_cursor(after, order, date) if after else None
