@@ -18,7 +18,7 @@ from strawberry.fastapi import GraphQLRouter
 from db.migrate import current_revision, head_revision
 from db.session import RequestSession, create_engine, create_sessionmaker
 from graph.context import Context
-from graph.schema import schema
+from graph.schema import build_schema
 from graph.settings import Settings
 
 log = logging.getLogger("lending.app")
@@ -85,7 +85,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         return response
 
     router: GraphQLRouter[Any, None] = GraphQLRouter(
-        schema,
+        build_schema(settings),
         context_getter=context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
     )

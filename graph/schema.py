@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
@@ -15,12 +13,14 @@ from graph.applicants import ApplicantQueries
 from graph.application_mutations import ApplicationMutations
 from graph.applications import ApplicationQueries
 from graph.errors import MaskUnexpectedErrors, log_errors
+from graph.limits import limit_extensions
 from graph.loans import LoanQueries
 from graph.node import NodeQueries
 from graph.products import ProductQueries
 from graph.scalars import SCALAR_OVERRIDES
 from graph.servicing import ServicingQueries
 from graph.servicing_mutations import ServicingMutations, ServicingPreviewQueries
+from graph.settings import Settings
 
 
 @strawberry.type(description="Read the lending data.")
@@ -50,19 +50,19 @@ class LendingSchema(strawberry.Schema):
         log_errors(errors, execution_context)
 
 
-def build_schema(**extra: Any) -> LendingSchema:
-    """The schema with its extensions (parser and validation caches, error masking)."""
+def build_schema(settings: Settings | None = None) -> LendingSchema:
+    """The schema with its extensions: limits, parser and validation caches, error masking."""
     return LendingSchema(
         query=Query,
         mutation=Mutation,
         scalar_overrides=SCALAR_OVERRIDES,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
+            *limit_extensions(settings or Settings()),
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
         ],
-        **extra,
     )
 
 

@@ -34,7 +34,29 @@ class Settings(BaseSettings):
     graphiql: bool | None = Field(
         default=None, description="Serve GraphiQL on GET /graphql; default: not in production."
     )
-    max_page_size: int = 100
+    introspection: bool | None = Field(
+        default=None, description="Allow schema introspection; default: not in production."
+    )
+    max_query_depth: int = Field(default=15, description="Deepest selection nesting allowed.")
+    max_aliases: int = Field(default=30, description="Most aliases in one operation.")
+    max_tokens: int = Field(default=5000, description="Most lexical tokens in one document.")
+    max_query_cost: int = Field(
+        default=50_000,
+        description="Most nodes one query may return: connections count `first` times their "
+        "selection, as GitHub does.",
+    )
+
+    @property
+    def production(self) -> bool:
+        """Whether demo conveniences are off."""
+        return self.lending_env == "production"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """Introspection is on unless turned off, or in production unless turned on."""
+        if self.introspection is not None:
+            return self.introspection
+        return not self.production
 
     @property
     def graphiql_enabled(self) -> bool:
