@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 
 from db.migrate import current_revision, head_revision
@@ -20,6 +21,8 @@ from db.session import RequestSession, create_engine, create_sessionmaker
 from graph.context import Context
 from graph.schema import build_schema
 from graph.settings import Settings
+from lending.access import Principal
+from lending.services import api_keys as key_service
 
 log = logging.getLogger("lending.app")
 
@@ -29,6 +32,33 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 def _request_id(request: Request) -> str:
     incoming = request.headers.get("x-request-id", "")
     return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+class Unauthenticated(Exception):
+    """No valid API key on an HTTP request."""
+
+
+def _is_ide_page(connection: HTTPConnection) -> bool:
+    """A browser asking for GraphiQL itself (its queries then carry the key)."""
+    return (
+        connection.scope.get("method") == "GET"
+        and "text/html" in connection.headers.get("accept", "")
+        and "query" not in connection.query_params
+    )
+
+
+async def refuse_unsafe_production(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """In production, refuse to start while demo keys can open the door."""
+    if not settings.production:
+        return
+    async with sessionmaker() as session:
+        if await key_service.demo_keys_present(session):
+            raise RuntimeError(
+                "LENDING_ENV=production but demo API keys are present: revoke them "
+                "(lending api-key revoke demo-admin …) before starting."
+            )
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
@@ -41,13 +71,29 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await refuse_unsafe_production(settings, sessionmaker)
         yield
         await engine.dispose()
 
-    async def context(request: Request) -> AsyncIterator[Context]:
+    async def authenticate(authorization: str | None) -> Principal | None:
+        async with sessionmaker() as session:
+            return await key_service.authenticate(session, authorization)
+
+    async def context(connection: HTTPConnection) -> AsyncIterator[Context]:
+        principal = None
+        if connection.scope["type"] == "http" and not _is_ide_page(connection):
+            principal = await authenticate(connection.headers.get("authorization"))
+            if principal is None:
+                raise Unauthenticated
         db = RequestSession(sessionmaker)
         try:
-            yield Context(request_id=request.state.request_id, sessionmaker=sessionmaker, db=db)
+            yield Context(
+                request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
+                sessionmaker=sessionmaker,
+                db=db,
+                authenticate=authenticate,
+                principal=principal,
+            )
         finally:
             await db.close()
 
@@ -59,6 +105,16 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         openapi_url=None,
     )
     app.state.engine = engine
+
+    @app.exception_handler(Unauthenticated)
+    async def unauthenticated(request: Request, _: Unauthenticated) -> JSONResponse:
+        message = "Send a valid API key: Authorization: Bearer <key>."
+        return JSONResponse(
+            {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
     app.state.sessionmaker = sessionmaker
 
     @app.middleware("http")

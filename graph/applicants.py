@@ -13,6 +13,7 @@ from db.repositories.applicants import ApplicantFilter
 from graph.context import Info
 from graph.enums import OrderDirection
 from graph.ids import parse_global_id, to_global_id
+from graph.permissions import READ
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -117,7 +118,10 @@ class ApplicantOrder:
 class ApplicantQueries:
     """Root fields for applicants."""
 
-    @strawberry.field(description="One applicant by global id; null when there is none.")
+    @strawberry.field(
+        description="One applicant by global id; null when there is none.",
+        permission_classes=[READ],
+    )
     async def applicant(
         self,
         info: Info,
@@ -129,7 +133,7 @@ class ApplicantQueries:
         row = await info.context.loaders.applicant_by_id.load(parsed[1])
         return Applicant.from_row(row) if row else None
 
-    @strawberry.field(description="Applicants, oldest first by default.")
+    @strawberry.field(description="Applicants, oldest first by default.", permission_classes=[READ])
     async def applicants(
         self,
         info: Info,

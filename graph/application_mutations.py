@@ -6,13 +6,16 @@ from decimal import Decimal
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.applications import Decision, LoanApplication
 from graph.context import Info
 from graph.errors import UserError
 from graph.ids import key_of
 from graph.loans import Loan
-from graph.mutation import in_transaction
+from graph.mutation import run_mutation
+from graph.permissions import APPLY, DECIDE, WITHDRAW
+from lending.audit import Caller
 from lending.services import applications as service
 
 
@@ -56,6 +59,9 @@ class ApplyForLoanPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
     )
+    replayed: bool = strawberry.field(
+        description="True when this is the stored result of an earlier call with the same key."
+    )
 
 
 @strawberry.input(description="A decision on an application.")
@@ -84,6 +90,15 @@ class DecideApplicationInput:
         description="APPROVED only: term in months, within the product's bounds; "
         "default the term requested.",
     )
+    expected_version: int | None = strawberry.field(
+        default=None,
+        description="The version you last read; STALE_VERSION (and nothing written) if it moved.",
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="1 to 255 characters. A retry with the same key and input replays the first "
+        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
+    )
 
 
 @strawberry.type(description="Result of decideApplication.")
@@ -98,6 +113,9 @@ class DecideApplicationPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
     )
+    replayed: bool = strawberry.field(
+        description="True when this is the stored result of an earlier call with the same key."
+    )
 
 
 @strawberry.input(description="A request to withdraw an open application.")
@@ -107,6 +125,15 @@ class WithdrawApplicationInput:
     application_id: strawberry.ID = strawberry.field(description="Global id of the application.")
     reason: str | None = strawberry.field(
         default=None, description="Why, up to 2000 characters; optional."
+    )
+    expected_version: int | None = strawberry.field(
+        default=None,
+        description="The version you last read; STALE_VERSION (and nothing written) if it moved.",
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="1 to 255 characters. A retry with the same key and input replays the first "
+        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
     )
 
 
@@ -120,6 +147,9 @@ class WithdrawApplicationPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
     )
+    replayed: bool = strawberry.field(
+        description="True when this is the stored result of an earlier call with the same key."
+    )
 
 
 @strawberry.type
@@ -128,17 +158,18 @@ class ApplicationMutations:
 
     @strawberry.mutation(
         description="Submit an application. DUPLICATE_OPEN_APPLICATION while the applicant "
-        "has another one SUBMITTED or IN_REVIEW."
+        "has another one SUBMITTED or IN_REVIEW.",
+        permission_classes=[APPLY],
     )
     async def apply_for_loan(
         self,
         info: Info,
         input: Annotated[ApplyForLoanInput, strawberry.argument(description="The application.")],
     ) -> ApplyForLoanPayload:
-        result = await in_transaction(
-            info,
-            lambda session: service.apply_for_loan(
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, object]:
+            application = await service.apply_for_loan(
                 session,
+                caller,
                 full_name=input.applicant.full_name,
                 email=input.applicant.email,
                 phone=input.applicant.phone,
@@ -147,46 +178,63 @@ class ApplicationMutations:
                 term_months=input.term_months,
                 purpose=input.purpose,
                 declared_monthly_income=input.declared_monthly_income,
-            ),
+            )
+            return {"application": application}
+
+        outcome = await run_mutation(info, "applyForLoan", input, work)
+        if isinstance(outcome, list):
+            return ApplyForLoanPayload(application=None, user_errors=outcome, replayed=False)
+        return ApplyForLoanPayload(
+            application=await outcome.view(info, "application"),
+            user_errors=[],
+            replayed=outcome.replayed,
         )
-        if isinstance(result, list):
-            return ApplyForLoanPayload(application=None, user_errors=result)
-        return ApplyForLoanPayload(application=LoanApplication.from_row(result), user_errors=[])
 
     @strawberry.mutation(
         description="Record a decision. APPROVED creates the loan; REFERRED moves the "
-        "application to IN_REVIEW. INVALID_TRANSITION on a final application."
+        "application to IN_REVIEW. INVALID_TRANSITION on a final application.",
+        permission_classes=[DECIDE],
     )
     async def decide_application(
         self,
         info: Info,
         input: Annotated[DecideApplicationInput, strawberry.argument(description="The decision.")],
     ) -> DecideApplicationPayload:
-        result = await in_transaction(
-            info,
-            lambda session: service.decide_application(
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, object]:
+            decided = await service.decide_application(
                 session,
+                caller,
                 application_id=key_of(input.application_id, "LoanApplication", "applicationId"),
                 outcome=input.outcome,
                 reason=input.reason,
                 approved_amount=input.approved_amount,
                 annual_interest_rate=input.annual_interest_rate,
                 term_months=input.term_months,
-                decided_by=info.context.actor,
-            ),
-        )
-        if isinstance(result, list):
+                expected_version=input.expected_version,
+            )
+            return {
+                "application": decided.application,
+                "decision": decided.decision,
+                "loan": decided.loan,
+            }
+
+        outcome = await run_mutation(info, "decideApplication", input, work)
+        if isinstance(outcome, list):
             return DecideApplicationPayload(
-                application=None, decision=None, loan=None, user_errors=result
+                application=None, decision=None, loan=None, user_errors=outcome, replayed=False
             )
         return DecideApplicationPayload(
-            application=LoanApplication.from_row(result.application),
-            decision=Decision.from_row(result.decision),
-            loan=Loan.from_row(result.loan) if result.loan else None,
+            application=await outcome.view(info, "application"),
+            decision=await outcome.view(info, "decision"),
+            loan=await outcome.view(info, "loan"),
             user_errors=[],
+            replayed=outcome.replayed,
         )
 
-    @strawberry.mutation(description="Withdraw an application that is SUBMITTED or IN_REVIEW.")
+    @strawberry.mutation(
+        description="Withdraw an application that is SUBMITTED or IN_REVIEW.",
+        permission_classes=[WITHDRAW],
+    )
     async def withdraw_application(
         self,
         info: Info,
@@ -194,16 +242,21 @@ class ApplicationMutations:
             WithdrawApplicationInput, strawberry.argument(description="What to withdraw.")
         ],
     ) -> WithdrawApplicationPayload:
-        result = await in_transaction(
-            info,
-            lambda session: service.withdraw_application(
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, object]:
+            application = await service.withdraw_application(
                 session,
+                caller,
                 application_id=key_of(input.application_id, "LoanApplication", "applicationId"),
                 reason=input.reason,
-            ),
-        )
-        if isinstance(result, list):
-            return WithdrawApplicationPayload(application=None, user_errors=result)
+                expected_version=input.expected_version,
+            )
+            return {"application": application}
+
+        outcome = await run_mutation(info, "withdrawApplication", input, work)
+        if isinstance(outcome, list):
+            return WithdrawApplicationPayload(application=None, user_errors=outcome, replayed=False)
         return WithdrawApplicationPayload(
-            application=LoanApplication.from_row(result), user_errors=[]
+            application=await outcome.view(info, "application"),
+            user_errors=[],
+            replayed=outcome.replayed,
         )

@@ -16,6 +16,7 @@ from graph.enums import OrderDirection
 from graph.errors import ClientError
 from graph.ids import parse_global_id, to_global_id
 from graph.loaders import Nested
+from graph.permissions import READ
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -268,7 +269,10 @@ async def nested_applications(
 class ApplicationQueries:
     """Root fields for applications."""
 
-    @strawberry.field(description="One application by global id; null when there is none.")
+    @strawberry.field(
+        description="One application by global id; null when there is none.",
+        permission_classes=[READ],
+    )
     async def application(
         self,
         info: Info,
@@ -280,7 +284,9 @@ class ApplicationQueries:
         row = await info.context.loaders.application_by_id.load(parsed[1])
         return LoanApplication.from_row(row) if row else None
 
-    @strawberry.field(description="Applications, newest submission first by default.")
+    @strawberry.field(
+        description="Applications, newest submission first by default.", permission_classes=[READ]
+    )
     async def applications(
         self,
         info: Info,

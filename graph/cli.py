@@ -7,11 +7,20 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.embedded import EmbeddedPostgres, ensure_database
 from db.migrate import upgrade_to_head
+from db.session import create_engine, create_sessionmaker
 from graph.settings import Settings, get_settings
+from lending.access import Role
+from lending.errors import DomainError
+from lending.services import api_keys as key_service
+
+T = TypeVar("T")
 
 log = logging.getLogger("lending")
 
@@ -27,8 +36,21 @@ def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     return asyncio.run(ensure_database(server_url, DEMO_DATABASE)), server
 
 
+def _in_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed transaction on ``url``."""
+
+    async def run() -> T:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def _seed(url: str) -> None:
-    from db.session import create_engine, create_sessionmaker
     from lending.demo import seed_demo
 
     async def run() -> bool:
@@ -42,6 +64,15 @@ def _seed(url: str) -> None:
         log.info("demo data loaded")
     else:
         log.info("demo data already present; left as is")
+    keys = _in_session(url, key_service.ensure_demo_keys)
+    lines = [f"  {role.value:<12} {key}" for role, key in keys.items()]
+    sys.stderr.write(
+        "\nDemo API keys (send as 'Authorization: Bearer <key>'; in GraphiQL, the Headers tab):\n"
+        + "\n".join(lines)
+        + '\n  e.g. {"Authorization": "Bearer '
+        + keys[Role.ADMIN]
+        + '"}\n\n'
+    )
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -50,6 +81,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
     from graph.app import create_app
 
+    if args.demo and settings.production:
+        raise SystemExit("--demo is refused with LENDING_ENV=production: it creates demo keys.")
     url, _server = database_url(settings)
     upgrade_to_head(url)
     if args.demo:
@@ -63,6 +96,29 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     uvicorn.run(
         create_app(settings, url), host=host, port=port, log_level=settings.log_level.lower()
     )
+
+
+def cmd_api_key(settings: Settings, args: argparse.Namespace) -> None:
+    """Create, revoke or list API keys."""
+    url, _server = database_url(settings)
+    upgrade_to_head(url)
+    if args.action == "create":
+        row, key = _in_session(
+            url, lambda s: key_service.create_key(s, name=args.name, role=Role(args.role))
+        )
+        sys.stdout.write(f"{key}\n")
+        sys.stderr.write(f"Created {row.role.value} key {row.name!r}; it is shown only once.\n")
+    elif args.action == "revoke":
+        _in_session(url, lambda s: key_service.revoke_key(s, args.name))
+        sys.stderr.write(f"Revoked {args.name!r}.\n")
+    else:
+        for row in _in_session(url, key_service.list_keys):
+            state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+            demo = " (demo)" if row.demo else ""
+            sys.stdout.write(
+                f"{row.name:<24} {row.role.value:<12} {row.created_at:%Y-%m-%d %H:%M}  "
+                f"{state}{demo}\n"
+            )
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
@@ -94,6 +150,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8000)")
     serve.set_defaults(run=cmd_serve)
+    keys = commands.add_parser("api-key", help="create, revoke or list API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--name", required=True, help="who uses it; recorded as the actor")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    key_actions.add_parser("revoke", help="revoke a key").add_argument("name")
+    key_actions.add_parser("list", help="list keys (never the keys themselves)")
+    keys.set_defaults(run=cmd_api_key)
     commands.add_parser("migrate", help="apply migrations").set_defaults(run=cmd_migrate)
     commands.add_parser("seed-demo", help="load demo data once").set_defaults(run=cmd_seed_demo)
     commands.add_parser("export-schema", help="print schema.graphql").set_defaults(
@@ -101,6 +165,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     settings = get_settings()
+    try:
+        _run(args, settings)
+    except DomainError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        raise SystemExit(2) from None
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

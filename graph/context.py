@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import strawberry
@@ -10,9 +11,9 @@ from strawberry.fastapi import BaseContext
 
 from db.session import RequestSession
 from graph.loaders import Loaders
+from lending.access import Principal
 
-# Until API keys exist every caller acts under this name, recorded on decisions.
-ANONYMOUS_ACTOR = "anonymous"
+Authenticate = Callable[[str | None], Awaitable[Principal | None]]
 
 
 @dataclass
@@ -22,11 +23,27 @@ class Context(BaseContext):
     request_id: str
     sessionmaker: async_sessionmaker[AsyncSession]
     db: RequestSession
-    actor: str = ANONYMOUS_ACTOR
+    authenticate: Authenticate
+    principal: Principal | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)
+
+    async def authenticated(self) -> Principal | None:
+        """The caller; over a websocket, from the connection's Authorization parameter."""
+        if self.principal is None and isinstance(self.connection_params, dict):
+            header = self.connection_params.get("Authorization") or self.connection_params.get(
+                "authorization"
+            )
+            self.principal = await self.authenticate(header if isinstance(header, str) else None)
+        return self.principal
+
+    @property
+    def actor(self) -> str:
+        """The name recorded on what this caller does."""
+        assert self.principal is not None, "mutations run only for authenticated callers"
+        return self.principal.name
 
 
 Info = strawberry.Info[Context, None]

@@ -58,6 +58,12 @@ graphql_enum(
             "The payment date is before disbursement or in the future."
         ),
         DomainErrorCode.ALREADY_REVERSED: "The payment was already reversed.",
+        DomainErrorCode.STALE_VERSION: (
+            "expectedVersion is not the object's current version: re-read it and retry."
+        ),
+        DomainErrorCode.IDEMPOTENCY_KEY_REUSED: (
+            "This idempotency key was used with a different input."
+        ),
         DomainErrorCode.DUPLICATE_PAYMENT_REFERENCE: (
             "A payment with this external reference is already recorded on the loan."
         ),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Generic, TypeVar
@@ -181,3 +181,18 @@ class Loaders:
         self.payments_count = _counts(
             db, lambda s, ids, _: servicing_repo.count_payments_per_loan(s, ids)
         )
+
+    def prime(self, rows: Iterable[object]) -> None:
+        """Seed the by-id loaders with rows a mutation just wrote (no read-back needed)."""
+        by_type: dict[type, DataLoader[int, Any]] = {
+            Applicant: self.applicant_by_id,
+            LoanApplication: self.application_by_id,
+            Loan: self.loan_by_id,
+            Decision: self.decision_by_id,
+            Payment: self.payment_by_id,
+            Installment: self.installment_by_id,
+        }
+        for row in rows:
+            loader = by_type.get(type(row))
+            if loader is not None:
+                loader.prime(row.id, row, force=True)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from db.repositories.loans import LoanFilter
 from graph.context import Info
 from graph.ids import parse_global_id, to_global_id
 from graph.loaders import Nested
+from graph.permissions import READ
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -236,7 +237,9 @@ async def nested_loans(
 class LoanQueries:
     """Root fields for loans."""
 
-    @strawberry.field(description="One loan by global id; null when there is none.")
+    @strawberry.field(
+        description="One loan by global id; null when there is none.", permission_classes=[READ]
+    )
     async def loan(
         self,
         info: Info,
@@ -248,7 +251,7 @@ class LoanQueries:
         row = await info.context.loaders.loan_by_id.load(parsed[1])
         return Loan.from_row(row) if row else None
 
-    @strawberry.field(description="Loans, most recently approved first.")
+    @strawberry.field(description="Loans, most recently approved first.", permission_classes=[READ])
     async def loans(
         self,
         info: Info,

@@ -16,6 +16,7 @@ from graph.errors import ClientError
 from graph.ids import parse_global_id
 from graph.loaders import Loaders
 from graph.loans import Loan
+from graph.permissions import READ
 from graph.products import LoanProduct
 from graph.relay import MAX_PAGE_SIZE, GlobalId, Node
 from graph.servicing import Installment, Payment
@@ -34,22 +35,29 @@ RESOLVERS: dict[str, tuple[LoaderOf, Callable[[Any], Node]]] = {
 }
 
 
+async def resolve_key(info: Info, type_name: str, key: int) -> Node | None:
+    """The ``type_name`` object with primary key ``key``, through the request's loaders."""
+    loader_of, view = RESOLVERS[type_name]
+    row = await loader_of(info.context.loaders).load(key)
+    return view(row) if row is not None else None
+
+
 async def resolve_node(info: Info, global_id: str) -> Node | None:
     """The object behind ``global_id``, or None when it is malformed or names nothing."""
     parsed = parse_global_id(global_id)
     if parsed is None or parsed[0] not in RESOLVERS:
         return None
-    type_name, key = parsed
-    loader_of, view = RESOLVERS[type_name]
-    row = await loader_of(info.context.loaders).load(key)
-    return view(row) if row is not None else None
+    return await resolve_key(info, *parsed)
 
 
 @strawberry.type
 class NodeQueries:
     """Root fields that fetch any object by global id."""
 
-    @strawberry.field(description="Any object by its global id; null when there is none.")
+    @strawberry.field(
+        description="Any object by its global id; null when there is none.",
+        permission_classes=[READ],
+    )
     async def node(
         self,
         info: Info,
@@ -58,7 +66,8 @@ class NodeQueries:
         return await resolve_node(info, id)
 
     @strawberry.field(
-        description="Objects by global id in the order asked, null where there is none."
+        description="Objects by global id in the order asked, null where there is none.",
+        permission_classes=[READ],
     )
     async def nodes(
         self,

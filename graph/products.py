@@ -11,6 +11,7 @@ from db import models
 from db.repositories import products as product_repo
 from graph.context import Info
 from graph.ids import to_global_id
+from graph.permissions import READ
 from graph.relay import Node
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
@@ -62,7 +63,7 @@ class LoanProduct(Node):
 class ProductQueries:
     """Root fields for products."""
 
-    @strawberry.field(description="Loan products, ordered by code.")
+    @strawberry.field(description="Loan products, ordered by code.", permission_classes=[READ])
     async def loan_products(
         self,
         info: Info,

@@ -13,6 +13,7 @@ from db import models
 from db.repositories import servicing as servicing_repo
 from graph.context import Info
 from graph.ids import to_global_id
+from graph.permissions import READ
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -331,7 +332,8 @@ class ServicingQueries:
     """Root fields for collections."""
 
     @strawberry.field(
-        description="Instalments of active loans overdue on a date, most overdue first."
+        description="Instalments of active loans overdue on a date, most overdue first.",
+        permission_classes=[READ],
     )
     async def overdue_installments(
         self,

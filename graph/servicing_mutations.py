@@ -7,13 +7,17 @@ from decimal import Decimal
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.context import Info
-from graph.errors import UserError
+from graph.errors import UserError, user_errors
 from graph.ids import key_of
 from graph.loans import Loan
-from graph.mutation import in_transaction
+from graph.mutation import Outcome, run_mutation
+from graph.permissions import DISBURSE, READ, RECORD_PAYMENT, REVERSE_PAYMENT
 from graph.servicing import Payment, SchedulePreview
+from lending.audit import Caller
+from lending.errors import DomainError, DomainErrors
 from lending.services import loans as service
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
@@ -75,6 +79,15 @@ class DisburseLoanInput:
     first_due_date: date | None = strawberry.field(
         default=None, description="First due date; default one period after disbursement."
     )
+    expected_version: int | None = strawberry.field(
+        default=None,
+        description="The version you last read; STALE_VERSION (and nothing written) if it moved.",
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="1 to 255 characters. A retry with the same key and input replays the first "
+        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
+    )
 
 
 @strawberry.type(description="Result of disburseLoan.")
@@ -86,6 +99,9 @@ class DisburseLoanPayload:
     )
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
+    )
+    replayed: bool = strawberry.field(
+        description="True when this is the stored result of an earlier call with the same key."
     )
 
 
@@ -105,6 +121,11 @@ class RecordPaymentInput:
     reference: str | None = strawberry.field(
         default=None, description="External reference (bank transfer id…), unique per loan."
     )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="1 to 255 characters. A retry with the same key and input replays the first "
+        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
+    )
 
 
 @strawberry.type(description="Result of recordPayment or reversePayment.")
@@ -118,6 +139,9 @@ class PaymentPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
     )
+    replayed: bool = strawberry.field(
+        description="True when this is the stored result of an earlier call with the same key."
+    )
 
 
 @strawberry.input(description="Undo a payment recorded by mistake.")
@@ -126,6 +150,11 @@ class ReversePaymentInput:
 
     payment_id: strawberry.ID = strawberry.field(description="Global id of the payment.")
     reason: str | None = strawberry.field(default=None, description="Why, up to 2000 characters.")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="1 to 255 characters. A retry with the same key and input replays the first "
+        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
+    )
 
 
 @strawberry.type
@@ -133,7 +162,8 @@ class ServicingPreviewQueries:
     """Root query for schedule previews."""
 
     @strawberry.field(
-        description="The schedule a loan would get, from the same function that books loans."
+        description="The schedule a loan would get, from the same function that books loans.",
+        permission_classes=[READ],
     )
     async def preview_schedule(
         self,
@@ -141,38 +171,42 @@ class ServicingPreviewQueries:
         input: Annotated[SchedulePreviewInput, strawberry.argument(description="What to preview.")],
     ) -> SchedulePreviewPayload:
         terms = input.terms
-        result = await in_transaction(
-            info,
-            lambda session: service.preview_schedule(
-                session,
+        explicit = (
+            service.ExplicitTerms(
+                currency=terms.currency,
+                annual_interest_rate=terms.annual_interest_rate,
+                amortization=terms.amortization,
+                frequency=terms.frequency,
+                day_count=terms.day_count,
+            )
+            if terms
+            else None
+        )
+        try:
+            schedule = await info.context.db.run(
+                service.preview_schedule,
                 product_code=input.product_code,
-                explicit=service.ExplicitTerms(
-                    currency=terms.currency,
-                    annual_interest_rate=terms.annual_interest_rate,
-                    amortization=terms.amortization,
-                    frequency=terms.frequency,
-                    day_count=terms.day_count,
-                )
-                if terms
-                else None,
+                explicit=explicit,
                 amount=input.amount,
                 term_months=input.term_months,
                 disbursed_on=input.disbursed_on,
                 first_due_date=input.first_due_date,
-            ),
-        )
-        if isinstance(result, list):
-            return SchedulePreviewPayload(schedule=None, user_errors=result)
+            )
+        except (DomainError, DomainErrors) as exc:
+            return SchedulePreviewPayload(schedule=None, user_errors=user_errors(exc))
         return SchedulePreviewPayload(
-            schedule=SchedulePreview.from_schedule(result), user_errors=[]
+            schedule=SchedulePreview.from_schedule(schedule), user_errors=[]
         )
 
 
-def _payment_payload(result: service.PaymentResult | list[UserError]) -> PaymentPayload:
-    if isinstance(result, list):
-        return PaymentPayload(payment=None, loan=None, user_errors=result)
+async def _payment_payload(info: Info, outcome: Outcome | list[UserError]) -> PaymentPayload:
+    if isinstance(outcome, list):
+        return PaymentPayload(payment=None, loan=None, user_errors=outcome, replayed=False)
     return PaymentPayload(
-        payment=Payment.from_row(result.payment), loan=Loan.from_row(result.loan), user_errors=[]
+        payment=await outcome.view(info, "payment"),
+        loan=await outcome.view(info, "loan"),
+        user_errors=[],
+        replayed=outcome.replayed,
     )
 
 
@@ -181,67 +215,73 @@ class ServicingMutations:
     """Mutations on loans and payments."""
 
     @strawberry.mutation(
-        description="Pay out an APPROVED loan: books its schedule and makes it ACTIVE."
+        description="Pay out an APPROVED loan: books its schedule and makes it ACTIVE.",
+        permission_classes=[DISBURSE],
     )
     async def disburse_loan(
         self,
         info: Info,
         input: Annotated[DisburseLoanInput, strawberry.argument(description="What to disburse.")],
     ) -> DisburseLoanPayload:
-        result = await in_transaction(
-            info,
-            lambda session: service.disburse_loan(
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, object]:
+            loan = await service.disburse_loan(
                 session,
+                caller,
                 loan_id=key_of(input.loan_id, "Loan", "loanId"),
                 disbursed_on=input.disbursed_on,
                 first_due_date=input.first_due_date,
-            ),
+                expected_version=input.expected_version,
+            )
+            return {"loan": loan}
+
+        outcome = await run_mutation(info, "disburseLoan", input, work)
+        if isinstance(outcome, list):
+            return DisburseLoanPayload(loan=None, user_errors=outcome, replayed=False)
+        return DisburseLoanPayload(
+            loan=await outcome.view(info, "loan"), user_errors=[], replayed=outcome.replayed
         )
-        if isinstance(result, list):
-            return DisburseLoanPayload(loan=None, user_errors=result)
-        return DisburseLoanPayload(loan=Loan.from_row(result), user_errors=[])
 
     @strawberry.mutation(
         description="Record money received. It is applied to the oldest instalment first, "
         "interest before principal; the loan is PAID_OFF when nothing is left. OVERPAYMENT when "
-        "it exceeds the payoff amount."
+        "it exceeds the payoff amount.",
+        permission_classes=[RECORD_PAYMENT],
     )
     async def record_payment(
         self,
         info: Info,
         input: Annotated[RecordPaymentInput, strawberry.argument(description="The payment.")],
     ) -> PaymentPayload:
-        return _payment_payload(
-            await in_transaction(
-                info,
-                lambda session: service.record_payment(
-                    session,
-                    loan_id=key_of(input.loan_id, "Loan", "loanId"),
-                    amount=input.amount,
-                    received_on=input.received_on,
-                    reference=input.reference,
-                    recorded_by=info.context.actor,
-                ),
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, object]:
+            result = await service.record_payment(
+                session,
+                caller,
+                loan_id=key_of(input.loan_id, "Loan", "loanId"),
+                amount=input.amount,
+                received_on=input.received_on,
+                reference=input.reference,
             )
-        )
+            return {"payment": result.payment, "loan": result.loan}
+
+        return await _payment_payload(info, await run_mutation(info, "recordPayment", input, work))
 
     @strawberry.mutation(
         description="Mark a payment reversed (it is kept) and re-apply the remaining payments. "
-        "ALREADY_REVERSED the second time."
+        "ALREADY_REVERSED the second time.",
+        permission_classes=[REVERSE_PAYMENT],
     )
     async def reverse_payment(
         self,
         info: Info,
         input: Annotated[ReversePaymentInput, strawberry.argument(description="What to reverse.")],
     ) -> PaymentPayload:
-        return _payment_payload(
-            await in_transaction(
-                info,
-                lambda session: service.reverse_payment(
-                    session,
-                    payment_id=key_of(input.payment_id, "Payment", "paymentId"),
-                    reason=input.reason,
-                    reversed_by=info.context.actor,
-                ),
+        async def work(session: AsyncSession, caller: Caller) -> dict[str, object]:
+            result = await service.reverse_payment(
+                session,
+                caller,
+                payment_id=key_of(input.payment_id, "Payment", "paymentId"),
+                reason=input.reason,
             )
-        )
+            return {"payment": result.payment, "loan": result.loan}
+
+        return await _payment_payload(info, await run_mutation(info, "reversePayment", input, work))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import LoanProduct, Payment
 from db.repositories import products as product_repo
 from db.repositories import servicing as servicing_repo
+from lending.audit import Caller
 from lending.services import applications as service
 from lending.services import loans as loan_service
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
@@ -340,6 +341,9 @@ APPLICATIONS: list[tuple[str, str, str | None, str, str, int, str, str | None, l
 ]
 
 
+INTAKE = Caller("agent.intake")
+SERVICER = Caller("servicer.carol")
+
 # How the approved demo loans have been serviced: disbursed so many days ago, then repaid so
 # that GraphiQL shows every delinquency bucket, a paid-off loan and a reversed payment.
 SERVICING: dict[str, tuple[int, str]] = {
@@ -375,6 +379,7 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
             submitted = now - timedelta(days=days_ago, hours=rng.randint(0, 12))
             application = await service.apply_for_loan(
                 session,
+                INTAKE,
                 full_name=name,
                 email=email,
                 phone=phone,
@@ -391,7 +396,10 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
                 at += timedelta(days=rng.randint(1, 3), hours=rng.randint(1, 8))
                 if step == "WITHDRAW":
                     await service.withdraw_application(
-                        session, application_id=application.id, reason="Found other financing."
+                        session,
+                        INTAKE,
+                        application_id=application.id,
+                        reason="Found other financing.",
                     )
                     continue
                 assert isinstance(step, tuple)
@@ -399,13 +407,13 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
                 amount_ok, rate_ok, term_ok = terms or (None, None, None)
                 decided = await service.decide_application(
                     session,
+                    Caller(rng.choice(["underwriter.alice", "underwriter.bob", "agent.triage"])),
                     application_id=application.id,
                     outcome=outcome,
                     reason=reason,
                     approved_amount=amount_ok,
                     annual_interest_rate=rate_ok,
                     term_months=term_ok,
-                    decided_by=rng.choice(["underwriter.alice", "underwriter.bob", "agent.triage"]),
                     decided_at=at,
                 )
             if email in SERVICING and decided is not None and decided.loan is not None:
@@ -421,18 +429,23 @@ async def _service_loan(
 ) -> None:
     """Disburse a demo loan and repay it according to ``plan``."""
     await loan_service.disburse_loan(
-        session, loan_id=loan_id, disbursed_on=disbursed_on, first_due_date=None, today=today
+        session,
+        SERVICER,
+        loan_id=loan_id,
+        disbursed_on=disbursed_on,
+        first_due_date=None,
+        today=today,
     )
     installments = await servicing_repo.installments_by_loan_ids(session, [loan_id])
 
     async def pay(amount: Decimal, on: date, reference: str | None = None) -> Payment:
         result = await loan_service.record_payment(
             session,
+            SERVICER,
             loan_id=loan_id,
             amount=amount,
             received_on=on,
             reference=reference,
-            recorded_by="servicer.carol",
             today=today,
         )
         return result.payment
@@ -458,5 +471,5 @@ async def _service_loan(
     if plan == "DPD_1_30":
         bounced = await pay(Decimal("250.00"), today - timedelta(days=7), "CHQ-1187")
         await loan_service.reverse_payment(
-            session, payment_id=bounced.id, reason="Cheque bounced.", reversed_by="servicer.carol"
+            session, SERVICER, payment_id=bounced.id, reason="Cheque bounced."
         )

@@ -19,6 +19,8 @@ class ErrorCode(enum.Enum):
     PAYMENT_DATE_INVALID = "PAYMENT_DATE_INVALID"
     ALREADY_REVERSED = "ALREADY_REVERSED"
     DUPLICATE_PAYMENT_REFERENCE = "DUPLICATE_PAYMENT_REFERENCE"
+    STALE_VERSION = "STALE_VERSION"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
 class DomainError(Exception):
@@ -37,3 +39,13 @@ class DomainErrors(Exception):
     def __init__(self, errors: list[DomainError]) -> None:
         super().__init__("; ".join(e.message for e in errors))
         self.errors = errors
+
+
+def check_version(expected: int | None, actual: int) -> None:
+    """STALE_VERSION when the caller's expected version is not the current one."""
+    if expected is not None and expected != actual:
+        raise DomainError(
+            ErrorCode.STALE_VERSION,
+            f"Expected version {expected}, but it is at version {actual}: re-read and retry.",
+            "expectedVersion",
+        )

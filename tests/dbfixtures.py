@@ -14,9 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import Base
 from graph.app import create_app
+from db.session import create_sessionmaker
 from graph.settings import Settings
+from lending.access import Role
+from lending.services import api_keys as key_service
 
-TABLES = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+# API keys live for the whole session; everything else is emptied after each test.
+TABLES = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "api_keys")
 
 
 @pytest.fixture(autouse=True)
@@ -33,11 +37,37 @@ def app(database_url: str) -> FastAPI:
     return create_app(Settings(database_url=database_url), database_url)
 
 
+@pytest.fixture(scope="session")
+async def api_keys(engine: AsyncEngine) -> dict[Role, str]:
+    """One active API key per role, named after the role (lowercase)."""
+    keys: dict[Role, str] = {}
+    async with create_sessionmaker(engine)() as session, session.begin():
+        await session.execute(text("DELETE FROM api_keys"))
+        for role in Role:
+            _, keys[role] = await key_service.create_key(
+                session, name=role.value.lower(), role=role
+            )
+    return keys
+
+
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+def admin_key(api_keys: dict[Role, str]) -> str:
+    """The ADMIN key."""
+    return api_keys[Role.ADMIN]
+
+
+def http_client(app: FastAPI, key: str | None) -> httpx.AsyncClient:
+    """An in-process HTTP client sending ``key`` as its bearer token (none when None)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )
+
+
+@pytest.fixture
+async def client(app: FastAPI, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, as ADMIN."""
+    async with http_client(app, admin_key) as client:
         yield client
 
 

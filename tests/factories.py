@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.models import Loan, LoanApplication, LoanProduct
 from db.repositories import products as product_repo
 from db.session import create_sessionmaker
+from lending.audit import Caller
 from lending.services import applications as service
 from lending.services import loans as loan_service
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 _serial = itertools.count(1)
+TESTER = Caller("tester")
 
 
 async def create_product(engine: AsyncEngine, **overrides: Any) -> LoanProduct:
@@ -56,7 +58,7 @@ async def create_application(
         "declared_monthly_income": None,
     } | overrides
     async with create_sessionmaker(engine)() as session, session.begin():
-        return await service.apply_for_loan(session, **values)
+        return await service.apply_for_loan(session, TESTER, **values)
 
 
 async def decide(engine: AsyncEngine, application_id: int, outcome: str, **kwargs: Any) -> Any:
@@ -66,11 +68,10 @@ async def decide(engine: AsyncEngine, application_id: int, outcome: str, **kwarg
         "approved_amount": None,
         "annual_interest_rate": None,
         "term_months": None,
-        "decided_by": "tester",
     } | kwargs
     async with create_sessionmaker(engine)() as session, session.begin():
         return await service.decide_application(
-            session, application_id=application_id, outcome=outcome, **values
+            session, TESTER, application_id=application_id, outcome=outcome, **values
         )
 
 
@@ -99,7 +100,11 @@ async def create_loan(
     if disbursed_on is not None:
         async with create_sessionmaker(engine)() as session, session.begin():
             loan = await loan_service.disburse_loan(
-                session, loan_id=loan.id, disbursed_on=disbursed_on, first_due_date=first_due_date
+                session,
+                TESTER,
+                loan_id=loan.id,
+                disbursed_on=disbursed_on,
+                first_due_date=first_due_date,
             )
     return loan
 
@@ -108,8 +113,8 @@ async def pay(
     engine: AsyncEngine, loan_id: int, amount: str, received_on: date, **kwargs: Any
 ) -> Any:
     """Commit a payment on a loan."""
-    values: dict[str, Any] = {"reference": None, "recorded_by": "tester"} | kwargs
+    values: dict[str, Any] = {"reference": None} | kwargs
     async with create_sessionmaker(engine)() as session, session.begin():
         return await loan_service.record_payment(
-            session, loan_id=loan_id, amount=amount, received_on=received_on, **values
+            session, TESTER, loan_id=loan_id, amount=amount, received_on=received_on, **values
         )

@@ -14,8 +14,11 @@ from db.repositories import applicants as applicant_repo
 from db.repositories import applications as application_repo
 from db.repositories import loans as loan_repo
 from db.repositories import products as product_repo
-from lending.errors import DomainError, ErrorCode
+from db.repositories.audit import snapshot
+from lending.audit import Caller
+from lending.errors import DomainError, ErrorCode, check_version
 from lending.references import new_reference
+from lending.services.audit import record
 from lending.states import (
     ACTION_FOR_OUTCOME,
     ApplicationAction,
@@ -47,6 +50,7 @@ class Decided:
 
 async def apply_for_loan(
     session: AsyncSession,
+    caller: Caller,
     *,
     full_name: str,
     email: str,
@@ -94,7 +98,7 @@ async def apply_for_loan(
     try:
         # A savepoint, so that losing the race to the unique index leaves the transaction usable.
         async with session.begin_nested():
-            return await application_repo.add_application(session, application)
+            application = await application_repo.add_application(session, application)
     except IntegrityError as exc:
         if OPEN_APPLICATION_INDEX in str(exc.orig):
             raise DomainError(
@@ -104,6 +108,15 @@ async def apply_for_loan(
                 "applicant.email",
             ) from None
         raise
+    await record(
+        session,
+        caller,
+        application_id=application.id,
+        action="application.submitted",
+        entity=application,
+        before=None,
+    )
+    return application
 
 
 async def _locked(session: AsyncSession, application_id: int) -> LoanApplication:
@@ -115,6 +128,7 @@ async def _locked(session: AsyncSession, application_id: int) -> LoanApplication
 
 async def decide_application(
     session: AsyncSession,
+    caller: Caller,
     *,
     application_id: int,
     outcome: str,
@@ -122,11 +136,13 @@ async def decide_application(
     approved_amount: object | None,
     annual_interest_rate: object | None,
     term_months: int | None,
-    decided_by: str,
+    expected_version: int | None = None,
     decided_at: datetime | None = None,
 ) -> Decided:
     """Record a decision; an APPROVED one also creates the loan with the approved terms."""
     application = await _locked(session, application_id)
+    check_version(expected_version, application.version)
+    before = snapshot(application)
     (product,) = await product_repo.products_by_ids(session, [application.product_id])
     valid = validate_decision(
         outcome=outcome,
@@ -141,7 +157,7 @@ async def decide_application(
         application_id=application.id,
         outcome=valid.outcome,
         reason=valid.reason,
-        decided_by=decided_by,
+        decided_by=caller.actor,
         approved_amount=valid.approved_amount,
         annual_interest_rate=valid.annual_interest_rate,
         term_months=valid.term_months,
@@ -171,6 +187,33 @@ async def decide_application(
                 approved_at=decision.decided_at,
             ),
         )
+    await record(
+        session,
+        caller,
+        application_id=application.id,
+        action="decision.recorded",
+        entity=decision,
+        before=None,
+    )
+    if loan is not None:
+        await record(
+            session,
+            caller,
+            application_id=application.id,
+            action="loan.created",
+            entity=loan,
+            before=None,
+            loan_id=loan.id,
+        )
+    await record(
+        session,
+        caller,
+        application_id=application.id,
+        action="application.decided",
+        entity=application,
+        before=before,
+        loan_id=loan.id if loan else None,
+    )
     return Decided(application=application, decision=decision, loan=loan)
 
 
@@ -179,7 +222,12 @@ def _first(given: T | None, default: T) -> T:
 
 
 async def withdraw_application(
-    session: AsyncSession, *, application_id: int, reason: str | None
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    application_id: int,
+    reason: str | None,
+    expected_version: int | None = None,
 ) -> LoanApplication:
     """Withdraw an open application at the applicant's request, keeping the reason given."""
     clean_reason = clean_text(
@@ -191,7 +239,18 @@ async def withdraw_application(
         multiline=True,
     )
     application = await _locked(session, application_id)
+    check_version(expected_version, application.version)
     status = next_status(application.status, ApplicationAction.WITHDRAW)
-    return await application_repo.set_application_status(
+    before = snapshot(application)
+    application = await application_repo.set_application_status(
         session, application, status, withdrawal_reason=clean_reason
     )
+    await record(
+        session,
+        caller,
+        application_id=application.id,
+        action="application.withdrawn",
+        entity=application,
+        before=before,
+    )
+    return application

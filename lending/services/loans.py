@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Installment, Loan, Payment, PaymentAllocation
 from db.repositories import products as product_repo
 from db.repositories import servicing as repo
+from db.repositories.audit import snapshot
 from lending import clock
 from lending.allocation import (
     AllocationResult,
@@ -21,9 +22,11 @@ from lending.allocation import (
     PaymentIn,
     allocate,
 )
-from lending.errors import DomainError, DomainErrors, ErrorCode
+from lending.audit import Caller
+from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
 from lending.money import parse_amount, parse_rate
 from lending.schedule import Schedule, build_schedule
+from lending.services.audit import record
 from lending.servicing import (
     check_not_overpaid,
     check_received_on,
@@ -144,15 +147,19 @@ def loan_schedule(loan: Loan, disbursed_on: date, first_due_date: date | None) -
 
 async def disburse_loan(
     session: AsyncSession,
+    caller: Caller,
     *,
     loan_id: int,
     disbursed_on: date | None,
     first_due_date: date | None,
+    expected_version: int | None = None,
     today: date | None = None,
 ) -> Loan:
     """Pay out an approved loan: book its schedule and make it ACTIVE."""
     today = today or clock.today()
     loan = await _locked_loan(session, loan_id)
+    check_version(expected_version, loan.version)
+    before = snapshot(loan)
     status = next_loan_status(loan.status, LoanAction.DISBURSE)
     disbursed_on = disbursed_on or today
     if disbursed_on > today:
@@ -180,13 +187,23 @@ async def disburse_loan(
             for row in schedule.installments
         ],
     )
-    return await repo.update_loan(
+    loan = await repo.update_loan(
         session,
         loan,
         status=status,
         disbursed_on=disbursed_on,
         maturity_date=schedule.maturity_date,
     )
+    await record(
+        session,
+        caller,
+        application_id=loan.application_id,
+        action="loan.disbursed",
+        entity=loan,
+        before=before,
+        loan_id=loan.id,
+    )
+    return loan
 
 
 async def _allocation(
@@ -240,12 +257,12 @@ class PaymentResult:
 
 async def record_payment(
     session: AsyncSession,
+    caller: Caller,
     *,
     loan_id: int,
     amount: object,
     received_on: date | None,
     reference: str | None,
-    recorded_by: str,
     today: date | None = None,
 ) -> PaymentResult:
     """Record money received and re-derive the allocations; PAID_OFF when nothing is left."""
@@ -260,8 +277,8 @@ async def record_payment(
     clean_reference = clean_text(
         reference, "reference", max_length=100, required=False, label="Reference"
     )
-    *_, before = await _allocation(session, loan)
-    check_not_overpaid(value, left_to_pay(before.balances), loan.currency)
+    *_, current = await _allocation(session, loan)
+    check_not_overpaid(value, left_to_pay(current.balances), loan.currency)
     try:
         async with session.begin_nested():
             payment = await repo.add_payment(
@@ -271,7 +288,7 @@ async def record_payment(
                     reference=clean_reference,
                     amount=value,
                     received_on=received_on,
-                    recorded_by=recorded_by,
+                    recorded_by=caller.actor,
                 ),
             )
     except IntegrityError as exc:
@@ -284,14 +301,34 @@ async def record_payment(
         raise
     balances = await _reallocate(session, loan)
     paid_off = left_to_pay(balances) == 0
+    before = snapshot(loan)
     loan = await repo.update_loan(
         session, loan, status=LoanStatus.PAID_OFF if paid_off else loan.status
     )
+    await record(
+        session,
+        caller,
+        application_id=loan.application_id,
+        action="payment.recorded",
+        entity=payment,
+        before=None,
+        loan_id=loan.id,
+    )
+    if paid_off:
+        await record(
+            session,
+            caller,
+            application_id=loan.application_id,
+            action="loan.paid_off",
+            entity=loan,
+            before=before,
+            loan_id=loan.id,
+        )
     return PaymentResult(payment=payment, loan=loan)
 
 
 async def reverse_payment(
-    session: AsyncSession, *, payment_id: int, reason: str | None, reversed_by: str
+    session: AsyncSession, caller: Caller, *, payment_id: int, reason: str | None
 ) -> PaymentResult:
     """Mark a payment reversed (it is never deleted) and re-derive the allocations."""
     clean_reason = clean_text(
@@ -315,9 +352,30 @@ async def reverse_payment(
             "paymentId",
         )
     status = next_loan_status(loan.status, LoanAction.REVERSE_PAYMENT)
-    payment = await repo.mark_reversed(session, payment, by=reversed_by, reason=clean_reason)
+    payment_before, loan_before = snapshot(payment), snapshot(loan)
+    payment = await repo.mark_reversed(session, payment, by=caller.actor, reason=clean_reason)
     balances = await _reallocate(session, loan)
     if left_to_pay(balances) == 0:
         status = LoanStatus.PAID_OFF
+    reopened = loan.status is LoanStatus.PAID_OFF and status is LoanStatus.ACTIVE
     loan = await repo.update_loan(session, loan, status=status)
+    await record(
+        session,
+        caller,
+        application_id=loan.application_id,
+        action="payment.reversed",
+        entity=payment,
+        before=payment_before,
+        loan_id=loan.id,
+    )
+    if reopened:
+        await record(
+            session,
+            caller,
+            application_id=loan.application_id,
+            action="loan.reopened",
+            entity=loan,
+            before=loan_before,
+            loan_id=loan.id,
+        )
     return PaymentResult(payment=payment, loan=loan)

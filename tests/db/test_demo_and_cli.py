@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from db.embedded import admin_connection, with_database
 from db.session import create_sessionmaker
+from lending.access import Role, demo_key
 from lending.demo import seed_demo
 
 
@@ -114,9 +115,11 @@ async def test_serve_migrates_seeds_and_answers(server_url):
             assert ready.status_code == 200
             page = await client.get("/graphql", headers={"accept": "text/html"})
             assert "graphiql" in page.text.lower()
-            body = (
-                await client.post("/graphql", json={"query": "{ applicants { totalCount } }"})
-            ).json()
+            query = {"query": "{ applicants { totalCount } }"}
+            refused = await client.post("/graphql", json=query)
+            assert refused.status_code == 401
+            headers = {"Authorization": f"Bearer {demo_key(Role.AGENT)}"}
+            body = (await client.post("/graphql", json=query, headers=headers)).json()
             assert body["data"]["applicants"]["totalCount"] >= 20
     finally:
         process.terminate()

@@ -1,0 +1,58 @@
+"""Idempotency keys: claimed in the mutation's transaction, replayed afterwards."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import IdempotencyKey
+
+
+async def claim(
+    session: AsyncSession, *, actor: str, key: str, operation: str, request_hash: str
+) -> IdempotencyKey | None:
+    """Claim (actor, key) for this transaction; None when claimed, else the existing row.
+
+    A concurrent claim of the same key waits on the unique index until the first transaction
+    ends: then it sees the committed row (and replays it) or, after a rollback, claims it.
+    """
+    claimed = await session.execute(
+        insert(IdempotencyKey)
+        .values(actor=actor, key=key, operation=operation, request_hash=request_hash)
+        .on_conflict_do_nothing(index_elements=[IdempotencyKey.actor, IdempotencyKey.key])
+        .returning(IdempotencyKey.key)
+    )
+    if claimed.first() is not None:
+        return None
+    existing = await session.scalar(
+        select(IdempotencyKey)
+        .where(IdempotencyKey.actor == actor, IdempotencyKey.key == key)
+        .execution_options(populate_existing=True)
+    )
+    assert existing is not None
+    return existing
+
+
+async def store_result(
+    session: AsyncSession, *, actor: str, key: str, result: dict[str, Any]
+) -> None:
+    """Keep what the first execution produced, in the same transaction as its writes."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.actor == actor, IdempotencyKey.key == key)
+        .values(result=result)
+    )
+
+
+async def purge(session: AsyncSession, older_than: timedelta) -> int:
+    """Delete keys older than ``older_than``; return how many."""
+    result = await session.execute(
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.created_at < func.now() - older_than)
+        .returning(IdempotencyKey.key)
+    )
+    return len(result.all())

@@ -1,0 +1,82 @@
+"""Who may do what: roles, permissions, and API keys (stored only as hashes)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+
+class Role(enum.Enum):
+    """What an API key's holder is for."""
+
+    ADMIN = "ADMIN"
+    UNDERWRITER = "UNDERWRITER"
+    SERVICER = "SERVICER"
+    AGENT = "AGENT"
+
+
+class Permission(enum.Enum):
+    """Something a caller may be allowed to do."""
+
+    READ = "READ"
+    APPLY = "APPLY"
+    WITHDRAW = "WITHDRAW"
+    DECIDE = "DECIDE"
+    DISBURSE = "DISBURSE"
+    RECORD_PAYMENT = "RECORD_PAYMENT"
+    REVERSE_PAYMENT = "REVERSE_PAYMENT"
+    MANAGE_PRODUCTS = "MANAGE_PRODUCTS"
+
+
+_AGENT = {Permission.READ, Permission.APPLY, Permission.WITHDRAW}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.AGENT: frozenset(_AGENT),
+    Role.UNDERWRITER: frozenset(_AGENT | {Permission.DECIDE}),
+    Role.SERVICER: frozenset(
+        {
+            Permission.READ,
+            Permission.DISBURSE,
+            Permission.RECORD_PAYMENT,
+            Permission.REVERSE_PAYMENT,
+        }
+    ),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: the key's name is the actor recorded on everything it does."""
+
+    name: str
+    role: Role
+
+    def may(self, permission: Permission) -> bool:
+        """Whether this caller's role grants ``permission``."""
+        return permission in ROLE_PERMISSIONS[self.role]
+
+
+KEY_PREFIX = "lnd_"
+
+
+def new_api_key() -> str:
+    """A fresh random API key (shown once; only its hash is stored)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """The stored form of a key: keys are long and random, so a plain SHA-256 suffices."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def demo_key(role: Role) -> str:
+    """The fixed, public key of a demo role (refused in production)."""
+    return f"{KEY_PREFIX}demo_{role.value.lower()}"
+
+
+def demo_key_name(role: Role) -> str:
+    """The name (actor) of a demo role's key."""
+    return f"demo-{role.value.lower()}"

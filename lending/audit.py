@@ -1,0 +1,73 @@
+"""The audit trail's rules: canonical JSON, the hash chain, and its verification."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, under which request and idempotency key: recorded with every change."""
+
+    actor: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-ready copy: Decimals and dates as strings (never floats), enums as values."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no spaces, UTF-8."""
+    return json.dumps(json_safe(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(previous_hash: str | None, event: Mapping[str, Any]) -> str:
+    """sha256(previous hash ‖ canonical JSON of the event), as hex."""
+    return hashlib.sha256(((previous_hash or "") + canonical_json(event)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An audit row as read back: its hashed content and the two hashes stored beside it."""
+
+    id: int
+    chain: str
+    content: Mapping[str, Any]
+    previous_hash: str | None
+    hash: str
+
+
+def first_broken_link(events: Iterable[StoredEvent]) -> StoredEvent | None:
+    """The first event whose hashes do not follow from the chain before it, if any.
+
+    ``events`` are in id order; each chain is checked on its own.
+    """
+    last: dict[str, str] = {}
+    for event in events:
+        expected_previous = last.get(event.chain)
+        if event.previous_hash != expected_previous:
+            return event
+        if event_hash(event.previous_hash, event.content) != event.hash:
+            return event
+        last[event.chain] = event.hash
+    return None

@@ -1,0 +1,68 @@
+"""API keys: create, revoke, list, authenticate, and the demo's ready-made keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ApiKey
+from db.repositories import api_keys as repo
+from lending.access import Principal, Role, demo_key, demo_key_name, hash_api_key, new_api_key
+from lending.errors import DomainError, ErrorCode
+from lending.validation import clean_text
+
+
+async def create_key(session: AsyncSession, *, name: str, role: Role) -> tuple[ApiKey, str]:
+    """A new key for ``name``; returns the row and the key itself (shown only this once)."""
+    clean = clean_text(name, "name", max_length=100, required=True, label="Name")
+    assert clean is not None
+    key = new_api_key()
+    try:
+        async with session.begin_nested():
+            row = await repo.add_key(session, name=clean, role=role, key_hash=hash_api_key(key))
+    except IntegrityError:
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED, f"A key named {clean!r} exists already.", "name"
+        ) from None
+    return row, key
+
+
+async def revoke_key(session: AsyncSession, name: str) -> None:
+    """Revoke the named key; NOT_FOUND when there is no such active key."""
+    if not await repo.revoke_key(session, name):
+        raise DomainError(ErrorCode.NOT_FOUND, f"No active key named {name!r}.", "name")
+
+
+async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
+    """Every key (hashes only), newest first."""
+    return await repo.list_keys(session)
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> Principal | None:
+    """The caller behind an ``Authorization: Bearer <key>`` header, if the key is active."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        return None
+    row = await repo.active_key(session, hash_api_key(token))
+    return Principal(name=row.name, role=row.role) if row else None
+
+
+async def ensure_demo_keys(session: AsyncSession) -> dict[Role, str]:
+    """The demo's fixed key per role, stored if absent; returns them to print."""
+    for role in Role:
+        await repo.ensure_key(
+            session,
+            name=demo_key_name(role),
+            role=role,
+            key_hash=hash_api_key(demo_key(role)),
+            demo=True,
+        )
+    return {role: demo_key(role) for role in Role}
+
+
+async def demo_keys_present(session: AsyncSession) -> bool:
+    """Whether any active demo key exists (production refuses to start then)."""
+    return await repo.demo_keys_present(session)
