@@ -128,15 +128,6 @@ async def ensure_database(server_url: str, name: str) -> str:
 
 async def admin_connection(server_url: str) -> Any:
     """A plain asyncpg connection to the server's maintenance database."""
-    import asyncpg
+    from db.session import raw_connection
 
-    from db.session import async_url
-
-    parsed = make_url(async_url(server_url))
-    return await asyncpg.connect(
-        user=parsed.username,
-        password=parsed.password or None,
-        database=parsed.database or "postgres",
-        host=parsed.query.get("host") or parsed.host,
-        port=parsed.port,
-    )
+    return await raw_connection(server_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -23,6 +23,20 @@ def async_url(url: str) -> str:
     """Turn any PostgreSQL URL (postgres://, postgresql://, +psycopg) into an asyncpg one."""
     parsed = make_url(url.replace("postgres://", "postgresql://", 1))
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+async def raw_connection(url: str) -> Any:
+    """A plain asyncpg connection (for LISTEN and maintenance), outside the pool."""
+    import asyncpg
+
+    parsed = make_url(async_url(url))
+    return await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password or None,
+        database=parsed.database or "postgres",
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
+    )
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 
+from db.listener import EventListener
 from db.migrate import current_revision, head_revision
 from db.session import RequestSession, create_engine, create_sessionmaker
 from graph.context import Context
@@ -68,11 +69,13 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     )
     sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
     head = head_revision()
+    events = EventListener(database_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await refuse_unsafe_production(settings, sessionmaker)
         yield
+        await events.close()
         await engine.dispose()
 
     async def authenticate(authorization: str | None) -> Principal | None:
@@ -92,6 +95,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
                 sessionmaker=sessionmaker,
                 db=db,
                 authenticate=authenticate,
+                events=events,
                 principal=principal,
             )
         finally:

@@ -13,7 +13,7 @@ from graph.context import Info
 from graph.errors import UserError
 from graph.ids import key_of
 from graph.loans import Loan
-from graph.mutation import run_mutation
+from graph.mutation import IdempotentInput, Replayable, VersionedInput, run_mutation
 from graph.permissions import APPLY, DECIDE, WITHDRAW
 from lending.audit import Caller
 from lending.services import applications as service
@@ -31,7 +31,7 @@ class ApplicantInput:
 
 
 @strawberry.input(description="An application for a loan.")
-class ApplyForLoanInput:
+class ApplyForLoanInput(IdempotentInput):
     """applyForLoan input."""
 
     applicant: ApplicantInput = strawberry.field(description="Who is applying.")
@@ -50,7 +50,7 @@ class ApplyForLoanInput:
 
 
 @strawberry.type(description="Result of applyForLoan.")
-class ApplyForLoanPayload:
+class ApplyForLoanPayload(Replayable):
     """applyForLoan payload."""
 
     application: LoanApplication | None = strawberry.field(
@@ -59,13 +59,10 @@ class ApplyForLoanPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
     )
-    replayed: bool = strawberry.field(
-        description="True when this is the stored result of an earlier call with the same key."
-    )
 
 
 @strawberry.input(description="A decision on an application.")
-class DecideApplicationInput:
+class DecideApplicationInput(VersionedInput):
     """decideApplication input."""
 
     application_id: strawberry.ID = strawberry.field(description="Global id of the application.")
@@ -90,19 +87,10 @@ class DecideApplicationInput:
         description="APPROVED only: term in months, within the product's bounds; "
         "default the term requested.",
     )
-    expected_version: int | None = strawberry.field(
-        default=None,
-        description="The version you last read; STALE_VERSION (and nothing written) if it moved.",
-    )
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="1 to 255 characters. A retry with the same key and input replays the first "
-        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
-    )
 
 
 @strawberry.type(description="Result of decideApplication.")
-class DecideApplicationPayload:
+class DecideApplicationPayload(Replayable):
     """decideApplication payload."""
 
     application: LoanApplication | None = strawberry.field(
@@ -113,32 +101,20 @@ class DecideApplicationPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
     )
-    replayed: bool = strawberry.field(
-        description="True when this is the stored result of an earlier call with the same key."
-    )
 
 
 @strawberry.input(description="A request to withdraw an open application.")
-class WithdrawApplicationInput:
+class WithdrawApplicationInput(VersionedInput):
     """withdrawApplication input."""
 
     application_id: strawberry.ID = strawberry.field(description="Global id of the application.")
     reason: str | None = strawberry.field(
         default=None, description="Why, up to 2000 characters; optional."
     )
-    expected_version: int | None = strawberry.field(
-        default=None,
-        description="The version you last read; STALE_VERSION (and nothing written) if it moved.",
-    )
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="1 to 255 characters. A retry with the same key and input replays the first "
-        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
-    )
 
 
 @strawberry.type(description="Result of withdrawApplication.")
-class WithdrawApplicationPayload:
+class WithdrawApplicationPayload(Replayable):
     """withdrawApplication payload."""
 
     application: LoanApplication | None = strawberry.field(
@@ -146,9 +122,6 @@ class WithdrawApplicationPayload:
     )
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
-    )
-    replayed: bool = strawberry.field(
-        description="True when this is the stored result of an earlier call with the same key."
     )
 
 

@@ -8,17 +8,20 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.embedded import EmbeddedPostgres, ensure_database
 from db.migrate import upgrade_to_head
+from db.repositories import idempotency
 from db.session import create_engine, create_sessionmaker
 from graph.settings import Settings, get_settings
 from lending.access import Role
 from lending.errors import DomainError
 from lending.services import api_keys as key_service
+from lending.services import audit as audit_service
 
 T = TypeVar("T")
 
@@ -121,6 +124,28 @@ def cmd_api_key(settings: Settings, args: argparse.Namespace) -> None:
             )
 
 
+def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> None:
+    """Re-compute every audit chain; exit 1 naming the first broken link."""
+    url, _server = database_url(settings)
+    result = _in_session(url, audit_service.verify)
+    if result.broken is not None:
+        sys.stderr.write(
+            f"BROKEN: audit event {result.broken.id} of {result.broken.chain} does not match "
+            "its hash chain (edited, deleted or inserted rows).\n"
+        )
+        raise SystemExit(1)
+    sys.stdout.write(f"audit trail intact: {result.events} events in {result.chains} chains\n")
+
+
+def cmd_purge_idempotency(settings: Settings, args: argparse.Namespace) -> None:
+    """Delete idempotency keys older than the retention."""
+    url, _server = database_url(settings)
+    removed = _in_session(
+        url, lambda s: idempotency.purge(s, timedelta(hours=args.older_than_hours))
+    )
+    sys.stdout.write(f"purged {removed} idempotency keys older than {args.older_than_hours} h\n")
+
+
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
     """Apply pending migrations."""
     url, _server = database_url(settings)
@@ -158,6 +183,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     key_actions.add_parser("revoke", help="revoke a key").add_argument("name")
     key_actions.add_parser("list", help="list keys (never the keys themselves)")
     keys.set_defaults(run=cmd_api_key)
+    audit = commands.add_parser("audit", help="check the audit trail")
+    audit.add_subparsers(dest="action", required=True).add_parser(
+        "verify", help="re-compute every hash chain"
+    )
+    audit.set_defaults(run=cmd_audit_verify)
+    purge = commands.add_parser("purge-idempotency-keys", help="delete old idempotency keys")
+    purge.add_argument("--older-than-hours", type=float, default=24.0, help="retention (24)")
+    purge.set_defaults(run=cmd_purge_idempotency)
     commands.add_parser("migrate", help="apply migrations").set_defaults(run=cmd_migrate)
     commands.add_parser("seed-demo", help="load demo data once").set_defaults(run=cmd_seed_demo)
     commands.add_parser("export-schema", help="print schema.graphql").set_defaults(

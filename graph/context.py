@@ -9,6 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.fastapi import BaseContext
 
+from db.listener import EventListener
 from db.session import RequestSession
 from graph.loaders import Loaders
 from lending.access import Principal
@@ -24,6 +25,7 @@ class Context(BaseContext):
     sessionmaker: async_sessionmaker[AsyncSession]
     db: RequestSession
     authenticate: Authenticate
+    events: EventListener
     principal: Principal | None = None
     loaders: Loaders = field(init=False)
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.repositories import idempotency
@@ -17,6 +18,37 @@ from graph.node import resolve_key
 from graph.relay import Node
 from lending.audit import Caller, canonical_json
 from lending.errors import DomainError, DomainErrors, ErrorCode
+
+
+@strawberry.input(description="Fields shared by every mutation input.")
+class IdempotentInput:
+    """Input fields every mutation takes."""
+
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="1 to 255 characters. A retry with the same key and input replays the first "
+        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
+    )
+
+
+@strawberry.input(description="Fields shared by mutations on an existing object.")
+class VersionedInput(IdempotentInput):
+    """Input fields of mutations on an existing application or loan."""
+
+    expected_version: int | None = strawberry.field(
+        default=None,
+        description="The version you last read; STALE_VERSION (and nothing written) if it moved.",
+    )
+
+
+@strawberry.type(description="Fields shared by every mutation payload.")
+class Replayable:
+    """The payload field every mutation returns."""
+
+    replayed: bool = strawberry.field(
+        description="True when this is the stored result of an earlier call with the same key."
+    )
+
 
 Work = Callable[[AsyncSession, Caller], Awaitable[Mapping[str, Any]]]
 

@@ -79,6 +79,8 @@ def encode_cursor(order: str, value: Any, key: int) -> str:
 def _parse_sort_value(text: str, sample_type: type) -> Any:
     if sample_type is datetime:
         return datetime.fromisoformat(text)
+    if sample_type is int:
+        return int(text)
     if sample_type is date:
         return date.fromisoformat(text)
     if sample_type is Decimal:

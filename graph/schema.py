@@ -12,7 +12,9 @@ import graph.enums  # noqa: F401 - registers the domain enums with GraphQL
 from graph.applicants import ApplicantQueries
 from graph.application_mutations import ApplicationMutations
 from graph.applications import ApplicationQueries
+from graph.audit import AuditQueries
 from graph.errors import MaskUnexpectedErrors, log_errors
+from graph.events import EventSubscriptions
 from graph.limits import limit_extensions
 from graph.loans import LoanQueries
 from graph.node import NodeQueries
@@ -32,6 +34,7 @@ class Query(
     LoanQueries,
     ServicingQueries,
     ServicingPreviewQueries,
+    AuditQueries,
 ):
     """Root query."""
 
@@ -39,6 +42,11 @@ class Query(
 @strawberry.type(description="Change the lending data. Expected failures come back as userErrors.")
 class Mutation(ApplicationMutations, ServicingMutations):
     """Root mutation."""
+
+
+@strawberry.type(description="Follow changes as they are committed.")
+class Subscription(EventSubscriptions):
+    """Root subscription."""
 
 
 class LendingSchema(strawberry.Schema):
@@ -55,6 +63,7 @@ def build_schema(settings: Settings | None = None) -> LendingSchema:
     return LendingSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         scalar_overrides=SCALAR_OVERRIDES,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[

@@ -13,7 +13,7 @@ from graph.context import Info
 from graph.errors import UserError, user_errors
 from graph.ids import key_of
 from graph.loans import Loan
-from graph.mutation import Outcome, run_mutation
+from graph.mutation import IdempotentInput, Outcome, Replayable, VersionedInput, run_mutation
 from graph.permissions import DISBURSE, READ, RECORD_PAYMENT, REVERSE_PAYMENT
 from graph.servicing import Payment, SchedulePreview
 from lending.audit import Caller
@@ -69,7 +69,7 @@ class SchedulePreviewPayload:
 
 
 @strawberry.input(description="Pay out an approved loan.")
-class DisburseLoanInput:
+class DisburseLoanInput(VersionedInput):
     """disburseLoan input."""
 
     loan_id: strawberry.ID = strawberry.field(description="Global id of an APPROVED loan.")
@@ -79,19 +79,10 @@ class DisburseLoanInput:
     first_due_date: date | None = strawberry.field(
         default=None, description="First due date; default one period after disbursement."
     )
-    expected_version: int | None = strawberry.field(
-        default=None,
-        description="The version you last read; STALE_VERSION (and nothing written) if it moved.",
-    )
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="1 to 255 characters. A retry with the same key and input replays the first "
-        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
-    )
 
 
 @strawberry.type(description="Result of disburseLoan.")
-class DisburseLoanPayload:
+class DisburseLoanPayload(Replayable):
     """disburseLoan payload."""
 
     loan: Loan | None = strawberry.field(
@@ -100,13 +91,10 @@ class DisburseLoanPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
     )
-    replayed: bool = strawberry.field(
-        description="True when this is the stored result of an earlier call with the same key."
-    )
 
 
 @strawberry.input(description="Money received on an active loan.")
-class RecordPaymentInput:
+class RecordPaymentInput(IdempotentInput):
     """recordPayment input."""
 
     loan_id: strawberry.ID = strawberry.field(description="Global id of an ACTIVE loan.")
@@ -121,15 +109,10 @@ class RecordPaymentInput:
     reference: str | None = strawberry.field(
         default=None, description="External reference (bank transfer id…), unique per loan."
     )
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="1 to 255 characters. A retry with the same key and input replays the first "
-        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
-    )
 
 
 @strawberry.type(description="Result of recordPayment or reversePayment.")
-class PaymentPayload:
+class PaymentPayload(Replayable):
     """Payment mutation payload."""
 
     payment: Payment | None = strawberry.field(
@@ -139,22 +122,14 @@ class PaymentPayload:
     user_errors: list[UserError] = strawberry.field(
         description="Why nothing was written; empty on success."
     )
-    replayed: bool = strawberry.field(
-        description="True when this is the stored result of an earlier call with the same key."
-    )
 
 
 @strawberry.input(description="Undo a payment recorded by mistake.")
-class ReversePaymentInput:
+class ReversePaymentInput(IdempotentInput):
     """reversePayment input."""
 
     payment_id: strawberry.ID = strawberry.field(description="Global id of the payment.")
     reason: str | None = strawberry.field(default=None, description="Why, up to 2000 characters.")
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="1 to 255 characters. A retry with the same key and input replays the first "
-        "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
-    )
 
 
 @strawberry.type

@@ -1,0 +1,100 @@
+"""Subscriptions: loan events, announced by PostgreSQL once their transaction commits."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from graph.context import Info
+from graph.errors import ClientError
+from graph.ids import key_of, to_global_id
+from graph.permissions import READ
+from lending.errors import DomainError
+
+
+@strawberry.enum(description="What happened to an application or loan.")
+class LoanEventType(enum.Enum):
+    """Loan event types."""
+
+    DECIDED = strawberry.enum_value("DECIDED", description="A decision was recorded.")
+    WITHDRAWN = strawberry.enum_value("WITHDRAWN", description="The application was withdrawn.")
+    DISBURSED = strawberry.enum_value("DISBURSED", description="The loan was paid out.")
+    PAYMENT_RECORDED = strawberry.enum_value(
+        "PAYMENT_RECORDED", description="A payment was recorded."
+    )
+    PAYMENT_REVERSED = strawberry.enum_value(
+        "PAYMENT_REVERSED", description="A payment was reversed."
+    )
+    PAID_OFF = strawberry.enum_value("PAID_OFF", description="Nothing is left to pay.")
+
+
+@strawberry.type(description="A committed change; query the ids for the details.")
+class LoanEvent:
+    """A loan event."""
+
+    type: LoanEventType = strawberry.field(description="What happened.")
+    application_id: strawberry.ID = strawberry.field(description="The application's global id.")
+    loan_id: strawberry.ID | None = strawberry.field(description="The loan's global id, if any.")
+    entity_id: strawberry.ID = strawberry.field(
+        description="Global id of the object changed (decision, payment, loan…)."
+    )
+    actor: str = strawberry.field(description="Who made the change.")
+    at: datetime = strawberry.field(description="When.")
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> LoanEvent:
+        """The GraphQL view of a notification."""
+        type_name, _, key = payload["entityId"].partition(":")
+        loan = payload.get("loanId")
+        return cls(
+            type=LoanEventType(payload["type"]),
+            application_id=strawberry.ID(to_global_id("LoanApplication", payload["applicationId"])),
+            loan_id=strawberry.ID(to_global_id("Loan", loan)) if loan else None,
+            entity_id=strawberry.ID(to_global_id(type_name, int(key))),
+            actor=payload["actor"],
+            at=datetime.fromisoformat(payload["at"]),
+        )
+
+
+def _key(global_id: str | None, type_name: str, field: str) -> int | None:
+    if global_id is None:
+        return None
+    try:
+        return key_of(global_id, type_name, field)
+    except DomainError as exc:
+        raise ClientError(exc.message) from None
+
+
+@strawberry.type
+class EventSubscriptions:
+    """Root subscription fields."""
+
+    @strawberry.subscription(
+        description="Changes to one application and its loan (or to everything when no id is "
+        "given), from any server process, once committed.",
+        permission_classes=[READ],
+    )
+    async def loan_events(
+        self,
+        info: Info,
+        application_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only this application.")
+        ] = None,
+        loan_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only this loan.")
+        ] = None,
+    ) -> AsyncGenerator[LoanEvent, None]:
+        application = _key(application_id, "LoanApplication", "applicationId")
+        loan = _key(loan_id, "Loan", "loanId")
+        async with info.context.events.subscribe() as queue:
+            while True:
+                payload = await queue.get()
+                if application is not None and payload["applicationId"] != application:
+                    continue
+                if loan is not None and payload.get("loanId") != loan:
+                    continue
+                yield LoanEvent.from_payload(payload)
