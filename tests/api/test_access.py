@@ -36,7 +36,8 @@ MUTATIONS = {
         {R.UNDERWRITER, R.ADMIN},
     ),
     "disburseLoan": (
-        f'mutation {{ disburseLoan(input: {{loanId: "{MISSING_LOAN}"}}) {{ userErrors {{ code }} }} }}',
+        f'mutation {{ disburseLoan(input: {{loanId: "{MISSING_LOAN}"}}) '
+        "{ userErrors { code } } }",
         {R.SERVICER, R.ADMIN},
     ),
     "recordPayment": (
