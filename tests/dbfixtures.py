@@ -13,8 +13,8 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import Base
-from graph.app import create_app
 from db.session import create_sessionmaker
+from graph.app import create_app
 from graph.settings import Settings
 from lending.access import Role
 from lending.services import api_keys as key_service
