@@ -15,6 +15,7 @@ from db.embedded import admin_connection, with_database
 from db.session import create_sessionmaker
 from lending.access import Role, demo_key
 from lending.demo import seed_demo
+from lending.services import api_keys as key_service
 
 
 async def test_demo_covers_every_status_and_loads_once(engine):
@@ -124,3 +125,50 @@ async def test_serve_migrates_seeds_and_answers(server_url):
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def lending(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `lending` command against the test database."""
+    env = os.environ | {"DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "-m", "graph.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+async def test_api_key_commands(database_url, engine):
+    created = await asyncio.to_thread(
+        lending, database_url, "api-key", "create", "--name", "ops.bot", "--role", "SERVICER"
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("lnd_")
+    async with create_sessionmaker(engine)() as session:
+        principal = await key_service.authenticate(session, f"Bearer {key}")
+    assert principal is not None
+    assert (principal.name, principal.role) == ("ops.bot", Role.SERVICER)
+    again = await asyncio.to_thread(
+        lending, database_url, "api-key", "create", "--name", "ops.bot", "--role", "AGENT"
+    )
+    assert again.returncode == 2
+    assert "exists already" in again.stderr
+    listed = await asyncio.to_thread(lending, database_url, "api-key", "list")
+    assert "ops.bot" in listed.stdout
+    assert key not in listed.stdout
+    revoked = await asyncio.to_thread(lending, database_url, "api-key", "revoke", "ops.bot")
+    assert revoked.returncode == 0
+    async with create_sessionmaker(engine)() as session:
+        assert await key_service.authenticate(session, f"Bearer {key}") is None
+    listed = await asyncio.to_thread(lending, database_url, "api-key", "list")
+    assert "revoked" in listed.stdout
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM api_keys WHERE name = 'ops.bot'"))
+
+
+async def test_purge_command(database_url):
+    purged = await asyncio.to_thread(lending, database_url, "purge-idempotency-keys")
+    assert purged.returncode == 0
+    assert "purged 0 idempotency keys older than 24.0 h" in purged.stdout

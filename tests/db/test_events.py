@@ -87,8 +87,9 @@ async def two_servers(server_url) -> AsyncIterator[tuple[int, int, str]]:
             await asyncio.to_thread(process.wait, 10)
 
 
-async def next_message(ws, timeout: float = 10) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def next_message(ws) -> dict:
+    async with asyncio.timeout(10):
+        return json.loads(await ws.recv())
 
 
 async def test_an_event_committed_on_one_process_reaches_a_subscriber_on_another(two_servers):
