@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or reuse) the server and return its URL."""
+        # pgserver asks platformdirs for a runtime dir; its fallback warning is noise here.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         try:
             import pgserver
         except ImportError:  # no wheel for this platform: use the system's initdb / pg_ctl
