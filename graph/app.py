@@ -172,3 +172,11 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         return JSONResponse({"status": "ok", "database": "ok", "migration": revision})
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app configured from the environment (for uvicorn worker processes)."""
+    settings = Settings()
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL must be set for worker processes.")
+    return create_app(settings, settings.database_url)

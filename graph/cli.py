@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,9 +97,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
     # lets the embedded PostgreSQL be stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        create_app(settings, url), host=host, port=port, log_level=settings.log_level.lower()
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "access_log": settings.access_log,
+    }
+    if args.workers > 1:
+        # Worker processes build their own app from the environment.
+        os.environ["DATABASE_URL"] = url
+        uvicorn.run("graph.app:app_from_environment", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(settings, url), **options)
 
 
 def cmd_api_key(settings: Settings, args: argparse.Namespace) -> None:
@@ -174,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve.add_argument("--demo", action="store_true", help="load the demo data if absent")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.set_defaults(run=cmd_serve)
     keys = commands.add_parser("api-key", help="create, revoke or list API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)

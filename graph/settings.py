@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    access_log: bool = Field(default=True, description="Log every HTTP request (uvicorn).")
     db_pool_size: int = 10
     db_max_overflow: int = 10
     graphiql: bool | None = Field(
