@@ -60,12 +60,18 @@ class RequestSession:
 
     An AsyncSession must not run two statements at once, yet loaders of one GraphQL level
     dispatch concurrently; the lock serializes them on a single connection and snapshot.
+
+    A resolver may be cancelled while its statement runs (graphql-core cancels the siblings of
+    a failed non-null root field). Cancelling asyncpg mid-statement would leave the pooled
+    connection unusable for the next request, so each call runs in its own task that the
+    caller's cancellation does not reach, and ``close`` waits for those still running.
     """
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = factory
         self._session: AsyncSession | None = None
         self._lock = asyncio.Lock()
+        self._running: set[asyncio.Task[Any]] = set()
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[AsyncSession]:
@@ -81,12 +87,26 @@ class RequestSession:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Call a repository function with the request's session."""
-        async with self.use() as session:
-            return await fn(session, *args, **kwargs)
+        """Call a repository function with the request's session, shielded from cancellation."""
+
+        async def call() -> T:
+            async with self.use() as session:
+                return await fn(session, *args, **kwargs)
+
+        task = asyncio.ensure_future(call())
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case its caller was cancelled meanwhile
 
     async def close(self) -> None:
         """Release the connection (reads only: nothing to commit)."""
+        if self._running:
+            await asyncio.wait(set(self._running))
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -13,6 +13,7 @@ from db.repositories.applicants import ApplicantFilter
 from graph.context import Info
 from graph.enums import OrderDirection
 from graph.ids import parse_global_id, to_global_id
+from graph.inputs import refuse_nul
 from graph.permissions import READ
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
@@ -149,6 +150,7 @@ class ApplicantQueries:
         ] = None,
     ) -> Connection[Applicant]:
         f = filter or ApplicantFilterInput()
+        refuse_nul(f)
         flt = ApplicantFilter(
             email=f.email,
             name_contains=f.name_contains,

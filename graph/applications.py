@@ -15,6 +15,7 @@ from graph.context import Info
 from graph.enums import OrderDirection
 from graph.errors import ClientError
 from graph.ids import parse_global_id, to_global_id
+from graph.inputs import refuse_nul
 from graph.loaders import Nested
 from graph.permissions import READ
 from graph.relay import (
@@ -210,6 +211,7 @@ class ApplicationOrder:
 def _filter(f: ApplicationFilterInput | None) -> ApplicationFilter:
     if f is None:
         return ApplicationFilter()
+    refuse_nul(f)
     return ApplicationFilter(
         statuses=tuple(f.status) if f.status is not None else None,
         product_code=f.product_code,

@@ -1,12 +1,249 @@
-"""Query limits and production hardening, checked before execution."""
+"""Query limits and production hardening, checked before execution.
+
+Depth (introspection fields not counted), aliases and lexical tokens are capped by Strawberry's
+limiters with the values from the settings. On top of those, every operation has a cost: the
+number of objects it may return, counted in the manner of GitHub's node limit::
+
+    cost(selection set) = sum of cost(field) over its fields, fragment spreads and inline
+                          fragments expanded (whatever their type condition or @skip/@include)
+    cost(field)         = 0                          a scalar, an enum, or an introspection field
+                        = first × cost(selection)    a field whose type is named *Connection
+                        = len(ids) × (1 + cost(sel)) a list field fetched by an `ids` list (nodes)
+                        = 1 + cost(selection)        any other object field, list or not
+
+``first`` is the argument's value after variables are substituted: 20 when absent, null or not
+a whole number, clamped to 0..100 (the resolver refuses anything outside that range anyway);
+``len(ids)`` is clamped to 100 likewise. So ``applicants(first: 10) { edges { node { email } } }``
+costs 10 × (1 + 1) = 20, and nested connections multiply. An operation costing more than
+``max_query_cost`` is refused before any resolver runs; every response that got that far carries
+``extensions.cost = {"requestedNodes": cost, "limit": max_query_cost}``.
+
+In production, "Did you mean …?" hints are removed from error messages, and introspection is
+refused (except ``__typename``) unless turned on.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    SelectionSetNode,
+    get_named_type,
+    get_nullable_type,
+    get_operation_ast,
+    is_list_type,
+    value_from_ast_untyped,
+)
+from graphql.validation import (
+    ASTValidationRule,
+    NoSchemaIntrospectionCustomRule,
+    ValidationContext,
+)
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+
+from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from graph.settings import Settings
+
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def _clamp(value: Any, default: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a JSON variable of 100.0 is coerced to the Int 100
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return min(max(value, 0), MAX_PAGE_SIZE)
+
+
+class _CostWalk:
+    """One walk over one operation; fragment costs are memoized, so the walk stays linear."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: dict[str, FragmentDefinitionNode],
+        variables: dict[str, Any],
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.fragment_costs: dict[str, int] = {}
+
+    def argument(self, node: FieldNode, name: str) -> Any:
+        for argument in node.arguments or ():
+            if argument.name.value == name:
+                return value_from_ast_untyped(argument.value, self.variables)
+        return None
+
+    def selections(self, parent: GraphQLNamedType | None, selection_set: SelectionSetNode) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self.field(parent, selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                scope = self.schema.get_type(condition.name.value) if condition else parent
+                total += self.selections(scope, selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self.fragment(selection.name.value)
+        return total
+
+    def fragment(self, name: str) -> int:
+        if name not in self.fragment_costs:
+            self.fragment_costs[name] = 0  # validation refuses cycles; this guards the walk anyway
+            fragment = self.fragments.get(name)
+            if fragment is not None:
+                scope = self.schema.get_type(fragment.type_condition.name.value)
+                self.fragment_costs[name] = self.selections(scope, fragment.selection_set)
+        return self.fragment_costs[name]
+
+    def field(self, parent: GraphQLNamedType | None, node: FieldNode) -> int:
+        if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+            return 0
+        definition = parent.fields.get(node.name.value)  # None for __schema, __type, __typename
+        if definition is None or node.selection_set is None:
+            return 0
+        named = get_named_type(definition.type)
+        inner = self.selections(named, node.selection_set)
+        if named.name.endswith("Connection"):
+            return _clamp(self.argument(node, "first"), DEFAULT_PAGE_SIZE) * inner
+        if is_list_type(get_nullable_type(definition.type)) and "ids" in definition.args:
+            ids = self.argument(node, "ids")
+            return min(len(ids) if isinstance(ids, list) else 1, MAX_PAGE_SIZE) * (1 + inner)
+        return 1 + inner
+
+
+def query_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+) -> int:
+    """The cost (see the module docstring) of the operation that will run; 0 if there is none."""
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return 0
+    root = schema.get_root_type(operation.operation)
+    values = {
+        definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+        for definition in operation.variable_definitions or ()
+        if definition.default_value is not None
+    }
+    values.update(variables if isinstance(variables, dict) else {})
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    return _CostWalk(schema, fragments, values).selections(root, operation.selection_set)
+
+
+class QueryCostLimiter(SchemaExtension):
+    """Refuse an operation whose cost is over the limit; report the cost in the extensions."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.cost: int | None = None
+
+    def on_execute(self) -> Iterator[None]:
+        # Execution only starts on a document that passed validation, so the walk can trust it.
+        context = self.execution_context
+        assert context.graphql_document is not None
+        self.cost = query_cost(
+            context.schema._schema,
+            context.graphql_document,
+            context.operation_name,
+            context.variables,
+        )
+        if self.cost > self.limit:
+            raise GraphQLError(
+                f"Query cost {self.cost} exceeds the limit of {self.limit} requested nodes; "
+                "ask for smaller pages (`first`) or nest fewer connections.",
+                extensions={"code": "QUERY_TOO_COMPLEX"},
+            )
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        if self.cost is None:
+            return {}
+        return {"cost": {"requestedNodes": self.cost, "limit": self.limit}}
+
+
+def _without_suggestion(error: GraphQLError) -> GraphQLError:
+    if "Did you mean" not in error.message:
+        return error
+    # A fresh error: the validation cache may hold on to the original.
+    return GraphQLError(
+        _SUGGESTION.sub("", error.message),
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=error.extensions,
+    )
+
+
+class HideSuggestions(SchemaExtension):
+    """Remove "Did you mean …?" from error messages: they reveal the schema piece by piece."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [_without_suggestion(error) for error in errors]  # type: ignore[union-attr]
+
+
+def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """``rule``, except that an unknown fragment spread makes it stand down instead of crash."""
+
+    class Tolerant(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ValidationContext) -> None:
+            try:
+                super().__init__(context)
+            except KeyError:  # the depth limiter looks fragments up unchecked
+                ASTValidationRule.__init__(self, context)  # KnownFragmentNames reports it
+
+    return Tolerant
 
 
 def limit_extensions(settings: Settings) -> list[Any]:
-    """Schema extensions enforcing the configured limits."""
-    return []
+    """Schema extensions (classes or factories) enforcing the configured limits."""
+    # The validation rules are made once here and not per request by the limiters' factories:
+    # the validation cache keys on the rule classes, so fresh classes would never hit it.
+    rules: list[type[ASTValidationRule]] = [
+        *map(
+            _tolerate_unknown_fragments,
+            QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        ),
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection_enabled:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    extensions: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: AddValidationRules(rules),
+        lambda: QueryCostLimiter(settings.max_query_cost),
+    ]
+    if settings.production:
+        extensions.append(HideSuggestions)
+    return extensions

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.repositories import idempotency
 from graph.context import Info
 from graph.errors import UserError, user_errors
+from graph.inputs import nul_field
 from graph.node import resolve_key
 from graph.relay import Node
 from lending.audit import Caller, canonical_json
@@ -75,7 +76,13 @@ def request_hash(operation: str, input_obj: Any) -> str:
     return hashlib.sha256(canonical_json([operation, fields]).encode()).hexdigest()
 
 
-def _idempotency_key(input_obj: object) -> str | None:
+def _checked_key(input_obj: object) -> str | None:
+    """The input's idempotency key, after the checks every input gets."""
+    field = nul_field(input_obj)
+    if field is not None:
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED, "Text must not contain the NUL character.", field
+        )
     key: str | None = getattr(input_obj, "idempotency_key", None)
     if key is not None and not 1 <= len(key) <= 255:
         raise DomainError(
@@ -98,7 +105,7 @@ async def run_mutation(
     """
     context = info.context
     try:
-        key = _idempotency_key(input_obj)
+        key = _checked_key(input_obj)
         caller = Caller(actor=context.actor, request_id=context.request_id, idempotency_key=key)
         fingerprint = request_hash(operation, input_obj)
         async with context.sessionmaker() as session, session.begin():
