@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format schema migrate seed clean-db
+.PHONY: install run test lint format schema migrate seed clean-db bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ schema: $(STAMP)  ## regenerate schema.graphql from the code
 
 migrate: $(STAMP)  ## apply migrations to DATABASE_URL (or the embedded database)
 	$(BIN)/lending migrate
+
+bench: $(STAMP)  ## benchmarks vs the ceiling and PostGraphile (about 10 min); writes bench/RESULTS.md
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean-db:  ## delete the local embedded database (the demo data comes back on the next run)
 	rm -rf .pgdata

@@ -40,7 +40,19 @@ def schedule_terms(
     disbursed_on: date,
     first_due_date: date | None,
 ) -> ScheduleTerms:
-    """The schedule terms of a loan; checks the first due date (field ``firstDueDate``)."""
+    """The schedule terms of a loan; checks the first due date (field ``firstDueDate``).
+
+    A schedule must end within the calendar (``date.max``): disbursement is refused when even
+    the latest first due date plus the whole term could not be represented.
+    """
+    span = MAX_FIRST_DUE_DAYS + 31 * (term_months + 1)
+    if disbursed_on.toordinal() + span > date.max.toordinal():
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED,
+            f"A schedule disbursed on {disbursed_on.isoformat()} would end after "
+            f"{date.max.isoformat()}.",
+            "disbursedOn",
+        )
     if first_due_date is not None and not (
         disbursed_on < first_due_date <= disbursed_on + timedelta(days=MAX_FIRST_DUE_DAYS)
     ):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Applicant
 from db.pagination import PageRequest, keyset_page
+from db.repositories import records
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ async def get_or_create_applicant(
 
 async def applicants_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Applicant]:
     """Applicants among ``ids`` (any order)."""
-    return (await session.scalars(select(Applicant).where(Applicant.id.in_(ids)))).all()
+    return await records(session, select(Applicant).where(Applicant.id.in_(ids)))
 
 
 def _filtered(flt: ApplicantFilter) -> Select[Applicant]:
@@ -72,7 +73,7 @@ async def page_applicants(
 ) -> Sequence[Applicant]:
     """One page of applicants by creation time (up to ``first + 1`` rows)."""
     stmt = keyset_page(_filtered(flt), Applicant.created_at, Applicant.id, page)
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def count_applicants(session: AsyncSession, flt: ApplicantFilter) -> int:

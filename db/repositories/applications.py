@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from db.models import Applicant, Decision, LoanApplication, LoanProduct
 from db.pagination import PageRequest, keyset_page, keyset_page_per_parent
+from db.repositories import records
 from lending.states import ApplicationStatus
 
 
@@ -78,7 +79,7 @@ async def page_applications(
 ) -> Sequence[LoanApplication]:
     """One page of applications (up to ``first + 1`` rows)."""
     stmt = keyset_page(_filtered(flt), SORT_COLUMNS[sort], LoanApplication.id, page)
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def count_applications(session: AsyncSession, flt: ApplicationFilter) -> int:
@@ -104,7 +105,7 @@ async def page_applications_per_applicant(
         LoanApplication.id,
         page,
     )
-    return (await session.scalars(paged)).all()
+    return await records(session, paged)
 
 
 async def count_applications_per_applicant(
@@ -123,7 +124,7 @@ async def applications_by_ids(
 ) -> Sequence[LoanApplication]:
     """Applications among ``ids`` (any order)."""
     stmt = select(LoanApplication).where(LoanApplication.id.in_(ids))
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def lock_application(session: AsyncSession, application_id: int) -> LoanApplication | None:
@@ -187,9 +188,9 @@ async def decisions_by_application_ids(
         .where(Decision.application_id.in_(application_ids))
         .order_by(Decision.application_id, Decision.decided_at, Decision.id)
     )
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def decisions_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Decision]:
     """Decisions among ``ids`` (any order)."""
-    return (await session.scalars(select(Decision).where(Decision.id.in_(ids)))).all()
+    return await records(session, select(Decision).where(Decision.id.in_(ids)))

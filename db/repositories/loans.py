@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Loan
 from db.pagination import PageRequest, keyset_page, keyset_page_per_parent
+from db.repositories import records
 from db.repositories.servicing import bucket_condition, days_past_due_stmt
 from lending.states import LoanStatus
 
@@ -36,7 +37,7 @@ async def add_loan(session: AsyncSession, loan: Loan) -> Loan:
 
 async def loans_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Loan]:
     """Loans among ``ids`` (any order)."""
-    return (await session.scalars(select(Loan).where(Loan.id.in_(ids)))).all()
+    return await records(session, select(Loan).where(Loan.id.in_(ids)))
 
 
 async def loans_by_application_ids(
@@ -44,7 +45,7 @@ async def loans_by_application_ids(
 ) -> Sequence[Loan]:
     """Loans created from the given applications (at most one each)."""
     stmt = select(Loan).where(Loan.application_id.in_(application_ids))
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 def _filtered(flt: LoanFilter) -> Select[Loan]:
@@ -65,7 +66,7 @@ def _filtered(flt: LoanFilter) -> Select[Loan]:
 async def page_loans(session: AsyncSession, flt: LoanFilter, page: PageRequest) -> Sequence[Loan]:
     """One page of loans by approval time (up to ``first + 1`` rows)."""
     stmt = keyset_page(_filtered(flt), Loan.approved_at, Loan.id, page)
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def count_loans(session: AsyncSession, flt: LoanFilter) -> int:
@@ -86,7 +87,7 @@ async def page_loans_per_applicant(
         Loan.id,
         page,
     )
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def count_loans_per_applicant(

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import LoanProduct
+from db.repositories import records
 
 
 async def list_products(session: AsyncSession, *, active_only: bool) -> Sequence[LoanProduct]:
@@ -25,7 +26,7 @@ async def product_by_code(session: AsyncSession, code: str) -> LoanProduct | Non
 
 async def products_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[LoanProduct]:
     """Products among ``ids`` (any order)."""
-    return (await session.scalars(select(LoanProduct).where(LoanProduct.id.in_(ids)))).all()
+    return await records(session, select(LoanProduct).where(LoanProduct.id.in_(ids)))
 
 
 async def add_product(session: AsyncSession, product: LoanProduct) -> LoanProduct:

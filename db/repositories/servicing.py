@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, literal, or_, select, update
+from sqlalchemy import Select, and_, delete, false, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Installment, Loan, Payment, PaymentAllocation
 from db.pagination import PageRequest, keyset_page, keyset_page_per_parent
+from db.repositories import records
 from lending.states import LoanStatus
 
 
@@ -54,12 +55,12 @@ async def installments_by_loan_ids(
         .where(Installment.loan_id.in_(loan_ids))
         .order_by(Installment.loan_id, Installment.number)
     )
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def installments_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Installment]:
     """Instalments among ``ids`` (any order)."""
-    return (await session.scalars(select(Installment).where(Installment.id.in_(ids)))).all()
+    return await records(session, select(Installment).where(Installment.id.in_(ids)))
 
 
 async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
@@ -129,7 +130,7 @@ async def allocations_by_loan_ids(
         .where(PaymentAllocation.loan_id.in_(loan_ids))
         .order_by(PaymentAllocation.loan_id, PaymentAllocation.id)
     )
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def allocations_by_payment_ids(
@@ -141,12 +142,12 @@ async def allocations_by_payment_ids(
         .where(PaymentAllocation.payment_id.in_(payment_ids))
         .order_by(PaymentAllocation.payment_id, PaymentAllocation.id)
     )
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def payments_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Payment]:
     """Payments among ``ids`` (any order)."""
-    return (await session.scalars(select(Payment).where(Payment.id.in_(ids)))).all()
+    return await records(session, select(Payment).where(Payment.id.in_(ids)))
 
 
 async def page_payments_per_loan(
@@ -161,7 +162,7 @@ async def page_payments_per_loan(
         Payment.id,
         page,
     )
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def count_payments_per_loan(session: AsyncSession, loan_ids: Sequence[int]) -> dict[int, int]:
@@ -197,7 +198,8 @@ def overdue_installments_stmt(as_of: date, min_days_past_due: int) -> Select[Ins
         .outerjoin(paid, paid.c.installment_id == Installment.id)
         .where(
             Loan.status == LoanStatus.ACTIVE,
-            Installment.due_date <= date.fromordinal(latest_due),
+            # Before the calendar's first day nothing can have fallen due.
+            Installment.due_date <= date.fromordinal(latest_due) if latest_due >= 1 else false(),
             Installment.principal_due + Installment.interest_due
             > func.coalesce(paid.c.paid, literal(0)),
         )

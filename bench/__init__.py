@@ -1,0 +1,1 @@
+"""Benchmarks of the lending service: data generation, load drivers and the harness."""

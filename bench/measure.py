@@ -1,0 +1,81 @@
+"""Process-level measurements: CPU time of a process tree, peak memory, SQL statements run."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name may contain spaces: fields start after the closing parenthesis.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every live process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(root_pids: list[int]) -> float:
+    """User plus system CPU time of the given processes and their descendants."""
+    total = 0
+    for root in root_pids:
+        for pid in descendants(root):
+            fields = _stat(pid)
+            if fields:
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLOCK_TICKS
+
+
+def peak_rss_mb(root_pids: list[int]) -> float:
+    """Sum of the processes' peak resident memory (VmHWM), in MiB."""
+    total_kb = 0
+    for root in root_pids:
+        for pid in descendants(root):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            match = re.search(r"VmHWM:\s+(\d+) kB", status)
+            if match:
+                total_kb += int(match.group(1))
+    return total_kb / 1024
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The PostgreSQL server's main process."""
+    return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+
+
+_STATEMENT = re.compile(rb"LOG:  (statement|execute [^:]*):")
+
+
+def count_statements(log_file: Path, since_offset: int) -> int:
+    """Statements PostgreSQL logged (log_statement = all) after ``since_offset`` bytes."""
+    with log_file.open("rb") as handle:
+        handle.seek(since_offset)
+        data = handle.read()
+    return sum(
+        1
+        for match in _STATEMENT.finditer(data)
+        # BEGIN/COMMIT are transaction control, not queries: count what reads or writes data.
+        if not re.match(rb"\s*(BEGIN|COMMIT|ROLLBACK)", data[match.end() : match.end() + 20])
+    )

@@ -1,0 +1,100 @@
+"""Where the milliseconds of one R2 request go, measured in-process with pyinstrument.
+
+    python -m bench.profile --database-url URL [--requests 100]
+
+Runs R2 through the real ASGI app (no network) and attributes every sample's own time to a
+layer by the file its frame runs in: GraphQL parsing and validation, GraphQL execution
+(graphql-core), Strawberry's field machinery, our resolvers and loaders (graph/, lending/),
+SQLAlchemy, the asyncpg driver and socket waits, JSON serialization, and HTTP (Starlette,
+FastAPI). Prints a JSON object of milliseconds per request per layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import httpx
+from pyinstrument import Profiler
+
+from bench import queries
+from graph.app import create_app
+from graph.settings import Settings
+
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("graphql parse+validate", ("graphql/language", "graphql/validation")),
+    ("graphql execution", ("graphql/execution", "graphql/type", "graphql/pyutils")),
+    ("strawberry", ("strawberry/",)),
+    ("our resolvers+loaders", ("/graph/", "/lending/", "/db/")),
+    ("sqlalchemy", ("sqlalchemy/",)),
+    ("asyncpg + waiting for PostgreSQL", ("asyncpg/", "asyncio/", "selectors.py", "uvloop")),
+    ("json serialization", ("json/",)),
+    ("http (starlette/fastapi/httpx)", ("starlette/", "fastapi/", "httpx/", "anyio/", "h11")),
+]
+
+
+def layer_of(path: str) -> str:
+    for name, needles in LAYERS:
+        if any(needle in path for needle in needles):
+            return name
+    return "other (python runtime, dataclasses, decimal…)"
+
+
+def attribute(frame: Any, totals: dict[str, float], caller: str = "") -> None:
+    """Add each frame's own time to its layer; built-ins and [self] count for their caller."""
+    path = frame.file_path
+    if not path or path.startswith("<"):
+        path = caller
+    own = frame.time - sum(child.time for child in frame.children)
+    layer = layer_of(path)
+    totals[layer] = totals.get(layer, 0.0) + own
+    for child in frame.children:
+        attribute(child, totals, path)
+
+
+async def profile(url: str, requests: int, after: str | None) -> dict[str, Any]:
+    app = create_app(Settings(database_url=url, access_log=False), url)
+    body = {"query": queries.OUR_R2, "variables": {"after": after}}
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": "Bearer lnd_bench_admin"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://b", headers=headers) as c:
+        for _ in range(20):
+            response = await c.post("/graphql", json=body)
+            assert "errors" not in response.json(), response.text[:300]
+        profiler = Profiler(interval=0.001, async_mode="disabled")
+        began = time.perf_counter()
+        profiler.start()
+        for _ in range(requests):
+            await c.post("/graphql", json=body)
+        profiler.stop()
+        elapsed = time.perf_counter() - began
+    totals: dict[str, float] = {}
+    session = profiler.last_session
+    assert session is not None
+    root = session.root_frame()
+    if root is not None:
+        attribute(root, totals)
+    per_request = {k: round(v / requests * 1000, 2) for k, v in sorted(totals.items())}
+    return {
+        "requests": requests,
+        "ms_per_request": round(elapsed / requests * 1000, 2),
+        "layers_ms": per_request,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--requests", type=int, default=100)
+    args = parser.parse_args()
+    sys.stdout.write(
+        json.dumps(asyncio.run(profile(args.database_url, args.requests, None))) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

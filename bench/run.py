@@ -1,0 +1,731 @@
+"""The benchmark harness: our service, the ceiling and PostGraphile, same database, same run.
+
+    python -m bench.run [--scale 1] [--small-scale 0.1] [--seconds 8] [--no-postgraphile]
+
+Starts the embedded PostgreSQL in ``.pgdata-bench``, fills one database per scale with
+``bench.data`` (kept between runs), installs PostGraphile (``bench/postgraphile/install.sh``),
+starts every server on 127.0.0.1 and drives each workload from a separate load process
+(``bench.load``, ``bench.writes``) at concurrency 1 and 16, bounded in requests and seconds.
+Then it profiles R2 in-process and writes the measured part of ``bench/RESULTS.md`` (between
+its markers; the prose around them is kept). Raw figures go to ``bench/.work/results.json``.
+Nothing here asserts a timing: the numbers are for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import queries
+from bench.data import database_name
+from bench.data import run as fill
+from bench.measure import count_statements, cpu_seconds, peak_rss_mb, postmaster_pid
+from db.embedded import EmbeddedPostgres, admin_connection, with_database
+from db.session import raw_connection
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+KEY = "lnd_bench_admin"
+PY = sys.executable
+READS = ("R1", "R2", "R3")
+CONCURRENCY = (1, 16)
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each measurement may run: whichever bound comes first."""
+
+    seconds: float
+    requests: int
+    warmup_seconds: float
+
+
+# ---- servers -----------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A running server under test and how it is asked each workload."""
+
+    name: str
+    base: str
+    process: subprocess.Popen[bytes]
+    kind: str  # "ours", "ceiling-sql", "ceiling-py", "postgraphile"
+    headers: list[str] = field(default_factory=list)
+
+    def endpoint(self, workload: str) -> str:
+        if self.kind.startswith("ceiling"):
+            path = "r1" if workload == "R1" else "r2"  # R3 is R2 from a cursor
+            return f"{self.base}/{self.kind.removeprefix('ceiling-')}/{path}"
+        return f"{self.base}/graphql"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def started(
+    name: str, cmd: list[str], env: dict[str, str], port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process for the block; its output goes to bench/.work/<name>.log."""
+    with (WORK / f"{name}.log").open("wb") as log:
+        process = subprocess.Popen(
+            cmd, env=os.environ | env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
+        )
+        try:
+            wait_for(f"http://127.0.0.1:{port}/", process)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def ours(url: str, workers: int) -> tuple[str, list[str], dict[str, str], int]:
+    port = free_port()
+    cmd = [PY, "-m", "graph.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    env = {"DATABASE_URL": url, "ACCESS_LOG": "false", "LOG_LEVEL": "WARNING"}
+    return f"ours-{workers}w", cmd, env, port
+
+
+def ceiling(url: str) -> tuple[str, list[str], dict[str, str], int]:
+    port = free_port()
+    cmd = [PY, "-m", "bench.ceiling", "--port", str(port), "--database-url", url]
+    return "ceiling", cmd, {}, port
+
+
+def postgraphile(url: str, node: str) -> tuple[str, list[str], dict[str, str], int]:
+    port = free_port()
+    cmd = [node, str(ROOT / "bench" / "postgraphile" / "server.mjs")]
+    return "postgraphile", cmd, {"DATABASE_URL": url, "PORT": str(port)}, port
+
+
+def install_postgraphile() -> tuple[str | None, str]:
+    """The Node 22 binary PostGraphile runs on, or None and why not."""
+    script = ROOT / "bench" / "postgraphile" / "install.sh"
+    done = subprocess.run(
+        ["bash", str(script), "--print-node"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return None, (done.stderr.strip().splitlines() or ["install.sh failed"])[-1]
+    return done.stdout.strip().splitlines()[-1], ""
+
+
+# ---- workloads ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Rows the read workloads ask for, picked once per database."""
+
+    r1_ids: list[int]
+    r3_after: tuple[datetime, int]
+    approved: int
+
+
+async def pick_positions(url: str, seed: int = 11) -> Positions:
+    """Applications with loans for R1, and the keyset position 80 % into R2's ordering."""
+    connection = await raw_connection(url)
+    try:
+        ids = [
+            row["id"]
+            for row in await connection.fetch(
+                "SELECT a.id FROM loan_applications a JOIN loans l ON l.application_id = a.id "
+                "ORDER BY a.id"
+            )
+        ]
+        approved = await connection.fetchval(
+            "SELECT count(*) FROM loan_applications WHERE status = 'APPROVED'"
+        )
+        row = await connection.fetchrow(
+            "SELECT submitted_at, id FROM loan_applications WHERE status = 'APPROVED' "
+            "ORDER BY submitted_at DESC, id DESC OFFSET $1 LIMIT 1",
+            int(approved * 0.8),
+        )
+    finally:
+        await connection.close()
+    sample = random.Random(seed).sample(ids, min(500, len(ids)))
+    return Positions(sample, (row["submitted_at"], row["id"]), approved)
+
+
+def request_bodies(
+    kind: str, workload: str, positions: Positions, pg_r3_cursor: str | None
+) -> list[dict[str, Any]]:
+    """The request bodies of a workload for a kind of server (R1 cycles through many ids)."""
+    after = positions.r3_after if workload == "R3" else None
+    if workload == "R1":
+        if kind == "ours":
+            return [
+                {"query": queries.OUR_R1, "variables": {"id": queries.our_id(i)}}
+                for i in positions.r1_ids
+            ]
+        if kind == "postgraphile":
+            return [{"query": queries.PG_R1, "variables": {"id": i}} for i in positions.r1_ids]
+        return [{"id": i} for i in positions.r1_ids]
+    if kind == "ours":
+        cursor = queries.our_cursor(*after) if after else None
+        return [{"query": queries.OUR_R2, "variables": {"after": cursor}}]
+    if kind == "postgraphile":
+        return [{"query": queries.PG_R2, "variables": {"after": pg_r3_cursor if after else None}}]
+    return [{"after": [after[0].astimezone(UTC).isoformat(), after[1]] if after else None}]
+
+
+# ---- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One workload on one server at one concurrency."""
+
+    scale: float
+    workload: str
+    server: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    server_cpu_ms: float
+    pg_cpu_ms: float
+    statements: float | None
+    rss_mb: float
+    note: str = ""
+
+
+def run_load(
+    endpoint: str, bodies: Path, concurrency: int, requests: int, seconds: float, headers: list[str]
+) -> dict[str, Any]:
+    """Drive ``endpoint`` from a separate process; its JSON summary."""
+    cmd = [
+        PY, "-m", "bench.load", "--url", endpoint, "--bodies", str(bodies),
+        "--concurrency", str(concurrency), "--requests", str(requests), "--seconds", str(seconds),
+    ]  # fmt: skip
+    for header in headers:
+        cmd += ["--header", header]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+class Postgres:
+    """The embedded server: its URL, CPU time and statement log."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.embedded = EmbeddedPostgres(data_dir)
+        self.url = ""
+
+    def start(self) -> str:
+        self.url = self.embedded.start()
+        return self.url
+
+    def stop(self) -> None:
+        self.embedded.stop()
+
+    @property
+    def log(self) -> Path:
+        pgserver_log = self.data_dir / "log"
+        return pgserver_log if pgserver_log.exists() else self.data_dir / "server.log"
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds([postmaster_pid(self.data_dir)])
+
+    async def _set(self, setting: str, value: str) -> None:
+        connection = await admin_connection(self.url)
+        try:
+            await connection.execute(f"ALTER SYSTEM SET {setting} = '{value}'")
+            await connection.execute("SELECT pg_reload_conf()")
+        finally:
+            await connection.close()
+        await asyncio.sleep(0.3)  # backends pick the reload up between statements
+
+    def statements_per_request(self, run: Callable[[], dict[str, Any]]) -> float | None:
+        """Statements PostgreSQL logged while ``run`` ran, per request it made."""
+        asyncio.run(self._set("log_statement", "all"))
+        try:
+            offset = self.log.stat().st_size
+            load = run()
+            time.sleep(0.3)
+            counted = count_statements(self.log, offset)
+        finally:
+            asyncio.run(self._set("log_statement", "none"))
+        return round(counted / load["requests"], 2) if load["requests"] else None
+
+
+def measure(
+    pg: Postgres,
+    server: Server,
+    scale: float,
+    workload: str,
+    concurrency: int,
+    bodies: list[dict[str, Any]],
+    budget: Budget,
+    count: bool,
+) -> Result:
+    """Warm up, optionally count statements, then measure under load."""
+    body_file = WORK / f"bodies-{server.kind}-{workload}.jsonl"
+    body_file.write_text("".join(json.dumps(b, default=str) + "\n" for b in bodies))
+    endpoint = server.endpoint(workload)
+    run_load(endpoint, body_file, concurrency, 10_000, budget.warmup_seconds, server.headers)
+    statements = None
+    if count:
+        statements = pg.statements_per_request(
+            lambda: run_load(
+                endpoint, body_file, 1, min(20, budget.requests), budget.seconds, server.headers
+            )
+        )
+    server_before, pg_before = cpu_seconds([server.process.pid]), pg.cpu_seconds()
+    load = run_load(
+        endpoint, body_file, concurrency, budget.requests, budget.seconds, server.headers
+    )
+    server_cpu = cpu_seconds([server.process.pid]) - server_before
+    pg_cpu = pg.cpu_seconds() - pg_before
+    n = max(load["requests"], 1)
+    result = Result(
+        scale=scale,
+        workload=workload,
+        server=server.name,
+        concurrency=concurrency,
+        rps=load["rps"],
+        p50_ms=load["p50_ms"],
+        p99_ms=load["p99_ms"],
+        requests=load["requests"],
+        errors=load["errors"],
+        server_cpu_ms=round(server_cpu / n * 1000, 2),
+        pg_cpu_ms=round(pg_cpu / n * 1000, 2),
+        statements=statements,
+        rss_mb=round(peak_rss_mb([server.process.pid]), 1),
+        note=load.get("first_error", "")[:160],
+    )
+    print(
+        f"  {scale:g} {workload} c={concurrency:<2} {server.name:<13} {result.rps:>8.1f} rps  "
+        f"p50 {result.p50_ms:>7.2f} ms  p99 {result.p99_ms:>7.2f} ms  "
+        f"stmts {statements if statements is not None else '-'}  errors {result.errors}",
+        flush=True,
+    )
+    return result
+
+
+def measure_writes(
+    pg: Postgres, server: Server, concurrency: int, budget: Budget, scale: float
+) -> Result:
+    """W1 (apply → decide → disburse → pay) from concurrent agents in a separate process."""
+
+    def drive(sequences: int, seconds: float, agents: int) -> dict[str, Any]:
+        cmd = [
+            PY, "-m", "bench.writes", "--url", server.base, "--key", KEY,
+            "--concurrency", str(agents), "--sequences", str(sequences),
+            "--seconds", str(seconds),
+        ]  # fmt: skip
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+
+    drive(10_000, budget.warmup_seconds, concurrency)
+    statements = pg.statements_per_request(lambda: drive(5, budget.seconds, 1))
+    server_before, pg_before = cpu_seconds([server.process.pid]), pg.cpu_seconds()
+    load = drive(max(budget.requests // 4, 1), budget.seconds, concurrency)
+    server_cpu = cpu_seconds([server.process.pid]) - server_before
+    pg_cpu = pg.cpu_seconds() - pg_before
+    n = max(load["requests"], 1)
+    result = Result(
+        scale=scale,
+        workload="W1",
+        server=server.name,
+        concurrency=concurrency,
+        rps=load["rps"],
+        p50_ms=load["p50_ms"],
+        p99_ms=load["p99_ms"],
+        requests=load["requests"],
+        errors=load["errors"],
+        server_cpu_ms=round(server_cpu / n * 1000, 2),
+        pg_cpu_ms=round(pg_cpu / n * 1000, 2),
+        statements=statements,
+        rss_mb=round(peak_rss_mb([server.process.pid]), 1),
+        note=f"{load['sequences_per_s']} sequences/s " + load.get("first_error", "")[:120],
+    )
+    print(
+        f"  W1 c={concurrency:<2} {server.name:<13} {result.rps:>8.1f} rps  "
+        f"({load['sequences_per_s']} sequences/s)  p50 {result.p50_ms:.2f} ms  "
+        f"stmts {statements}  errors {result.errors}",
+        flush=True,
+    )
+    return result
+
+
+async def copy_database(server_url: str, source: str, target: str) -> str:
+    """A fresh copy of ``source`` (for the writes, so reads see the same rows every run)."""
+    connection = await admin_connection(server_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
+    finally:
+        await connection.close()
+    return with_database(server_url, target)
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+
+def run_reads(
+    pg: Postgres,
+    url: str,
+    scale: float,
+    budget: Budget,
+    node: str | None,
+    concurrencies: tuple[int, ...],
+    with_ceiling: bool,
+) -> list[Result]:
+    """R1–R3 on our server, the ceiling's two paths and PostGraphile, one database."""
+    positions = asyncio.run(pick_positions(url))
+    results: list[Result] = []
+    specs = [ours(url, 1)]
+    if with_ceiling:
+        specs.append(ceiling(url))
+    if node:
+        specs.append(postgraphile(url, node))
+    for name, cmd, env, port in specs:
+        base = f"http://127.0.0.1:{port}"
+        with started(f"{name}-{scale:g}", cmd, env, port) as process:
+            if name == "ceiling":
+                servers = [
+                    Server("ceiling-sql", base, process, "ceiling-sql"),
+                    Server("ceiling-py", base, process, "ceiling-py"),
+                ]
+            elif name == "postgraphile":
+                servers = [Server(name, base, process, "postgraphile")]
+            else:
+                servers = [Server(name, base, process, "ours", [f"Authorization: Bearer {KEY}"])]
+            pg_cursor = None
+            if name == "postgraphile":
+                pg_cursor = asyncio.run(_pg_cursor(base, positions))
+            for server in servers:
+                for workload in READS:
+                    bodies = request_bodies(server.kind, workload, positions, pg_cursor)
+                    for i, concurrency in enumerate(concurrencies):
+                        results.append(
+                            measure(
+                                pg, server, scale, workload, concurrency, bodies, budget, i == 0
+                            )
+                        )
+    return results
+
+
+async def _pg_cursor(base: str, positions: Positions) -> str:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await queries.pg_cursor_at(client, f"{base}/graphql", *positions.r3_after)
+
+
+def run_two_workers(
+    pg: Postgres, url: str, scale: float, budget: Budget, concurrency: int
+) -> list[Result]:
+    """R1–R3 on our server with two worker processes."""
+    positions = asyncio.run(pick_positions(url))
+    name, cmd, env, port = ours(url, 2)
+    results = []
+    with started(f"{name}-{scale:g}", cmd, env, port) as process:
+        server = Server(
+            name, f"http://127.0.0.1:{port}", process, "ours", [f"Authorization: Bearer {KEY}"]
+        )
+        for workload in READS:
+            bodies = request_bodies("ours", workload, positions, None)
+            results.append(measure(pg, server, scale, workload, concurrency, bodies, budget, False))
+    return results
+
+
+def run_writes(
+    pg: Postgres, url: str, scale: float, budget: Budget, concurrencies: tuple[int, ...]
+) -> list[Result]:
+    """W1 on our server with one and two workers, on a copy of the database."""
+    results = []
+    for workers in (1, 2):
+        name, cmd, env, port = ours(url, workers)
+        with started(f"{name}-w1", cmd, env, port) as process:
+            server = Server(name, f"http://127.0.0.1:{port}", process, "ours")
+            for concurrency in concurrencies if workers == 1 else concurrencies[-1:]:
+                results.append(measure_writes(pg, server, concurrency, budget, scale))
+    return results
+
+
+def run_profile(url: str, requests: int) -> dict[str, Any]:
+    """The R2 profile (bench.profile) in a process of its own."""
+    cmd = [PY, "-m", "bench.profile", "--database-url", url, "--requests", str(requests)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0, help="main scale (1 = 10,000 loans)")
+    parser.add_argument("--small-scale", type=float, default=0.1, help="the second scale")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
+    parser.add_argument("--requests", type=int, default=4000, help="per measurement, at most")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
+    parser.add_argument("--profile-requests", type=int, default=100)
+    parser.add_argument("--no-postgraphile", action="store_true")
+    parser.add_argument("--pgdata", type=Path, default=ROOT / ".pgdata-bench")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    args = parser.parse_args(argv)
+    budget = Budget(args.seconds, args.requests, args.warmup)
+    concurrencies = tuple(args.concurrency)
+    WORK.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+
+    node, missing = (None, "turned off (--no-postgraphile)")
+    if not args.no_postgraphile:
+        print("installing PostGraphile (once) ...", flush=True)
+        node, missing = install_postgraphile()
+        if node is None:
+            print(f"PostGraphile unavailable: {missing}", flush=True)
+
+    pg = Postgres(args.pgdata)
+    server_url = pg.start()
+    try:
+        urls: dict[float, str] = {}
+        generation: dict[float, dict[str, Any]] = {}
+        for scale in (args.scale, args.small_scale):
+            url = with_database(server_url, database_name(scale))
+            print(f"data: scale {scale:g} ...", flush=True)
+            report = asyncio.run(fill(url, scale))
+            urls[scale] = url
+            generation[scale] = {
+                "seconds": round(report.seconds, 1),
+                "reused": report.reused,
+                "loans": report.counts.get("loans", 0),
+                "installments": report.counts.get("installments", 0),
+                "applications": report.counts.get("loan_applications", 0),
+            }
+
+        results: list[Result] = []
+        print(f"reads, scale {args.scale:g}:", flush=True)
+        results += run_reads(pg, urls[args.scale], args.scale, budget, node, concurrencies, True)
+        print(f"reads, scale {args.small_scale:g}:", flush=True)
+        results += run_reads(
+            pg, urls[args.small_scale], args.small_scale, budget, node, (1,), False
+        )
+        print("reads, two workers:", flush=True)
+        results += run_two_workers(pg, urls[args.scale], args.scale, budget, concurrencies[-1])
+        print("writes (on a copy of the database):", flush=True)
+        copy = asyncio.run(
+            copy_database(server_url, database_name(args.scale), "lending_bench_writes")
+        )
+        results += run_writes(pg, copy, args.scale, budget, concurrencies)
+        print("profile of R2 ...", flush=True)
+        profile = run_profile(urls[args.scale], args.profile_requests)
+    finally:
+        pg.stop()
+
+    run = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "make bench  (python -m bench.run " + " ".join(argv or sys.argv[1:]) + ")",
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": f"{platform.system()} {platform.machine()}",
+        },
+        "budget": asdict(budget),
+        "scales": {"main": args.scale, "small": args.small_scale},
+        "generation": {f"{k:g}": v for k, v in generation.items()},
+        "postgraphile": "measured" if node else f"not measured: {missing}",
+        "results": [asdict(r) for r in results],
+        "profile": profile,
+        "minutes": round((time.perf_counter() - began) / 60, 1),
+    }
+    (WORK / "results.json").write_text(json.dumps(run, indent=2, default=str))
+    write_results(args.output, run)
+    print(f"wrote {args.output} in {run['minutes']} minutes", flush=True)
+
+
+# ---- the report --------------------------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if a and b else "–"
+
+
+def _find(results: list[dict[str, Any]], **where: Any) -> dict[str, Any] | None:
+    for r in results:
+        if all(r[k] == v for k, v in where.items()):
+            return r
+    return None
+
+
+def render(run: dict[str, Any]) -> str:
+    """The measured part of RESULTS.md."""
+    results: list[dict[str, Any]] = run["results"]
+    main_scale = run["scales"]["main"]
+    small_scale = run["scales"]["small"]
+    machine = run["machine"]
+    out = [
+        BEGIN,
+        f"Run {run['when']} with `{run['command']}` in {run['minutes']} minutes, on "
+        f"{machine['cores']} cores ({machine['system']}, Python {machine['python']}); load "
+        "generator, servers and PostgreSQL share those cores. Each measurement: "
+        f"{run['budget']['warmup_seconds']:g} s warm-up, then up to "
+        f"{run['budget']['requests']} requests or {run['budget']['seconds']:g} s. "
+        f"PostGraphile: {run['postgraphile']}.",
+        "",
+        "Data: "
+        + "; ".join(
+            f"scale {k} = {v['loans']:,} loans, {v['applications']:,} applications, "
+            f"{v['installments']:,} instalments ("
+            + ("reused" if v["reused"] else f"generated in {v['seconds']} s")
+            + ")"
+            for k, v in run["generation"].items()
+        )
+        + ".",
+        "",
+        f"### Ratios at scale {main_scale:g} (ours ÷ reference)",
+        "",
+        "Throughput ratio = our requests/s ÷ theirs (above 1: we are faster); latency ratio = "
+        "our p50 ÷ theirs (below 1: we are faster).",
+        "",
+        "| workload | c | vs ceiling SQL: rps | p50 | vs ceiling Python: rps | p50 "
+        "| vs PostGraphile: rps | p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for workload in READS:
+        for c in sorted({r["concurrency"] for r in results if r["workload"] == workload}):
+            mine = _find(results, scale=main_scale, workload=workload, server="ours-1w",
+                         concurrency=c)  # fmt: skip
+            if mine is None:
+                continue
+            cells = []
+            for ref in ("ceiling-sql", "ceiling-py", "postgraphile"):
+                other = _find(results, scale=main_scale, workload=workload, server=ref,
+                              concurrency=c)  # fmt: skip
+                if other is None:
+                    cells += ["–", "–"]
+                else:
+                    cells += [_ratio(mine["rps"], other["rps"]),
+                              _ratio(mine["p50_ms"], other["p50_ms"])]  # fmt: skip
+            out.append(f"| {workload} | {c} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "### Every measurement",
+        "",
+        "CPU ms are per request: the server's process tree, and all of PostgreSQL's processes. "
+        "Statements per request are counted from PostgreSQL's own log (log_statement = all) in a "
+        "separate window of 20 requests at concurrency 1 (W1: 5 sequences), transaction control "
+        "excluded.",
+        "",
+        "| scale | workload | c | server | req/s | p50 ms | p99 ms | server CPU ms | "
+        "PG CPU ms | statements | peak RSS MiB | requests | errors |",
+        "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        statements = "" if r["statements"] is None else f"{r['statements']:g}"
+        out.append(
+            f"| {r['scale']:g} | {r['workload']} | {r['concurrency']} | {r['server']} | "
+            f"{r['rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['server_cpu_ms']:.2f} | "
+            f"{r['pg_cpu_ms']:.2f} | {statements} | {r['rss_mb']:.0f} | {r['requests']} | "
+            f"{r['errors']} |"
+        )
+    notes = [r for r in results if r["note"]]
+    if notes:
+        out += ["", "Notes: " + "; ".join(f"{r['workload']} {r['server']} c={r['concurrency']}: "
+                                           f"{r['note']}" for r in notes)]  # fmt: skip
+    out += [
+        "",
+        f"### Table size: p50 ms at concurrency 1, scale {small_scale:g} → {main_scale:g}",
+        "",
+        "| workload | server | small | main |",
+        "|---|---|---:|---:|",
+    ]
+    for workload in READS:
+        for server in ("ours-1w", "postgraphile"):
+            small = _find(results, scale=small_scale, workload=workload, server=server,
+                          concurrency=1)  # fmt: skip
+            big = _find(results, scale=main_scale, workload=workload, server=server,
+                        concurrency=1)  # fmt: skip
+            if small and big:
+                out.append(
+                    f"| {workload} | {server} | {small['p50_ms']:.2f} | {big['p50_ms']:.2f} |"
+                )
+    top = max((r["concurrency"] for r in results if r["server"] == "ours-2w"), default=16)
+    out += [
+        "",
+        f"### One worker process or two (ours, concurrency {top})",
+        "",
+        "| workload | 1 worker req/s | 2 workers req/s |",
+        "|---|---:|---:|",
+    ]
+    for workload in (*READS, "W1"):
+        one = _find(results, scale=main_scale, workload=workload, server="ours-1w",
+                    concurrency=top)  # fmt: skip
+        two = _find(results, scale=main_scale, workload=workload, server="ours-2w",
+                    concurrency=top)  # fmt: skip
+        if one and two:
+            out.append(f"| {workload} | {one['rps']:.1f} | {two['rps']:.1f} |")
+    profile = run["profile"]
+    out += [
+        "",
+        f"### Profile of R2 (pyinstrument, in-process, {profile['requests']} requests, "
+        f"{profile['ms_per_request']} ms each)",
+        "",
+        "| layer | ms per request | share |",
+        "|---|---:|---:|",
+    ]
+    layers = profile["layers_ms"]
+    total = sum(layers.values()) or 1
+    for name, ms in sorted(layers.items(), key=lambda kv: -kv[1]):
+        out.append(f"| {name} | {ms:.2f} | {ms / total:.0%} |")
+    out.append(END)
+    return "\n".join(out)
+
+
+def write_results(path: Path, run: dict[str, Any]) -> None:
+    """Replace the measured part of ``path``; keep what is written around it."""
+    measured = render(run)
+    if path.exists() and BEGIN in (text := path.read_text()) and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        path.write_text(head + measured + tail)
+    else:
+        path.write_text("# Benchmark results\n\n" + measured + "\n")
+
+
+if __name__ == "__main__":
+    main()

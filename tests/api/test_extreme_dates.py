@@ -1,0 +1,83 @@
+"""Dates at the ends of the calendar are bad input or plain answers, never a server error."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from graph.ids import to_global_id
+from lending.clock import today
+from tests.dbfixtures import gql
+from tests.factories import create_loan, create_product
+
+PREVIEW = """
+query Preview($input: SchedulePreviewInput!) {
+  previewSchedule(input: $input) {
+    schedule { maturityDate }
+    userErrors { code field }
+  }
+}
+"""
+
+OVERDUE = """
+query O($asOf: Date!, $min: Int) {
+  overdueInstallments(asOf: $asOf, minDaysPastDue: $min) { totalCount edges { cursor } }
+}
+"""
+
+LOAN = """
+query L($id: ID!, $asOf: Date) {
+  node(id: $id) { ... on Loan {
+    payoffAmount(asOf: $asOf)
+    delinquency(asOf: $asOf) { daysPastDue bucket }
+    schedule { installments { status(asOf: $asOf) daysPastDue(asOf: $asOf) } }
+  } }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("dates", "field"),
+    [
+        ({"disbursedOn": "9999-12-01"}, "disbursedOn"),
+        ({"disbursedOn": "9999-10-01", "firstDueDate": "9999-12-31"}, "disbursedOn"),
+        ({"firstDueDate": "0001-01-01"}, "firstDueDate"),
+    ],
+)
+async def test_a_schedule_past_the_calendar_is_a_validation_error(client, engine, dates, field):
+    # given a product
+    await create_product(engine)
+    # when a schedule would run past 9999-12-31, or start before the calendar does
+    body = await gql(
+        client,
+        PREVIEW,
+        {"input": {"productCode": "PERSONAL-USD", "amount": "5000", "termMonths": 12} | dates},
+    )
+    # then it is refused as bad input on that field
+    assert "errors" not in body, body
+    assert body["data"]["previewSchedule"]["userErrors"] == [
+        {"code": "VALIDATION_FAILED", "field": ["input", field]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("as_of", "minimum"),
+    [("0001-01-01", 0), ("0001-01-01", 1), ("2026-01-01", 2**31 - 1), ("9999-12-31", 0)],
+)
+async def test_overdue_installments_at_the_ends_of_the_calendar(client, engine, as_of, minimum):
+    # given an active loan with instalments
+    await create_product(engine)
+    await create_loan(engine, disbursed_on=today() - timedelta(days=100))
+    body = await gql(client, OVERDUE, {"asOf": as_of, "min": minimum})
+    assert "errors" not in body, body
+    if as_of == "0001-01-01" or minimum == 2**31 - 1:
+        assert body["data"]["overdueInstallments"]["totalCount"] == 0
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])
+async def test_loan_figures_at_the_ends_of_the_calendar(client, engine, as_of):
+    await create_product(engine)
+    loan = await create_loan(engine, disbursed_on=today() - timedelta(days=100))
+    body = await gql(client, LOAN, {"id": to_global_id("Loan", loan.id), "asOf": as_of})
+    assert "errors" not in body, body

@@ -1,0 +1,71 @@
+"""The whole benchmark harness at a tiny scale: it runs, measures every server and reports.
+
+Starts its own embedded PostgreSQL in a temporary folder, with PostGraphile left out (it needs
+Node from the npm registry) and budgets of a fraction of a second. No timing is asserted: only
+that every workload was answered without errors and that the report holds what it promises.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.run import BEGIN, END, ROOT, WORK
+
+
+def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
+    # given a results file with prose around the measured part
+    output = tmp_path / "RESULTS.md"
+    output.write_text(f"# Results\n\nBefore.\n\n{BEGIN}\nold numbers\n{END}\n\nAfter.\n")
+
+    # when the harness runs at a tiny scale
+    command = [
+        sys.executable, "-m", "bench.run", "--scale", "0.01", "--small-scale", "0.005",
+        "--seconds", "0.3", "--requests", "6", "--warmup", "0.1", "--profile-requests", "2",
+        "--concurrency", "1", "2", "--no-postgraphile", "--pgdata", str(tmp_path / "pg"),
+        "--output", str(output),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    # then every workload was answered by every server, without errors
+    run = json.loads((WORK / "results.json").read_text())
+    measured = {(r["scale"], r["workload"], r["server"], r["concurrency"]) for r in run["results"]}
+    for workload in ("R1", "R2", "R3"):
+        for server in ("ours-1w", "ceiling-sql", "ceiling-py"):
+            for concurrency in (1, 2):
+                assert (0.01, workload, server, concurrency) in measured
+        assert (0.005, workload, "ours-1w", 1) in measured
+        assert (0.01, workload, "ours-2w", 2) in measured
+    assert (0.01, "W1", "ours-1w", 1) in measured
+    assert (0.01, "W1", "ours-2w", 2) in measured
+    assert all(r["errors"] == 0 and r["requests"] > 0 for r in run["results"]), run["results"]
+
+    # and the statement counts are those of the design: one for the hand-written SQL, a
+    # handful of batched statements for ours, whatever the page size
+    counts = {
+        (r["workload"], r["server"]): r["statements"]
+        for r in run["results"]
+        if r["scale"] == 0.01 and r["statements"] is not None
+    }
+    assert counts[("R2", "ceiling-sql")] == 1
+    assert 1 < counts[("R2", "ours-1w")] <= 8
+    assert counts[("R3", "ours-1w")] == counts[("R2", "ours-1w")]
+
+    # and the report replaced only its measured part
+    text = output.read_text()
+    assert text.startswith("# Results\n\nBefore.\n\n")
+    assert text.endswith("\n\nAfter.\n")
+    assert "old numbers" not in text
+    assert "### Ratios at scale 0.01" in text
+    assert "### Profile of R2" in text
+    assert run["profile"]["layers_ms"]
