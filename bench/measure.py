@@ -35,13 +35,15 @@ def descendants(pid: int) -> list[int]:
 
 
 def cpu_seconds(root_pids: list[int]) -> float:
-    """User plus system CPU time of the given processes and their descendants."""
+    """User plus system CPU time of the given processes and their descendants, live or ended."""
     total = 0
     for root in root_pids:
         for pid in descendants(root):
             fields = _stat(pid)
             if fields:
-                total += int(fields[11]) + int(fields[12])  # utime, stime
+                # utime, stime, and cutime, cstime: what its exited children used (a server
+                # closing overflow connections ends PostgreSQL backends mid-measurement).
+                total += sum(int(value) for value in fields[11:15])
     return total / _CLOCK_TICKS
 
 

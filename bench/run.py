@@ -559,7 +559,7 @@ def main(argv: list[str] | None = None) -> None:
 
     run = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "make bench  (python -m bench.run " + " ".join(argv or sys.argv[1:]) + ")",
+        "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),

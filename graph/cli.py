@@ -83,7 +83,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Migrate, optionally seed the demo, and serve."""
     import uvicorn
 
-    from graph.app import create_app
+    from graph.app import create_app, tune_garbage_collector
 
     if args.demo and settings.production:
         raise SystemExit("--demo is refused with LENDING_ENV=production: it creates demo keys.")
@@ -108,7 +108,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         os.environ["DATABASE_URL"] = url
         uvicorn.run("graph.app:app_from_environment", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(settings, url), **options)
+        app = create_app(settings, url)
+        tune_garbage_collector()
+        uvicorn.run(app, **options)
 
 
 def cmd_api_key(settings: Settings, args: argparse.Namespace) -> None:
