@@ -291,6 +291,47 @@ class Postgres:
         return round(counted / load["requests"], 2) if load["requests"] else None
 
 
+def under_load(
+    pg: Postgres,
+    server: Server,
+    scale: float,
+    workload: str,
+    concurrency: int,
+    statements: float | None,
+    load: Callable[[], dict[str, Any]],
+    note: str = "",
+) -> Result:
+    """Run ``load`` once, with the CPU the server and PostgreSQL spend on it; print the line."""
+    server_before, pg_before = cpu_seconds([server.process.pid]), pg.cpu_seconds()
+    figures = load()
+    server_cpu = cpu_seconds([server.process.pid]) - server_before
+    pg_cpu = pg.cpu_seconds() - pg_before
+    n = max(figures["requests"], 1)
+    result = Result(
+        scale=scale,
+        workload=workload,
+        server=server.name,
+        concurrency=concurrency,
+        rps=figures["rps"],
+        p50_ms=figures["p50_ms"],
+        p99_ms=figures["p99_ms"],
+        requests=figures["requests"],
+        errors=figures["errors"],
+        server_cpu_ms=round(server_cpu / n * 1000, 2),
+        pg_cpu_ms=round(pg_cpu / n * 1000, 2),
+        statements=statements,
+        rss_mb=round(peak_rss_mb([server.process.pid]), 1),
+        note=(note + figures.get("first_error", ""))[:160],
+    )
+    print(
+        f"  {scale:g} {workload} c={concurrency:<2} {server.name:<13} {result.rps:>8.1f} rps  "
+        f"p50 {result.p50_ms:>7.2f} ms  p99 {result.p99_ms:>7.2f} ms  "
+        f"stmts {statements if statements is not None else '-'}  errors {result.errors}",
+        flush=True,
+    )
+    return result
+
+
 def measure(
     pg: Postgres,
     server: Server,
@@ -301,48 +342,29 @@ def measure(
     budget: Budget,
     count: bool,
 ) -> Result:
-    """Warm up, optionally count statements, then measure under load."""
+    """Warm up, optionally count statements, then measure a read workload under load."""
     body_file = WORK / f"bodies-{server.kind}-{workload}.jsonl"
     body_file.write_text("".join(json.dumps(b, default=str) + "\n" for b in bodies))
     endpoint = server.endpoint(workload)
-    run_load(endpoint, body_file, concurrency, 10_000, budget.warmup_seconds, server.headers)
+
+    def drive(requests: int, seconds: float, clients: int) -> dict[str, Any]:
+        return run_load(endpoint, body_file, clients, requests, seconds, server.headers)
+
+    drive(10_000, budget.warmup_seconds, concurrency)
     statements = None
     if count:
         statements = pg.statements_per_request(
-            lambda: run_load(
-                endpoint, body_file, 1, min(20, budget.requests), budget.seconds, server.headers
-            )
+            lambda: drive(min(20, budget.requests), budget.seconds, 1)
         )
-    server_before, pg_before = cpu_seconds([server.process.pid]), pg.cpu_seconds()
-    load = run_load(
-        endpoint, body_file, concurrency, budget.requests, budget.seconds, server.headers
+    return under_load(
+        pg,
+        server,
+        scale,
+        workload,
+        concurrency,
+        statements,
+        lambda: drive(budget.requests, budget.seconds, concurrency),
     )
-    server_cpu = cpu_seconds([server.process.pid]) - server_before
-    pg_cpu = pg.cpu_seconds() - pg_before
-    n = max(load["requests"], 1)
-    result = Result(
-        scale=scale,
-        workload=workload,
-        server=server.name,
-        concurrency=concurrency,
-        rps=load["rps"],
-        p50_ms=load["p50_ms"],
-        p99_ms=load["p99_ms"],
-        requests=load["requests"],
-        errors=load["errors"],
-        server_cpu_ms=round(server_cpu / n * 1000, 2),
-        pg_cpu_ms=round(pg_cpu / n * 1000, 2),
-        statements=statements,
-        rss_mb=round(peak_rss_mb([server.process.pid]), 1),
-        note=load.get("first_error", "")[:160],
-    )
-    print(
-        f"  {scale:g} {workload} c={concurrency:<2} {server.name:<13} {result.rps:>8.1f} rps  "
-        f"p50 {result.p50_ms:>7.2f} ms  p99 {result.p99_ms:>7.2f} ms  "
-        f"stmts {statements if statements is not None else '-'}  errors {result.errors}",
-        flush=True,
-    )
-    return result
 
 
 def measure_writes(
@@ -362,33 +384,14 @@ def measure_writes(
 
     drive(10_000, budget.warmup_seconds, concurrency)
     statements = pg.statements_per_request(lambda: drive(5, budget.seconds, 1))
-    server_before, pg_before = cpu_seconds([server.process.pid]), pg.cpu_seconds()
-    load = drive(max(budget.requests // 4, 1), budget.seconds, concurrency)
-    server_cpu = cpu_seconds([server.process.pid]) - server_before
-    pg_cpu = pg.cpu_seconds() - pg_before
-    n = max(load["requests"], 1)
-    result = Result(
-        scale=scale,
-        workload="W1",
-        server=server.name,
-        concurrency=concurrency,
-        rps=load["rps"],
-        p50_ms=load["p50_ms"],
-        p99_ms=load["p99_ms"],
-        requests=load["requests"],
-        errors=load["errors"],
-        server_cpu_ms=round(server_cpu / n * 1000, 2),
-        pg_cpu_ms=round(pg_cpu / n * 1000, 2),
-        statements=statements,
-        rss_mb=round(peak_rss_mb([server.process.pid]), 1),
-        note=f"{load['sequences_per_s']} sequences/s " + load.get("first_error", "")[:120],
-    )
-    print(
-        f"  W1 c={concurrency:<2} {server.name:<13} {result.rps:>8.1f} rps  "
-        f"({load['sequences_per_s']} sequences/s)  p50 {result.p50_ms:.2f} ms  "
-        f"stmts {statements}  errors {result.errors}",
-        flush=True,
-    )
+    figures: dict[str, Any] = {}
+
+    def load() -> dict[str, Any]:
+        figures.update(drive(max(budget.requests // 4, 1), budget.seconds, concurrency))
+        return figures
+
+    result = under_load(pg, server, scale, "W1", concurrency, statements, load)
+    result.note = f"{figures['sequences_per_s']} sequences/s {result.note}".strip()
     return result
 
 

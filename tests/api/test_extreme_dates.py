@@ -81,3 +81,11 @@ async def test_loan_figures_at_the_ends_of_the_calendar(client, engine, as_of):
     loan = await create_loan(engine, disbursed_on=today() - timedelta(days=100))
     body = await gql(client, LOAN, {"id": to_global_id("Loan", loan.id), "asOf": as_of})
     assert "errors" not in body, body
+    figures = body["data"]["node"]
+    statuses = {i["status"] for i in figures["schedule"]["installments"]}
+    if as_of == "0001-01-01":  # before anything fell due
+        assert figures["delinquency"] == {"daysPastDue": 0, "bucket": "CURRENT"}
+        assert statuses == {"UPCOMING"}
+    else:  # everything long overdue and unpaid
+        assert figures["delinquency"]["bucket"] == "DPD_91_PLUS"
+        assert statuses == {"OVERDUE"}
