@@ -129,6 +129,17 @@ async def ensure_database(server_url: str, name: str) -> str:
     return with_database(server_url, name)
 
 
+async def recreate_database(server_url: str, name: str) -> str:
+    """Drop database ``name`` (connections and all) and create it empty; return its URL."""
+    connection = await admin_connection(server_url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return with_database(server_url, name)
+
+
 async def admin_connection(server_url: str) -> Any:
     """A plain asyncpg connection to the server's maintenance database."""
     from db.session import raw_connection

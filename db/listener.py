@@ -56,3 +56,55 @@ class EventListener:
         if self._connection is not None and not self._connection.is_closed():
             await self._connection.close()
         self._connection = None
+
+
+class ChannelWatch:
+    """A LISTEN on one channel, kept open while it is wanted; tells when it may have missed one.
+
+    ``on_change`` runs for every notification and also when the connection is (re)opened or
+    lost, since changes may have gone unheard meanwhile; ``listening`` says whether the watch
+    can be trusted right now.
+    """
+
+    def __init__(self, url: str, channel: str, on_change: Any) -> None:
+        self._url = url
+        self._channel = channel
+        self._on_change = on_change
+        self._connection: Any = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def listening(self) -> bool:
+        """Whether notifications are being received."""
+        return self._connection is not None and not self._connection.is_closed()
+
+    async def ensure(self) -> bool:
+        """Listen if not listening yet; False when the database cannot be reached."""
+        if self.listening:
+            return True
+        async with self._lock:
+            if self.listening:
+                return True
+            try:
+                connection = await raw_connection(self._url)
+                await connection.add_listener(self._channel, self._notified)
+                connection.add_termination_listener(self._lost)
+            except Exception as error:
+                log.warning("cannot listen on %s: %s", self._channel, error)
+                return False
+            self._connection = connection
+            self._on_change()
+            return True
+
+    def _notified(self, *_: Any) -> None:
+        self._on_change()
+
+    def _lost(self, *_: Any) -> None:
+        self._connection = None
+        self._on_change()
+
+    async def close(self) -> None:
+        """Stop listening."""
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            await connection.close()

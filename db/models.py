@@ -382,3 +382,17 @@ class AuditEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     previous_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The last hash of an audit chain, moved on by a trigger as each event is appended.
+
+    Locking a chain's head row makes appends to that chain take turns; NULL until the chain's
+    first event.
+    """
+
+    __tablename__ = "audit_chain_heads"
+    __table_args__ = (CheckConstraint("last_hash ~ '^[0-9a-f]{64}$'", name="last_hash_format"),)
+
+    chain: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_hash: Mapped[str | None] = mapped_column(String(64))

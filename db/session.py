@@ -25,18 +25,23 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def connect_arguments(url: str) -> dict[str, Any]:
+    """asyncpg's connection arguments for a PostgreSQL URL (a Unix socket given as ?host=)."""
+    parsed = make_url(async_url(url))
+    return {
+        "user": parsed.username,
+        "password": parsed.password or None,
+        "database": parsed.database or "postgres",
+        "host": parsed.query.get("host") or parsed.host,
+        "port": parsed.port,
+    }
+
+
 async def raw_connection(url: str) -> Any:
     """A plain asyncpg connection (for LISTEN and maintenance), outside the pool."""
     import asyncpg
 
-    parsed = make_url(async_url(url))
-    return await asyncpg.connect(
-        user=parsed.username,
-        password=parsed.password or None,
-        database=parsed.database or "postgres",
-        host=parsed.query.get("host") or parsed.host,
-        port=parsed.port,
-    )
+    return await asyncpg.connect(**connect_arguments(url))
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -19,21 +19,25 @@ from strawberry.fastapi import GraphQLRouter
 
 from db.listener import EventListener
 from db.migrate import current_revision, head_revision
+from db.read_pool import ReadPool
 from db.session import RequestSession, create_engine, create_sessionmaker
+from graph.compiled import CompiledReads, RequestReads
 from graph.context import Context
-from graph.schema import build_schema
+from graph.fast_path import CompiledReadsMiddleware, request_id
+from graph.principals import PrincipalCache
+from graph.schema import LendingSchema, build_schema
 from graph.settings import Settings
 from lending.access import Principal
 from lending.services import api_keys as key_service
 
 log = logging.getLogger("lending.app")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
+class JSONRouter(GraphQLRouter[Any, None]):
+    """Strawberry's router, writing responses with orjson (which embeds compiled fragments)."""
 
-def _request_id(request: Request) -> str:
-    incoming = request.headers.get("x-request-id", "")
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
 
 class Unauthenticated(Exception):
@@ -63,25 +67,40 @@ async def refuse_unsafe_production(
             )
 
 
-def create_app(settings: Settings, database_url: str) -> FastAPI:
-    """The service bound to ``database_url``; the engine lives as long as the app."""
+def create_app(
+    settings: Settings, database_url: str, schema: LendingSchema | None = None
+) -> FastAPI:
+    """The service bound to ``database_url``; the engine lives as long as the app.
+
+    ``schema`` (built from ``settings`` by default) may be shared by apps, with its parser and
+    validation caches: the tests run one document through two apps that way.
+    """
     engine: AsyncEngine = create_engine(
         database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
     sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
     head = head_revision()
     events = EventListener(database_url)
+    schema = schema or build_schema(settings)
+    compiled = CompiledReads(
+        schema, ReadPool(database_url, settings.db_pool_size), enabled=settings.compiled_reads
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await refuse_unsafe_production(settings, sessionmaker)
         yield
         await events.close()
+        await principals.close()
+        await compiled.pool.close()
         await engine.dispose()
 
-    async def authenticate(authorization: str | None) -> Principal | None:
+    async def lookup_key(authorization: str | None) -> Principal | None:
         async with sessionmaker() as session:
             return await key_service.authenticate(session, authorization)
+
+    principals = PrincipalCache(database_url, lookup_key)
+    authenticate = principals.authenticate
 
     async def context(connection: HTTPConnection) -> AsyncIterator[Context]:
         principal = None
@@ -90,6 +109,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             if principal is None:
                 raise Unauthenticated
         db = RequestSession(sessionmaker)
+        reads = RequestReads(compiled, principal.role) if principal and compiled.enabled else None
         try:
             yield Context(
                 request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
@@ -98,6 +118,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
                 authenticate=authenticate,
                 events=events,
                 principal=principal,
+                reads=reads,
             )
         finally:
             await db.close()
@@ -110,6 +131,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         openapi_url=None,
     )
     app.state.engine = engine
+    app.state.compiled = compiled
+    app.state.schema = schema
+    app.state.principals = principals
 
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(request: Request, _: Unauthenticated) -> JSONResponse:
@@ -126,7 +150,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     async def request_ids(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request.state.request_id = _request_id(request)
+        request.state.request_id = request_id(request.headers.get("x-request-id", ""))
         try:
             response = await call_next(request)
         except Exception:
@@ -145,8 +169,16 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 
-    router: GraphQLRouter[Any, None] = GraphQLRouter(
-        build_schema(settings),
+    # Outside the request-id middleware: a fully compiled query skips the framework's layers.
+    app.add_middleware(
+        CompiledReadsMiddleware,
+        compiled=compiled,
+        principals=principals,
+        cost_limit=settings.max_query_cost,
+    )
+
+    router: GraphQLRouter[Any, None] = JSONRouter(
+        schema,
         context_getter=context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
     )

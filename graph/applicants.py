@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
+from db.read_plan import Domain, PageArgs
 from db.repositories import applicants as applicant_repo
 from db.repositories.applicants import ApplicantFilter
+from graph.applications import application_page, nested_applications
 from graph.context import Info
 from graph.enums import OrderDirection
-from graph.ids import parse_global_id, to_global_id
+from graph.ids import key_for
 from graph.inputs import refuse_nul
+from graph.loans import loan_page, nested_loans
 from graph.permissions import READ
+from graph.reads import ById, Page, column, order_of, private, reads
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -24,8 +28,8 @@ from graph.relay import (
     Node,
     build_connection,
     decode_cursor,
-    encode_cursor,
     page_request,
+    row_cursor,
 )
 
 if TYPE_CHECKING:
@@ -37,25 +41,16 @@ if TYPE_CHECKING:
 class Applicant(Node):
     """An applicant."""
 
-    key: strawberry.Private[int]
-    full_name: str = strawberry.field(description="Full name as given on the first application.")
-    email: str = strawberry.field(description="Email address; unique regardless of case.")
-    phone: str | None = strawberry.field(description="Phone number, if given.")
-    created_at: datetime = strawberry.field(description="When the applicant first applied.")
+    key: strawberry.Private[int] = private("id")
+    full_name: str = column("full_name", "Full name as given on the first application.")
+    email: str = column("email", "Email address; unique regardless of case.")
+    phone: str | None = column("phone", "Phone number, if given.")
+    created_at: datetime = column("created_at", "When the applicant first applied.")
 
-    @classmethod
-    def from_row(cls, row: models.Applicant) -> Applicant:
-        """The GraphQL view of an applicant row."""
-        return cls(
-            id=strawberry.ID(to_global_id("Applicant", row.id)),
-            key=row.id,
-            full_name=row.full_name,
-            email=row.email,
-            phone=row.phone,
-            created_at=row.created_at,
-        )
-
-    @strawberry.field(description="The applicant's applications, newest first by default.")
+    @strawberry.field(
+        description="The applicant's applications, newest first by default.",
+        metadata=reads(Page(Domain.APPLICATIONS, application_page, "id", "applicant_id")),
+    )
     async def applications(
         self,
         info: Info,
@@ -70,11 +65,13 @@ class Applicant(Node):
             strawberry.argument(description="Ordering; default newest submission first."),
         ] = None,
     ) -> Connection[Annotated[LoanApplication, strawberry.lazy("graph.applications")]]:
-        from graph.applications import nested_applications
+        args = application_page(first, after, filter, order_by)
+        return await nested_applications(info, self.key, args)
 
-        return await nested_applications(info, self.key, first, after, filter, order_by)
-
-    @strawberry.field(description="The applicant's loans, most recently approved first.")
+    @strawberry.field(
+        description="The applicant's loans, most recently approved first.",
+        metadata=reads(Page(Domain.LOANS, loan_page, "id", "applicant_id")),
+    )
     async def loans(
         self,
         info: Info,
@@ -85,9 +82,7 @@ class Applicant(Node):
             strawberry.argument(description="Conditions on loans."),
         ] = None,
     ) -> Connection[Annotated[Loan, strawberry.lazy("graph.loans")]]:
-        from graph.loans import nested_loans
-
-        return await nested_loans(info, self.key, first, after, filter)
+        return await nested_loans(info, self.key, loan_page(first, after, filter))
 
 
 @strawberry.input(description="Conditions on applicants; all given conditions must hold.")
@@ -115,6 +110,31 @@ class ApplicantOrder:
     )
 
 
+def applicant_page(
+    first: int | None = DEFAULT_PAGE_SIZE,
+    after: str | None = None,
+    filter: ApplicantFilterInput | None = None,
+    order_by: ApplicantOrder | None = None,
+) -> PageArgs:
+    """The checked arguments of `applicants`."""
+    f = filter or ApplicantFilterInput()
+    refuse_nul(f)
+    flt = ApplicantFilter(
+        email=f.email,
+        name_contains=f.name_contains,
+        created_from=f.created_from,
+        created_to=f.created_to,
+    )
+    direction = (order_by or ApplicantOrder()).direction
+    name = f"CREATED_AT:{direction.value}"
+    cursor = decode_cursor(after, name, datetime) if after else None
+    page = page_request(first, cursor, descending=direction is OrderDirection.DESC)
+    return PageArgs(flt, page, order_of(models.Applicant.created_at, name))
+
+
+applicant_key = key_for("Applicant")
+
+
 @strawberry.type
 class ApplicantQueries:
     """Root fields for applicants."""
@@ -122,19 +142,22 @@ class ApplicantQueries:
     @strawberry.field(
         description="One applicant by global id; null when there is none.",
         permission_classes=[READ],
+        metadata=reads(ById("applicants", applicant_key)),
     )
     async def applicant(
         self,
         info: Info,
         id: GlobalId,
     ) -> Applicant | None:
-        parsed = parse_global_id(id)
-        if parsed is None or parsed[0] != "Applicant":
-            return None
-        row = await info.context.loaders.applicant_by_id.load(parsed[1])
+        key = applicant_key(id)
+        row = await info.context.loaders.applicant_by_id.load(key) if key else None
         return Applicant.from_row(row) if row else None
 
-    @strawberry.field(description="Applicants, oldest first by default.", permission_classes=[READ])
+    @strawberry.field(
+        description="Applicants, oldest first by default.",
+        permission_classes=[READ],
+        metadata=reads(Page(Domain.APPLICANTS, applicant_page)),
+    )
     async def applicants(
         self,
         info: Info,
@@ -149,23 +172,13 @@ class ApplicantQueries:
             strawberry.argument(description="Ordering; default oldest first."),
         ] = None,
     ) -> Connection[Applicant]:
-        f = filter or ApplicantFilterInput()
-        refuse_nul(f)
-        flt = ApplicantFilter(
-            email=f.email,
-            name_contains=f.name_contains,
-            created_from=f.created_from,
-            created_to=f.created_to,
-        )
-        direction = (order_by or ApplicantOrder()).direction
-        order = f"CREATED_AT:{direction.value}"
-        cursor = decode_cursor(after, order, datetime) if after else None
-        page = page_request(first, cursor, descending=direction is OrderDirection.DESC)
-        rows = await info.context.db.run(applicant_repo.page_applicants, flt, page)
+        args = applicant_page(first, after, filter, order_by)
+        db = info.context.db
+        rows = await db.run(applicant_repo.page_applicants, args.filter, args.page)
         return build_connection(
             rows,
-            page,
+            args.page,
             to_node=Applicant.from_row,
-            cursor_of=lambda r: encode_cursor(order, r.created_at, r.id),
-            count=lambda: info.context.db.run(applicant_repo.count_applicants, flt),
+            cursor_of=row_cursor(args.order),
+            count=lambda: db.run(applicant_repo.count_applicants, args.filter),
         )

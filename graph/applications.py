@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from db import models
+from db.read_plan import Domain, PageArgs, ToMany, ToOne
 from db.repositories import applications as application_repo
 from db.repositories.applications import SORT_COLUMNS, ApplicationFilter, ApplicationSort
 from graph.context import Info
 from graph.enums import OrderDirection
 from graph.errors import ClientError
-from graph.ids import parse_global_id, to_global_id
+from graph.ids import key_for
 from graph.inputs import refuse_nul
 from graph.loaders import Nested
 from graph.permissions import READ
+from graph.reads import ById, ByStatus, Page, column, order_of, private, reads
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -27,10 +29,14 @@ from graph.relay import (
     Node,
     build_connection,
     decode_cursor,
-    encode_cursor,
     page_request,
+    row_cursor,
 )
 from lending.states import ApplicationAction, ApplicationStatus, DecisionOutcome, available_actions
+
+DECISIONS = ToMany("decisions", "id", "application_id", (("decided_at", False), ("id", False)))
+NEWEST_DECISION_FIRST = (("decided_at", True), ("id", True))
+SORT_BY_COLUMN = {attribute.key: sort for sort, attribute in SORT_COLUMNS.items()}
 
 if TYPE_CHECKING:
     from graph.applicants import Applicant
@@ -42,49 +48,32 @@ if TYPE_CHECKING:
 class LoanApplication(Node):
     """A loan application."""
 
-    key: strawberry.Private[int]
-    applicant_key: strawberry.Private[int]
-    product_key: strawberry.Private[int]
-    reference: str = strawberry.field(
-        description="Human-friendly reference, such as APP-7K3M9Q2XBD."
+    key: strawberry.Private[int] = private("id")
+    applicant_key: strawberry.Private[int] = private("applicant_id")
+    product_key: strawberry.Private[int] = private("product_id")
+    reference: str = column("reference", "Human-friendly reference, such as APP-7K3M9Q2XBD.")
+    amount_requested: Decimal = column("amount_requested", "Amount asked for.")
+    term_months: int = column("term_months", "Term asked for, in months.")
+    purpose: str | None = column("purpose", "What the loan is for, as declared.")
+    declared_monthly_income: Decimal | None = column(
+        "declared_monthly_income",
+        "Monthly income the applicant declared, in the product's currency.",
     )
-    amount_requested: Decimal = strawberry.field(description="Amount asked for.")
-    term_months: int = strawberry.field(description="Term asked for, in months.")
-    purpose: str | None = strawberry.field(description="What the loan is for, as declared.")
-    declared_monthly_income: Decimal | None = strawberry.field(
-        description="Monthly income the applicant declared, in the product's currency."
+    status: ApplicationStatus = column("status", "Current status.")
+    version: int = column(
+        "version",
+        "Incremented on every change; pass as expectedVersion to avoid lost updates.",
     )
-    status: ApplicationStatus = strawberry.field(description="Current status.")
-    version: int = strawberry.field(
-        description="Incremented on every change; pass as expectedVersion to avoid lost updates."
+    withdrawal_reason: str | None = column(
+        "withdrawal_reason",
+        "Why the application was withdrawn, if it was and a reason was given.",
     )
-    withdrawal_reason: str | None = strawberry.field(
-        description="Why the application was withdrawn, if it was and a reason was given."
-    )
-    submitted_at: datetime = strawberry.field(description="When the application was submitted.")
-    updated_at: datetime = strawberry.field(description="When the application last changed.")
+    submitted_at: datetime = column("submitted_at", "When the application was submitted.")
+    updated_at: datetime = column("updated_at", "When the application last changed.")
 
-    @classmethod
-    def from_row(cls, row: models.LoanApplication) -> LoanApplication:
-        """The GraphQL view of an application row."""
-        return cls(
-            id=strawberry.ID(to_global_id("LoanApplication", row.id)),
-            key=row.id,
-            applicant_key=row.applicant_id,
-            product_key=row.product_id,
-            reference=row.reference,
-            amount_requested=row.amount_requested,
-            term_months=row.term_months,
-            purpose=row.purpose,
-            declared_monthly_income=row.declared_monthly_income,
-            status=row.status,
-            version=row.version,
-            withdrawal_reason=row.withdrawal_reason,
-            submitted_at=row.submitted_at,
-            updated_at=row.updated_at,
-        )
-
-    @strawberry.field(description="Who applied.")
+    @strawberry.field(
+        description="Who applied.", metadata=reads(ToOne("applicants", "applicant_id"))
+    )
     async def applicant(
         self, info: Info
     ) -> Annotated[Applicant, strawberry.lazy("graph.applicants")]:
@@ -94,7 +83,10 @@ class LoanApplication(Node):
         assert row is not None
         return Applicant.from_row(row)
 
-    @strawberry.field(description="The product applied for.")
+    @strawberry.field(
+        description="The product applied for.",
+        metadata=reads(ToOne("loan_products", "product_id")),
+    )
     async def product(
         self, info: Info
     ) -> Annotated[LoanProduct, strawberry.lazy("graph.products")]:
@@ -104,17 +96,26 @@ class LoanApplication(Node):
         assert row is not None
         return LoanProduct.from_row(row)
 
-    @strawberry.field(description="Every decision recorded on the application, oldest first.")
+    @strawberry.field(
+        description="Every decision recorded on the application, oldest first.",
+        metadata=reads(DECISIONS),
+    )
     async def decisions(self, info: Info) -> list[Decision]:
         rows = await info.context.loaders.decisions_by_application.load(self.key)
         return [Decision.from_row(row) for row in rows]
 
-    @strawberry.field(description="The most recent decision, if any.")
+    @strawberry.field(
+        description="The most recent decision, if any.",
+        metadata=reads(replace(DECISIONS, order=NEWEST_DECISION_FIRST, first_only=True)),
+    )
     async def latest_decision(self, info: Info) -> Decision | None:
         rows = await info.context.loaders.decisions_by_application.load(self.key)
         return Decision.from_row(rows[-1]) if rows else None
 
-    @strawberry.field(description="The loan created when the application was approved.")
+    @strawberry.field(
+        description="The loan created when the application was approved.",
+        metadata=reads(ToOne("loans", "id", "application_id")),
+    )
     async def loan(self, info: Info) -> Annotated[Loan, strawberry.lazy("graph.loans")] | None:
         from graph.loans import Loan
 
@@ -122,7 +123,9 @@ class LoanApplication(Node):
         return Loan.from_row(row) if row else None
 
     @strawberry.field(
-        description="What may be done to the application now; the mutations enforce the same table."
+        description="What may be done to the application now; "
+        "the mutations enforce the same table.",
+        metadata=reads(ByStatus("status", ApplicationStatus, available_actions)),
     )
     def available_actions(self) -> list[ApplicationAction]:
         return available_actions(self.status)
@@ -132,39 +135,27 @@ class LoanApplication(Node):
 class Decision(Node):
     """A decision."""
 
-    key: strawberry.Private[int]
-    application_key: strawberry.Private[int]
-    outcome: DecisionOutcome = strawberry.field(description="What was decided.")
-    reason: str = strawberry.field(description="Why, in the decider's words.")
-    decided_by: str = strawberry.field(description="Who decided (the caller's name).")
-    decided_at: datetime = strawberry.field(description="When the decision was recorded.")
-    approved_amount: Decimal | None = strawberry.field(
-        description="Approved amount, when APPROVED with an amount other than requested."
+    key: strawberry.Private[int] = private("id")
+    application_key: strawberry.Private[int] = private("application_id")
+    outcome: DecisionOutcome = column("outcome", "What was decided.")
+    reason: str = column("reason", "Why, in the decider's words.")
+    decided_by: str = column("decided_by", "Who decided (the caller's name).")
+    decided_at: datetime = column("decided_at", "When the decision was recorded.")
+    approved_amount: Decimal | None = column(
+        "approved_amount", "Approved amount, when APPROVED with an amount other than requested."
     )
-    annual_interest_rate: Decimal | None = strawberry.field(
-        description="Approved annual rate in percent, when APPROVED with a specific rate."
+    annual_interest_rate: Decimal | None = column(
+        "annual_interest_rate",
+        "Approved annual rate in percent, when APPROVED with a specific rate.",
     )
-    term_months: int | None = strawberry.field(
-        description="Approved term in months, when APPROVED with a term other than requested."
+    term_months: int | None = column(
+        "term_months", "Approved term in months, when APPROVED with a term other than requested."
     )
 
-    @classmethod
-    def from_row(cls, row: models.Decision) -> Decision:
-        """The GraphQL view of a decision row."""
-        return cls(
-            id=strawberry.ID(to_global_id("Decision", row.id)),
-            key=row.id,
-            application_key=row.application_id,
-            outcome=row.outcome,
-            reason=row.reason,
-            decided_by=row.decided_by,
-            decided_at=row.decided_at,
-            approved_amount=row.approved_amount,
-            annual_interest_rate=row.annual_interest_rate,
-            term_months=row.term_months,
-        )
-
-    @strawberry.field(description="The application decided.")
+    @strawberry.field(
+        description="The application decided.",
+        metadata=reads(ToOne("loan_applications", "application_id")),
+    )
     async def application(self, info: Info) -> LoanApplication:
         row = await info.context.loaders.application_by_id.load(self.application_key)
         assert row is not None
@@ -231,40 +222,42 @@ def _exact(value: Any, name: str) -> Decimal | None:
     return Decimal(value)
 
 
-def _ordering(order: ApplicationOrder | None) -> tuple[ApplicationSort, bool, str, type]:
-    order = order or ApplicationOrder()
-    value_type = datetime if order.field is ApplicationSort.SUBMITTED_AT else Decimal
+def application_page(
+    first: int | None = DEFAULT_PAGE_SIZE,
+    after: str | None = None,
+    filter: ApplicationFilterInput | None = None,
+    order_by: ApplicationOrder | None = None,
+) -> PageArgs:
+    """The checked arguments of an applications connection."""
+    flt = _filter(filter)
+    order = order_by or ApplicationOrder()
+    attribute = SORT_COLUMNS[order.field]
     name = f"{order.field.value}:{order.direction.value}"
-    return order.field, order.direction is OrderDirection.DESC, name, value_type
-
-
-def _cursor_of(sort: ApplicationSort, name: str) -> Any:
-    column = SORT_COLUMNS[sort].key
-    return lambda row: encode_cursor(name, getattr(row, column), row.id)
+    value_type = datetime if order.field is ApplicationSort.SUBMITTED_AT else Decimal
+    cursor = decode_cursor(after, name, value_type) if after else None
+    page = page_request(first, cursor, descending=order.direction is OrderDirection.DESC)
+    return PageArgs(flt, page, order_of(attribute, name))
 
 
 async def nested_applications(
-    info: Info,
-    applicant_key: int,
-    first: int | None,
-    after: str | None,
-    filter_input: ApplicationFilterInput | None,
-    order: ApplicationOrder | None,
+    info: Info, applicant_key: int, args: PageArgs
 ) -> Connection[LoanApplication]:
     """One applicant's page of applications, batched with its siblings' through a loader."""
-    flt = _filter(filter_input)
-    sort, descending, name, value_type = _ordering(order)
-    cursor = decode_cursor(after, name, value_type) if after else None
-    page = page_request(first, cursor, descending=descending)
     loaders = info.context.loaders
-    rows = await loaders.applications_page.load(Nested(applicant_key, (flt, sort, page)))
+    sort = SORT_BY_COLUMN[args.order.column]
+    rows = await loaders.applications_page.load(
+        Nested(applicant_key, (args.filter, sort, args.page))
+    )
     return build_connection(
         rows,
-        page,
+        args.page,
         to_node=LoanApplication.from_row,
-        cursor_of=_cursor_of(sort, name),
-        count=lambda: loaders.applications_count.load(Nested(applicant_key, flt)),
+        cursor_of=row_cursor(args.order),
+        count=lambda: loaders.applications_count.load(Nested(applicant_key, args.filter)),
     )
+
+
+application_key = key_for("LoanApplication")
 
 
 @strawberry.type
@@ -274,20 +267,21 @@ class ApplicationQueries:
     @strawberry.field(
         description="One application by global id; null when there is none.",
         permission_classes=[READ],
+        metadata=reads(ById("loan_applications", application_key)),
     )
     async def application(
         self,
         info: Info,
         id: GlobalId,
     ) -> LoanApplication | None:
-        parsed = parse_global_id(id)
-        if parsed is None or parsed[0] != "LoanApplication":
-            return None
-        row = await info.context.loaders.application_by_id.load(parsed[1])
+        key = application_key(id)
+        row = await info.context.loaders.application_by_id.load(key) if key else None
         return LoanApplication.from_row(row) if row else None
 
     @strawberry.field(
-        description="Applications, newest submission first by default.", permission_classes=[READ]
+        description="Applications, newest submission first by default.",
+        permission_classes=[READ],
+        metadata=reads(Page(Domain.APPLICATIONS, application_page)),
     )
     async def applications(
         self,
@@ -303,16 +297,14 @@ class ApplicationQueries:
             strawberry.argument(description="Ordering; default newest submission first."),
         ] = None,
     ) -> Connection[LoanApplication]:
-        flt = _filter(filter)
-        sort, descending, name, value_type = _ordering(order_by)
-        cursor = decode_cursor(after, name, value_type) if after else None
-        page = page_request(first, cursor, descending=descending)
+        args = application_page(first, after, filter, order_by)
+        sort = SORT_BY_COLUMN[args.order.column]
         db = info.context.db
-        rows = await db.run(application_repo.page_applications, flt, sort, page)
+        rows = await db.run(application_repo.page_applications, args.filter, sort, args.page)
         return build_connection(
             rows,
-            page,
+            args.page,
             to_node=LoanApplication.from_row,
-            cursor_of=_cursor_of(sort, name),
-            count=lambda: db.run(application_repo.count_applications, flt),
+            cursor_of=row_cursor(args.order),
+            count=lambda: db.run(application_repo.count_applications, args.filter),
         )

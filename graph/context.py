@@ -11,6 +11,7 @@ from strawberry.fastapi import BaseContext
 
 from db.listener import EventListener
 from db.session import RequestSession
+from graph.compiled import RequestReads
 from graph.loaders import Loaders
 from lending.access import Principal
 
@@ -27,6 +28,7 @@ class Context(BaseContext):
     authenticate: Authenticate
     events: EventListener
     principal: Principal | None = None
+    reads: RequestReads | None = None  # the compiled read path, for HTTP requests when on
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

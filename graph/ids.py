@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
+from db.read_plan import global_id
 from lending.errors import DomainError, ErrorCode
 
 
 def to_global_id(type_name: str, key: int) -> str:
     """The global id of the ``type_name`` row with primary key ``key``."""
-    return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
+    return global_id(type_name, key)
 
 
 def parse_global_id(global_id: str) -> tuple[str, int] | None:
@@ -29,6 +31,16 @@ def parse_global_id(global_id: str) -> tuple[str, int] | None:
     if number <= 0 or number >= 2**63:
         return None
     return type_name, number
+
+
+def key_for(type_name: str) -> Callable[[str], int | None]:
+    """The key behind a global id of ``type_name``; None for any other id (a lookup's null)."""
+
+    def key(id: str) -> int | None:
+        parsed = parse_global_id(id)
+        return parsed[1] if parsed is not None and parsed[0] == type_name else None
+
+    return key
 
 
 def key_of(global_id: str, expected_type: str, field: str) -> int:

@@ -9,12 +9,24 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
+from db.read_plan import Computation, Domain, PageArgs, ToOne
 from db.repositories import loans as loan_repo
 from db.repositories.loans import LoanFilter
 from graph.context import Info
-from graph.ids import parse_global_id, to_global_id
+from graph.ids import key_for
 from graph.loaders import Nested
 from graph.permissions import READ
+from graph.reads import (
+    ById,
+    ByStatus,
+    Compute,
+    Embedded,
+    Page,
+    column,
+    order_of,
+    private,
+    reads,
+)
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -24,20 +36,22 @@ from graph.relay import (
     Node,
     build_connection,
     decode_cursor,
-    encode_cursor,
     page_request,
+    row_cursor,
 )
 from graph.servicing import (
     AS_OF,
     Delinquency,
     Payment,
     RepaymentSchedule,
+    assessed_on,
     loan_balances,
     loan_delinquency,
+    payment_page,
 )
 from lending import clock
-from lending.delinquency import DelinquencyBucket
-from lending.servicing import BUCKET_BOUNDS, left_to_pay
+from lending.delinquency import BUCKET_BOUNDS, DelinquencyBucket
+from lending.servicing import left_to_pay
 from lending.states import LoanAction, LoanStatus, available_loan_actions
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
@@ -50,53 +64,32 @@ if TYPE_CHECKING:
 class Loan(Node):
     """A loan."""
 
-    key: strawberry.Private[int]
-    application_key: strawberry.Private[int]
-    applicant_key: strawberry.Private[int]
-    reference: str = strawberry.field(
-        description="Human-friendly reference, such as LN-4F7P2K9QZM."
+    key: strawberry.Private[int] = private("id")
+    application_key: strawberry.Private[int] = private("application_id")
+    applicant_key: strawberry.Private[int] = private("applicant_id")
+    reference: str = column("reference", "Human-friendly reference, such as LN-4F7P2K9QZM.")
+    principal: Decimal = column("principal", "Amount lent.")
+    currency: str = column("currency", "ISO 4217 currency code of all amounts.")
+    annual_interest_rate: Decimal = column(
+        "annual_interest_rate", 'Nominal annual interest rate in percent, such as "9.99".'
     )
-    principal: Decimal = strawberry.field(description="Amount lent.")
-    currency: str = strawberry.field(description="ISO 4217 currency code of all amounts.")
-    annual_interest_rate: Decimal = strawberry.field(
-        description='Nominal annual interest rate in percent, such as "9.99".'
+    term_months: int = column("term_months", "Term in months.")
+    amortization: AmortizationMethod = column("amortization", "How instalments are split.")
+    frequency: RepaymentFrequency = column("frequency", "How often instalments fall due.")
+    day_count: DayCount = column("day_count", "How interest is counted.")
+    status: LoanStatus = column("status", "Current status.")
+    version: int = column(
+        "version",
+        "Incremented on every change; pass as expectedVersion to avoid lost updates.",
     )
-    term_months: int = strawberry.field(description="Term in months.")
-    amortization: AmortizationMethod = strawberry.field(description="How instalments are split.")
-    frequency: RepaymentFrequency = strawberry.field(description="How often instalments fall due.")
-    day_count: DayCount = strawberry.field(description="How interest is counted.")
-    status: LoanStatus = strawberry.field(description="Current status.")
-    version: int = strawberry.field(
-        description="Incremented on every change; pass as expectedVersion to avoid lost updates."
-    )
-    approved_at: datetime = strawberry.field(description="When the approving decision was made.")
-    disbursed_on: date | None = strawberry.field(description="When the money was paid out.")
-    maturity_date: date | None = strawberry.field(description="Due date of the last instalment.")
+    approved_at: datetime = column("approved_at", "When the approving decision was made.")
+    disbursed_on: date | None = column("disbursed_on", "When the money was paid out.")
+    maturity_date: date | None = column("maturity_date", "Due date of the last instalment.")
 
-    @classmethod
-    def from_row(cls, row: models.Loan) -> Loan:
-        """The GraphQL view of a loan row."""
-        return cls(
-            id=strawberry.ID(to_global_id("Loan", row.id)),
-            key=row.id,
-            application_key=row.application_id,
-            applicant_key=row.applicant_id,
-            reference=row.reference,
-            principal=row.principal,
-            currency=row.currency,
-            annual_interest_rate=row.annual_interest_rate,
-            term_months=row.term_months,
-            amortization=row.amortization,
-            frequency=row.frequency,
-            day_count=row.day_count,
-            status=row.status,
-            version=row.version,
-            approved_at=row.approved_at,
-            disbursed_on=row.disbursed_on,
-            maturity_date=row.maturity_date,
-        )
-
-    @strawberry.field(description="The application the loan was approved on.")
+    @strawberry.field(
+        description="The application the loan was approved on.",
+        metadata=reads(ToOne("loan_applications", "application_id")),
+    )
     async def application(
         self, info: Info
     ) -> Annotated[LoanApplication, strawberry.lazy("graph.applications")]:
@@ -107,7 +100,8 @@ class Loan(Node):
         return LoanApplication.from_row(row)
 
     @strawberry.field(
-        description="The booked repayment schedule; null until the loan is disbursed."
+        description="The booked repayment schedule; null until the loan is disbursed.",
+        metadata=reads(Embedded(when="disbursed_on")),
     )
     async def schedule(self, info: Info) -> RepaymentSchedule | None:
         if self.disbursed_on is None:
@@ -116,7 +110,8 @@ class Loan(Node):
         return RepaymentSchedule.from_rows(rows)
 
     @strawberry.field(
-        description="Payments on the loan, reversed ones included, oldest received first."
+        description="Payments on the loan, reversed ones included, oldest received first.",
+        metadata=reads(Page(Domain.PAYMENTS, payment_page, "id", "loan_id")),
     )
     async def payments(
         self,
@@ -124,20 +119,21 @@ class Loan(Node):
         first: First = DEFAULT_PAGE_SIZE,
         after: After = None,
     ) -> Connection[Payment]:
-        order = "RECEIVED_ON:ASC"
-        cursor = decode_cursor(after, order, date) if after else None
-        page = page_request(first, cursor, descending=False)
+        args = payment_page(first, after)
         loaders = info.context.loaders
-        rows = await loaders.payments_page.load(Nested(self.key, page))
+        rows = await loaders.payments_page.load(Nested(self.key, args.page))
         return build_connection(
             rows,
-            page,
+            args.page,
             to_node=Payment.from_row,
-            cursor_of=lambda r: encode_cursor(order, r.received_on, r.id),
+            cursor_of=row_cursor(args.order),
             count=lambda: loaders.payments_count.load(Nested(self.key, None)),
         )
 
-    @strawberry.field(description="Principal not yet repaid; null until disbursed.")
+    @strawberry.field(
+        description="Principal not yet repaid; null until disbursed.",
+        metadata=reads(Compute(Computation.OUTSTANDING_PRINCIPAL)),
+    )
     async def outstanding_principal(self, info: Info) -> Decimal | None:
         if self.disbursed_on is None:
             return None
@@ -147,7 +143,8 @@ class Loan(Node):
     @strawberry.field(
         description="Everything left to pay on a date (null until disbursed): what the schedule "
         "asks for less payments received by then. Prepayments reduce future instalments in "
-        "order; in this version there is no re-amortization and no rebate of future interest."
+        "order; in this version there is no re-amortization and no rebate of future interest.",
+        metadata=reads(Compute(Computation.PAYOFF, bind=assessed_on)),
     )
     async def payoff_amount(
         self,
@@ -156,24 +153,30 @@ class Loan(Node):
     ) -> Decimal | None:
         if self.disbursed_on is None:
             return None
-        balances = await loan_balances(info, self.key, as_of or clock.today())
+        balances = await loan_balances(info, self.key, assessed_on(as_of))
         return left_to_pay(balances.values())
 
-    @strawberry.field(description="How far behind the loan is on a date.")
+    @strawberry.field(
+        description="How far behind the loan is on a date.",
+        metadata=reads(Embedded(bind=assessed_on)),
+    )
     async def delinquency(
         self,
         info: Info,
         as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
     ) -> Delinquency:
-        return await loan_delinquency(info, self.key, self.currency, as_of)
+        return await loan_delinquency(info, self.key, self.currency, assessed_on(as_of))
 
     @strawberry.field(
-        description="What may be done to the loan now; the mutations enforce the same table."
+        description="What may be done to the loan now; the mutations enforce the same table.",
+        metadata=reads(ByStatus("status", LoanStatus, available_loan_actions)),
     )
     def available_actions(self) -> list[LoanAction]:
         return available_loan_actions(self.status)
 
-    @strawberry.field(description="The borrower.")
+    @strawberry.field(
+        description="The borrower.", metadata=reads(ToOne("applicants", "applicant_id"))
+    )
     async def applicant(
         self, info: Info
     ) -> Annotated[Applicant, strawberry.lazy("graph.applicants")]:
@@ -215,22 +218,32 @@ def loan_filter(f: LoanFilterInput | None) -> LoanFilter:
 LOAN_ORDER = "APPROVED_AT:DESC"
 
 
-async def nested_loans(
-    info: Info, applicant_key: int, first: int | None, after: str | None, f: LoanFilterInput | None
-) -> Connection[Loan]:
-    """One applicant's page of loans, batched with its siblings' through a loader."""
-    flt = loan_filter(f)
+def loan_page(
+    first: int | None = DEFAULT_PAGE_SIZE,
+    after: str | None = None,
+    filter: LoanFilterInput | None = None,
+) -> PageArgs:
+    """The checked arguments of a loans connection."""
+    flt = loan_filter(filter)
     cursor = decode_cursor(after, LOAN_ORDER, datetime) if after else None
     page = page_request(first, cursor, descending=True)
+    return PageArgs(flt, page, order_of(models.Loan.approved_at, LOAN_ORDER))
+
+
+async def nested_loans(info: Info, applicant_key: int, args: PageArgs) -> Connection[Loan]:
+    """One applicant's page of loans, batched with its siblings' through a loader."""
     loaders = info.context.loaders
-    rows = await loaders.loans_page.load(Nested(applicant_key, (flt, page)))
+    rows = await loaders.loans_page.load(Nested(applicant_key, (args.filter, args.page)))
     return build_connection(
         rows,
-        page,
+        args.page,
         to_node=Loan.from_row,
-        cursor_of=lambda r: encode_cursor(LOAN_ORDER, r.approved_at, r.id),
-        count=lambda: loaders.loans_count.load(Nested(applicant_key, flt)),
+        cursor_of=row_cursor(args.order),
+        count=lambda: loaders.loans_count.load(Nested(applicant_key, args.filter)),
     )
+
+
+loan_key = key_for("Loan")
 
 
 @strawberry.type
@@ -238,20 +251,24 @@ class LoanQueries:
     """Root fields for loans."""
 
     @strawberry.field(
-        description="One loan by global id; null when there is none.", permission_classes=[READ]
+        description="One loan by global id; null when there is none.",
+        permission_classes=[READ],
+        metadata=reads(ById("loans", loan_key)),
     )
     async def loan(
         self,
         info: Info,
         id: GlobalId,
     ) -> Loan | None:
-        parsed = parse_global_id(id)
-        if parsed is None or parsed[0] != "Loan":
-            return None
-        row = await info.context.loaders.loan_by_id.load(parsed[1])
+        key = loan_key(id)
+        row = await info.context.loaders.loan_by_id.load(key) if key else None
         return Loan.from_row(row) if row else None
 
-    @strawberry.field(description="Loans, most recently approved first.", permission_classes=[READ])
+    @strawberry.field(
+        description="Loans, most recently approved first.",
+        permission_classes=[READ],
+        metadata=reads(Page(Domain.LOANS, loan_page)),
+    )
     async def loans(
         self,
         info: Info,
@@ -261,15 +278,13 @@ class LoanQueries:
             LoanFilterInput | None, strawberry.argument(description="Conditions on loans.")
         ] = None,
     ) -> Connection[Loan]:
-        flt = loan_filter(filter)
-        cursor = decode_cursor(after, LOAN_ORDER, datetime) if after else None
-        page = page_request(first, cursor, descending=True)
+        args = loan_page(first, after, filter)
         db = info.context.db
-        rows = await db.run(loan_repo.page_loans, flt, page)
+        rows = await db.run(loan_repo.page_loans, args.filter, args.page)
         return build_connection(
             rows,
-            page,
+            args.page,
             to_node=Loan.from_row,
-            cursor_of=lambda r: encode_cursor(LOAN_ORDER, r.approved_at, r.id),
-            count=lambda: db.run(loan_repo.count_loans, flt),
+            cursor_of=row_cursor(args.order),
+            count=lambda: db.run(loan_repo.count_loans, args.filter),
         )

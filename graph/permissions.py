@@ -13,8 +13,10 @@ from lending.access import Permission
 
 def requires(permission: Permission) -> type[BasePermission]:
     """A permission class granting the field to roles that have ``permission``."""
+    permission_needed = permission
 
     class Requires(BasePermission):
+        permission = permission_needed
         message = f"Your role may not do this (needs {permission.value})."
         error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012 - strawberry reads it per class
 

@@ -8,12 +8,14 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
 
 from db.pagination import PageRequest
+from db.read_plan import Order, RowGlobalId
 from graph.errors import ClientError
+from graph.reads import reads, row_values
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,7 +33,14 @@ GlobalId = Annotated[strawberry.ID, strawberry.argument(description="Global id."
 class Node:
     """Anything with a global id."""
 
-    id: strawberry.ID = strawberry.field(description="Opaque global id.")
+    id: strawberry.ID = strawberry.field(
+        description="Opaque global id.", metadata=reads(RowGlobalId())
+    )
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        """The GraphQL view of a row, every field read as declared."""
+        return cls(**row_values(cls, row))
 
 
 @strawberry.type(description="Where a page sits in its connection.")
@@ -115,6 +124,11 @@ def page_request(
     if not 0 <= size <= MAX_PAGE_SIZE:
         raise ClientError(f"`first` must be between 0 and {MAX_PAGE_SIZE}; got {size}.")
     return PageRequest(first=size, after=after, descending=descending)
+
+
+def row_cursor(order: Order) -> Callable[[Any], str]:
+    """The cursor of a row on a page in ``order``."""
+    return lambda row: encode_cursor(order.name, getattr(row, order.column), row.id)
 
 
 def build_connection(

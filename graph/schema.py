@@ -13,6 +13,7 @@ from graph.applicants import ApplicantQueries
 from graph.application_mutations import ApplicationMutations
 from graph.applications import ApplicationQueries
 from graph.audit import AuditQueries
+from graph.compiled import CompiledExecutor, CompiledReadsExtension
 from graph.errors import MaskUnexpectedErrors, log_errors
 from graph.events import EventSubscriptions
 from graph.limits import limit_extensions
@@ -66,8 +67,10 @@ def build_schema(settings: Settings | None = None) -> LendingSchema:
         subscription=Subscription,
         scalar_overrides=SCALAR_OVERRIDES,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=CompiledExecutor,
         extensions=[
             *limit_extensions(settings or Settings()),
+            CompiledReadsExtension,
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

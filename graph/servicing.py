@@ -10,10 +10,22 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
+from db.read_plan import Computation, Domain, IsSet, PageArgs, SumOf, ToMany, ToOne, Total
 from db.repositories import servicing as servicing_repo
+from db.repositories.servicing import OverdueFilter
 from graph.context import Info
-from graph.ids import to_global_id
 from graph.permissions import READ
+from graph.reads import (
+    Compute,
+    OldestOverdue,
+    Page,
+    column,
+    derived,
+    order_of,
+    private,
+    reads,
+    row_values,
+)
 from graph.relay import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -22,8 +34,8 @@ from graph.relay import (
     Node,
     build_connection,
     decode_cursor,
-    encode_cursor,
     page_request,
+    row_cursor,
 )
 from lending import clock
 from lending.allocation import InstallmentBalance, InstallmentDue
@@ -69,75 +81,89 @@ async def loan_balances(
 AS_OF = "The date to assess on; default today (UTC). Payments received after it are ignored."
 
 
+def assessed_on(as_of: date | None = None) -> date:
+    """The date a field with an optional `asOf` assesses on: today (UTC) by default."""
+    return as_of or clock.today()
+
+
+INSTALLMENTS = ToMany("installments", "id", "loan_id", (("number", False),))
+
+
 @strawberry.type(description="One instalment of a disbursed loan's schedule.")
 class Installment(Node):
     """An instalment."""
 
-    key: strawberry.Private[int]
-    loan_key: strawberry.Private[int]
-    number: int = strawberry.field(description="Position in the schedule, from 1.")
-    due_date: date = strawberry.field(description="When it falls due.")
-    principal_due: Decimal = strawberry.field(description="Principal part.")
-    interest_due: Decimal = strawberry.field(description="Interest part.")
-    total_due: Decimal = strawberry.field(description="Principal plus interest.")
-    balance_after: Decimal = strawberry.field(
-        description="Principal left after this instalment, as scheduled."
+    key: strawberry.Private[int] = private("id")
+    loan_key: strawberry.Private[int] = private("loan_id")
+    number: int = column("number", "Position in the schedule, from 1.")
+    due_date: date = column("due_date", "When it falls due.")
+    principal_due: Decimal = column("principal_due", "Principal part.")
+    interest_due: Decimal = column("interest_due", "Interest part.")
+    total_due: Decimal = derived(
+        Total(("principal_due", "interest_due")), "Principal plus interest."
     )
-
-    @classmethod
-    def from_row(cls, row: models.Installment) -> Installment:
-        """The GraphQL view of an instalment row."""
-        return cls(
-            id=strawberry.ID(to_global_id("Installment", row.id)),
-            key=row.id,
-            loan_key=row.loan_id,
-            number=row.number,
-            due_date=row.due_date,
-            principal_due=row.principal_due,
-            interest_due=row.interest_due,
-            total_due=row.principal_due + row.interest_due,
-            balance_after=row.balance_after,
-        )
+    balance_after: Decimal = column(
+        "balance_after", "Principal left after this instalment, as scheduled."
+    )
 
     async def _balance(self, info: Info, as_of: date | None) -> InstallmentBalance:
         return (await loan_balances(info, self.loan_key, as_of))[self.number]
 
-    @strawberry.field(description="Principal paid so far.")
+    @strawberry.field(
+        description="Principal paid so far.", metadata=reads(Compute(Computation.PRINCIPAL_PAID))
+    )
     async def principal_paid(self, info: Info) -> Decimal:
         return (await self._balance(info, None)).principal_paid
 
-    @strawberry.field(description="Interest paid so far.")
+    @strawberry.field(
+        description="Interest paid so far.", metadata=reads(Compute(Computation.INTEREST_PAID))
+    )
     async def interest_paid(self, info: Info) -> Decimal:
         return (await self._balance(info, None)).interest_paid
 
-    @strawberry.field(description="What is still to be paid on this instalment.")
+    @strawberry.field(
+        description="What is still to be paid on this instalment.",
+        metadata=reads(Compute(Computation.OUTSTANDING)),
+    )
     async def amount_outstanding(self, info: Info) -> Decimal:
         return (await self._balance(info, None)).outstanding
 
-    @strawberry.field(description="When it was fully paid (received date of the last payment).")
+    @strawberry.field(
+        description="When it was fully paid (received date of the last payment).",
+        metadata=reads(Compute(Computation.PAID_ON)),
+    )
     async def paid_on(self, info: Info) -> date | None:
         return (await self._balance(info, None)).paid_on
 
-    @strawberry.field(description="Where the instalment stands on a date.")
+    @strawberry.field(
+        description="Where the instalment stands on a date.",
+        metadata=reads(Compute(Computation.STATUS, bind=assessed_on)),
+    )
     async def status(
         self,
         info: Info,
         as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
     ) -> InstallmentStatus:
-        day = as_of or clock.today()
+        day = assessed_on(as_of)
         return installment_status(await self._balance(info, day), day)
 
-    @strawberry.field(description="Days past due on a date (0 unless overdue).")
+    @strawberry.field(
+        description="Days past due on a date (0 unless overdue).",
+        metadata=reads(Compute(Computation.DAYS_PAST_DUE, bind=assessed_on)),
+    )
     async def days_past_due(
         self,
         info: Info,
         as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
     ) -> int:
-        day = as_of or clock.today()
+        day = assessed_on(as_of)
         status = installment_status(await self._balance(info, day), day)
         return (day - self.due_date).days if status is InstallmentStatus.OVERDUE else 0
 
-    @strawberry.field(description="The loan this instalment belongs to.")
+    @strawberry.field(
+        description="The loan this instalment belongs to.",
+        metadata=reads(ToOne("loans", "loan_id")),
+    )
     async def loan(self, info: Info) -> Annotated[Loan, strawberry.lazy("graph.loans")]:
         from graph.loans import Loan
 
@@ -150,10 +176,21 @@ class Installment(Node):
 class RepaymentSchedule:
     """A booked schedule."""
 
-    installments: list[Installment] = strawberry.field(description="Instalments in order.")
-    total_principal: Decimal = strawberry.field(description="Sum of principal; the loan amount.")
-    total_interest: Decimal = strawberry.field(description="Sum of scheduled interest.")
-    total_payable: Decimal = strawberry.field(description="Principal plus interest.")
+    installments: list[Installment] = strawberry.field(
+        description="Instalments in order.", metadata=reads(INSTALLMENTS)
+    )
+    total_principal: Decimal = strawberry.field(
+        description="Sum of principal; the loan amount.",
+        metadata=reads(SumOf("installments", "id", "loan_id", ("principal_due",))),
+    )
+    total_interest: Decimal = strawberry.field(
+        description="Sum of scheduled interest.",
+        metadata=reads(SumOf("installments", "id", "loan_id", ("interest_due",))),
+    )
+    total_payable: Decimal = strawberry.field(
+        description="Principal plus interest.",
+        metadata=reads(SumOf("installments", "id", "loan_id", ("principal_due", "interest_due"))),
+    )
 
     @classmethod
     def from_rows(cls, rows: list[models.Installment]) -> RepaymentSchedule:
@@ -216,12 +253,20 @@ class SchedulePreview:
 class PaymentAllocation:
     """An allocation (derived from the loan's payments; recomputed after every change)."""
 
-    installment_key: strawberry.Private[int]
-    principal: Decimal = strawberry.field(description="Applied to principal.")
-    interest: Decimal = strawberry.field(description="Applied to interest.")
-    amount: Decimal = strawberry.field(description="Principal plus interest.")
+    installment_key: strawberry.Private[int] = private("installment_id")
+    principal: Decimal = column("principal", "Applied to principal.")
+    interest: Decimal = column("interest", "Applied to interest.")
+    amount: Decimal = derived(Total(("principal", "interest")), "Principal plus interest.")
 
-    @strawberry.field(description="The instalment paid.")
+    @classmethod
+    def from_row(cls, row: models.PaymentAllocation) -> PaymentAllocation:
+        """The GraphQL view of an allocation row."""
+        return cls(**row_values(cls, row))
+
+    @strawberry.field(
+        description="The instalment paid.",
+        metadata=reads(ToOne("installments", "installment_id")),
+    )
     async def installment(self, info: Info) -> Installment:
         row = await info.context.loaders.installment_by_id.load(self.installment_key)
         assert row is not None
@@ -232,55 +277,30 @@ class PaymentAllocation:
 class Payment(Node):
     """A payment."""
 
-    key: strawberry.Private[int]
-    loan_key: strawberry.Private[int]
-    reference: str | None = strawberry.field(description="External reference, if given.")
-    amount: Decimal = strawberry.field(description="Amount received.")
-    received_on: date = strawberry.field(description="When the money was received.")
-    recorded_by: str = strawberry.field(description="Who recorded it.")
-    recorded_at: datetime = strawberry.field(description="When it was recorded.")
-    reversed: bool = strawberry.field(
-        description="Whether it was reversed (it then counts for nothing)."
+    key: strawberry.Private[int] = private("id")
+    loan_key: strawberry.Private[int] = private("loan_id")
+    reference: str | None = column("reference", "External reference, if given.")
+    amount: Decimal = column("amount", "Amount received.")
+    received_on: date = column("received_on", "When the money was received.")
+    recorded_by: str = column("recorded_by", "Who recorded it.")
+    recorded_at: datetime = column("recorded_at", "When it was recorded.")
+    reversed: bool = derived(
+        IsSet("reversed_at"), "Whether it was reversed (it then counts for nothing)."
     )
-    reversed_at: datetime | None = strawberry.field(description="When it was reversed.")
-    reversed_by: str | None = strawberry.field(description="Who reversed it.")
-    reversed_reason: str | None = strawberry.field(description="Why it was reversed.")
-
-    @classmethod
-    def from_row(cls, row: models.Payment) -> Payment:
-        """The GraphQL view of a payment row."""
-        return cls(
-            id=strawberry.ID(to_global_id("Payment", row.id)),
-            key=row.id,
-            loan_key=row.loan_id,
-            reference=row.reference,
-            amount=row.amount,
-            received_on=row.received_on,
-            recorded_by=row.recorded_by,
-            recorded_at=row.recorded_at,
-            reversed=row.reversed_at is not None,
-            reversed_at=row.reversed_at,
-            reversed_by=row.reversed_by,
-            reversed_reason=row.reversed_reason,
-        )
+    reversed_at: datetime | None = column("reversed_at", "When it was reversed.")
+    reversed_by: str | None = column("reversed_by", "Who reversed it.")
+    reversed_reason: str | None = column("reversed_reason", "Why it was reversed.")
 
     @strawberry.field(
         description="How the payment was applied: oldest instalment first, interest before "
-        "principal. Empty once reversed."
+        "principal. Empty once reversed.",
+        metadata=reads(ToMany("payment_allocations", "id", "payment_id", (("id", False),))),
     )
     async def allocations(self, info: Info) -> list[PaymentAllocation]:
         rows = await info.context.loaders.allocations_by_payment.load(self.key)
-        return [
-            PaymentAllocation(
-                installment_key=r.installment_id,
-                principal=r.principal,
-                interest=r.interest,
-                amount=r.principal + r.interest,
-            )
-            for r in rows
-        ]
+        return [PaymentAllocation.from_row(r) for r in rows]
 
-    @strawberry.field(description="The loan paid.")
+    @strawberry.field(description="The loan paid.", metadata=reads(ToOne("loans", "loan_id")))
     async def loan(self, info: Info) -> Annotated[Loan, strawberry.lazy("graph.loans")]:
         from graph.loans import Loan
 
@@ -293,17 +313,24 @@ class Payment(Node):
 class Delinquency:
     """A loan's delinquency."""
 
-    loan_key: strawberry.Private[int]
+    loan_key: strawberry.Private[int] = private("loan_id")
     oldest_number: strawberry.Private[int | None]
     days_past_due: int = strawberry.field(
-        description="Days since the oldest overdue instalment fell due; 0 when none is."
+        description="Days since the oldest overdue instalment fell due; 0 when none is.",
+        metadata=reads(Compute(Computation.LOAN_DAYS_PAST_DUE, from_parent=True)),
     )
-    bucket: DelinquencyBucket = strawberry.field(description="Days-past-due band.")
+    bucket: DelinquencyBucket = strawberry.field(
+        description="Days-past-due band.",
+        metadata=reads(Compute(Computation.LOAN_BUCKET, from_parent=True)),
+    )
     overdue_amount: Decimal = strawberry.field(
-        description="Sum outstanding on overdue instalments."
+        description="Sum outstanding on overdue instalments.",
+        metadata=reads(Compute(Computation.LOAN_OVERDUE_AMOUNT, from_parent=True)),
     )
 
-    @strawberry.field(description="The oldest instalment overdue, if any.")
+    @strawberry.field(
+        description="The oldest instalment overdue, if any.", metadata=reads(OldestOverdue())
+    )
     async def oldest_overdue_installment(self, info: Info) -> Installment | None:
         if self.oldest_number is None:
             return None
@@ -311,11 +338,8 @@ class Delinquency:
         return Installment.from_row(rows[self.oldest_number - 1])
 
 
-async def loan_delinquency(
-    info: Info, loan_id: int, currency: str, as_of: date | None
-) -> Delinquency:
-    """The delinquency of a loan on ``as_of`` (default today)."""
-    day = as_of or clock.today()
+async def loan_delinquency(info: Info, loan_id: int, currency: str, day: date) -> Delinquency:
+    """The delinquency of a loan on ``day``."""
     balances = await loan_balances(info, loan_id, day)
     result = delinquency(balances.values(), day, currency)
     return Delinquency(
@@ -327,6 +351,28 @@ async def loan_delinquency(
     )
 
 
+def payment_page(first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None) -> PageArgs:
+    """The checked arguments of a loan's payments."""
+    name = "RECEIVED_ON:ASC"
+    cursor = decode_cursor(after, name, date) if after else None
+    page = page_request(first, cursor, descending=False)
+    return PageArgs(None, page, order_of(models.Payment.received_on, name))
+
+
+def overdue_page(
+    as_of: date,
+    min_days_past_due: int = 1,
+    first: int | None = DEFAULT_PAGE_SIZE,
+    after: str | None = None,
+) -> PageArgs:
+    """The checked arguments of `overdueInstallments`."""
+    name = f"OVERDUE:{as_of.isoformat()}:{min_days_past_due}"
+    cursor = decode_cursor(after, name, date) if after else None
+    page = page_request(first, cursor, descending=False)
+    flt = OverdueFilter.of(as_of, min_days_past_due)
+    return PageArgs(flt, page, order_of(models.Installment.due_date, name))
+
+
 @strawberry.type
 class ServicingQueries:
     """Root fields for collections."""
@@ -334,6 +380,7 @@ class ServicingQueries:
     @strawberry.field(
         description="Instalments of active loans overdue on a date, most overdue first.",
         permission_classes=[READ],
+        metadata=reads(Page(Domain.OVERDUE_INSTALLMENTS, overdue_page)),
     )
     async def overdue_installments(
         self,
@@ -345,19 +392,13 @@ class ServicingQueries:
         first: First = DEFAULT_PAGE_SIZE,
         after: After = None,
     ) -> Connection[Installment]:
-        order = f"OVERDUE:{as_of.isoformat()}:{min_days_past_due}"
-        cursor = decode_cursor(after, order, date) if after else None
-        page = page_request(first, cursor, descending=False)
+        args = overdue_page(as_of, min_days_past_due, first, after)
         db = info.context.db
-        rows = await db.run(
-            servicing_repo.page_overdue_installments, as_of, min_days_past_due, page
-        )
+        rows = await db.run(servicing_repo.page_overdue_installments, args.filter, args.page)
         return build_connection(
             rows,
-            page,
+            args.page,
             to_node=Installment.from_row,
-            cursor_of=lambda r: encode_cursor(order, r.due_date, r.id),
-            count=lambda: db.run(
-                servicing_repo.count_overdue_installments, as_of, min_days_past_due
-            ),
+            cursor_of=row_cursor(args.order),
+            count=lambda: db.run(servicing_repo.count_overdue_installments, args.filter),
         )

@@ -174,6 +174,15 @@ class ServicingPreviewQueries:
         )
 
 
+def _prime_schedule(info: Info, disbursed: service.Disbursed) -> None:
+    """Seed the loaders with the schedule just booked, so the payload reads none of it back."""
+    loaders = info.context.loaders
+    loaders.prime(disbursed.installments)
+    loaders.installments_by_loan.prime(disbursed.loan.id, list(disbursed.installments))
+    # A loan is disbursed before any payment can be recorded on it: nothing is allocated yet.
+    loaders.allocations_by_loan.prime(disbursed.loan.id, [])
+
+
 async def _payment_payload(info: Info, outcome: Outcome | list[UserError]) -> PaymentPayload:
     if isinstance(outcome, list):
         return PaymentPayload(payment=None, loan=None, user_errors=outcome, replayed=False)
@@ -198,8 +207,10 @@ class ServicingMutations:
         info: Info,
         input: Annotated[DisburseLoanInput, strawberry.argument(description="What to disburse.")],
     ) -> DisburseLoanPayload:
+        booked: list[service.Disbursed] = []
+
         async def work(session: AsyncSession, caller: Caller) -> dict[str, object]:
-            loan = await service.disburse_loan(
+            disbursed = await service.disburse_loan(
                 session,
                 caller,
                 loan_id=key_of(input.loan_id, "Loan", "loanId"),
@@ -207,11 +218,14 @@ class ServicingMutations:
                 first_due_date=input.first_due_date,
                 expected_version=input.expected_version,
             )
-            return {"loan": loan}
+            booked.append(disbursed)
+            return {"loan": disbursed.loan}
 
         outcome = await run_mutation(info, "disburseLoan", input, work)
         if isinstance(outcome, list):
             return DisburseLoanPayload(loan=None, user_errors=outcome, replayed=False)
+        if booked and not outcome.replayed:
+            _prime_schedule(info, booked[0])
         return DisburseLoanPayload(
             loan=await outcome.view(info, "loan"), user_errors=[], replayed=outcome.replayed
         )

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     introspection: bool | None = Field(
         default=None, description="Allow schema introspection; default: not in production."
     )
+    compiled_reads: bool = Field(
+        default=True,
+        description="Answer compilable query root fields with one SQL statement each "
+        "(`off`: every field through its resolver).",
+    )
     max_query_depth: int = Field(default=15, description="Deepest selection nesting allowed.")
     max_aliases: int = Field(default=30, description="Most aliases in one operation.")
     max_tokens: int = Field(default=5000, description="Most lexical tokens in one document.")

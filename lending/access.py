@@ -47,6 +47,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
+def role_may(role: Role, permission: Permission) -> bool:
+    """Whether ``role`` grants ``permission``."""
+    return permission in ROLE_PERMISSIONS[role]
+
+
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller: the key's name is the actor recorded on everything it does."""
@@ -56,7 +61,7 @@ class Principal:
 
     def may(self, permission: Permission) -> bool:
         """Whether this caller's role grants ``permission``."""
-        return permission in ROLE_PERMISSIONS[self.role]
+        return role_may(self.role, permission)
 
 
 KEY_PREFIX = "lnd_"

@@ -11,6 +11,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+# Every event of an application, its decisions, loan and payments is on the application's chain.
+CHAIN_PREFIX = "application:"
+
+
+def chain_of(application_id: int) -> str:
+    """The audit chain of an application (its loan and payments included)."""
+    return f"{CHAIN_PREFIX}{application_id}"
+
 
 @dataclass(frozen=True)
 class Caller:

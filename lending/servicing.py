@@ -9,7 +9,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from lending.allocation import InstallmentBalance, InstallmentDue
-from lending.delinquency import DelinquencyBucket
 from lending.errors import DomainError, ErrorCode
 from lending.schedule import ScheduleTerms
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
@@ -142,13 +141,3 @@ def check_not_overpaid(amount: Decimal, payoff: Decimal, currency: str) -> None:
             f"The payment exceeds what is left to pay: the payoff amount is {payoff} {currency}.",
             "amount",
         )
-
-
-# Days-past-due band of each bucket, as (low, high) with high None meaning unbounded.
-BUCKET_BOUNDS: dict[DelinquencyBucket, tuple[int, int | None]] = {
-    DelinquencyBucket.CURRENT: (0, 0),
-    DelinquencyBucket.DPD_1_30: (1, 30),
-    DelinquencyBucket.DPD_31_60: (31, 60),
-    DelinquencyBucket.DPD_61_90: (61, 90),
-    DelinquencyBucket.DPD_91_PLUS: (91, None),
-}

@@ -10,21 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.embedded import EmbeddedPostgres, admin_connection, with_database
+from db.embedded import EmbeddedPostgres, recreate_database, with_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE = "lending_test"
-
-
-async def _recreate(server_url: str, name: str) -> None:
-    connection = await admin_connection(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +33,7 @@ def server_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> str:
     """A fresh, migrated test database (dropped and recreated for every test session)."""
-    asyncio.run(_recreate(server_url, TEST_DATABASE))
+    asyncio.run(recreate_database(server_url, TEST_DATABASE))
     url = with_database(server_url, TEST_DATABASE)
     upgrade_to_head(url)
     return url

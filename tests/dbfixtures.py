@@ -71,6 +71,22 @@ async def client(app: FastAPI, admin_key: str) -> AsyncIterator[httpx.AsyncClien
         yield client
 
 
+@pytest.fixture(scope="session")
+def per_field_app(database_url: str, app: FastAPI) -> FastAPI:
+    """The service with COMPILED_READS=off: every field through its resolver."""
+    settings = Settings(database_url=database_url, compiled_reads=False)
+    return create_app(settings, database_url, app.state.schema)
+
+
+@pytest.fixture
+async def per_field_client(
+    per_field_app: FastAPI, admin_key: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the per-field app, as ADMIN."""
+    async with http_client(per_field_app, admin_key) as client:
+        yield client
+
+
 @dataclass
 class StatementLog:
     """SQL statements the app's engine ran while recording."""

@@ -99,13 +99,14 @@ async def create_loan(
     loan: Loan = decided.loan
     if disbursed_on is not None:
         async with create_sessionmaker(engine)() as session, session.begin():
-            loan = await loan_service.disburse_loan(
+            disbursed = await loan_service.disburse_loan(
                 session,
                 TESTER,
                 loan_id=loan.id,
                 disbursed_on=disbursed_on,
                 first_due_date=first_due_date,
             )
+            loan = disbursed.loan
     return loan
 
 

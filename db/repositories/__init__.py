@@ -1,10 +1,13 @@
 """Repositories: every SQL statement of the service lives here. They flush, never commit."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Index, Select, Table, inspect
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
 
 
 async def records(session: AsyncSession, stmt: Select[Any]) -> Sequence[Any]:
@@ -18,3 +21,40 @@ async def records(session: AsyncSession, stmt: Select[Any]) -> Sequence[Any]:
     connection = await session.connection()
     found: Sequence[Any] = (await connection.execute(stmt)).all()
     return found
+
+
+def column_values(row: object) -> dict[str, Any]:
+    """The column values set on a new row object: what a flush would insert for it.
+
+    Columns left unset are left out, so that their server defaults apply.
+    """
+    state = inspect(row)
+    return {
+        c.key: state.dict[c.key] for c in state.mapper.local_table.columns if c.key in state.dict
+    }
+
+
+async def insert_unless_taken(session: AsyncSession, row: T, index: Index) -> T | None:
+    """Insert a new row object; None when the partial unique ``index`` already holds its key.
+
+    ON CONFLICT DO NOTHING decides, also between concurrent inserts, and a refusal leaves the
+    transaction usable (no savepoint needed).
+    """
+    model = type(row)
+    stmt = (
+        insert(model)
+        .values(column_values(row))
+        .on_conflict_do_nothing(
+            index_elements=index.expressions,
+            index_where=index.dialect_options["postgresql"]["where"],
+        )
+        .returning(model)
+    )
+    added: T | None = await session.scalar(stmt)
+    return added
+
+
+def index_named(table: Any, name: str) -> Index:
+    """One of a mapped table's indexes, for an ON CONFLICT clause that names its columns."""
+    assert isinstance(table, Table)
+    return next(index for index in table.indexes if index.name == name)

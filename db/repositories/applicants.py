@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,11 @@ class ApplicantFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
 
+    @staticmethod
+    def name_pattern(part: str) -> str:
+        """The ILIKE pattern matching names that contain ``part``."""
+        return "%" + part.replace("\\", "\\\\").replace("%", "\\%") + "%"
+
 
 async def get_or_create_applicant(
     session: AsyncSession,
@@ -37,14 +42,21 @@ async def get_or_create_applicant(
     values: dict[str, object] = {"full_name": full_name, "email": email, "phone": phone}
     if created_at is not None:
         values["created_at"] = created_at
-    await session.execute(
+    same_email = func.lower(Applicant.email) == email.lower()
+    inserted = (
         insert(Applicant)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[func.lower(Applicant.email)])
+        .returning(*Applicant.__table__.c)
+        .cte("inserted")
     )
-    applicant = await session.scalar(
-        select(Applicant).where(func.lower(Applicant.email) == email.lower())
-    )
+    # One statement: the new row, or else the existing one.
+    either = union_all(select(inserted), select(Applicant.__table__).where(same_email))
+    applicant: Applicant | None = await session.scalar(select(Applicant).from_statement(either))
+    if applicant is None:
+        # The applicant was inserted by a transaction that committed after this statement's
+        # snapshot was taken (the insert waited for it): a new statement sees it.
+        applicant = await session.scalar(select(Applicant).where(same_email))
     assert applicant is not None
     return applicant
 
@@ -59,8 +71,9 @@ def _filtered(flt: ApplicantFilter) -> Select[Applicant]:
     if flt.email is not None:
         stmt = stmt.where(func.lower(Applicant.email) == flt.email.strip().lower())
     if flt.name_contains:
-        pattern = "%" + flt.name_contains.replace("\\", "\\\\").replace("%", "\\%") + "%"
-        stmt = stmt.where(Applicant.full_name.ilike(pattern))
+        stmt = stmt.where(
+            Applicant.full_name.ilike(ApplicantFilter.name_pattern(flt.name_contains))
+        )
     if flt.created_from is not None:
         stmt = stmt.where(Applicant.created_at >= flt.created_from)
     if flt.created_to is not None:

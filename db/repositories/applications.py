@@ -9,14 +9,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, Update, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from db.models import Applicant, Decision, LoanApplication, LoanProduct
+from db.models import Applicant, Decision, Loan, LoanApplication, LoanProduct
 from db.pagination import PageRequest, keyset_page, keyset_page_per_parent
-from db.repositories import records
+from db.repositories import column_values, index_named, insert_unless_taken, records
 from lending.states import ApplicationStatus
+
+ONE_OPEN_PER_APPLICANT = index_named(
+    LoanApplication.__table__, "uq_loan_applications_one_open_per_applicant"
+)
 
 
 class ApplicationSort(enum.Enum):
@@ -138,11 +143,29 @@ async def lock_application(session: AsyncSession, application_id: int) -> LoanAp
     return await session.scalar(stmt)
 
 
-async def add_application(session: AsyncSession, application: LoanApplication) -> LoanApplication:
-    """Insert an application; the partial unique index refuses a second open one."""
-    session.add(application)
-    await session.flush()
-    return application
+async def lock_application_with_product(
+    session: AsyncSession, application_id: int
+) -> tuple[LoanApplication, LoanProduct] | None:
+    """The application, locked until the transaction ends, with its product (not locked)."""
+    stmt = (
+        select(LoanApplication, LoanProduct)
+        .join(LoanProduct, LoanProduct.id == LoanApplication.product_id)
+        .where(LoanApplication.id == application_id)
+        .with_for_update(of=LoanApplication)
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def add_application(
+    session: AsyncSession, application: LoanApplication
+) -> LoanApplication | None:
+    """Insert an application; None when the applicant has an open one already.
+
+    The partial unique index decides, also between concurrent inserts.
+    """
+    return await insert_unless_taken(session, application, ONE_OPEN_PER_APPLICANT)
 
 
 async def set_application_status(
@@ -153,6 +176,15 @@ async def set_application_status(
     withdrawal_reason: str | None = None,
 ) -> LoanApplication:
     """Move a locked application to ``status`` and bump its version."""
+    stmt = _status_update(application, status, withdrawal_reason).returning(LoanApplication)
+    updated = await session.scalar(stmt)
+    assert updated is not None
+    return updated
+
+
+def _status_update(
+    application: LoanApplication, status: ApplicationStatus, withdrawal_reason: str | None = None
+) -> Update:
     values: dict[str, Any] = {
         "status": status,
         "version": LoanApplication.version + 1,
@@ -160,23 +192,58 @@ async def set_application_status(
     }
     if status is ApplicationStatus.WITHDRAWN:
         values["withdrawal_reason"] = withdrawal_reason
-    stmt = (
+    return (
         update(LoanApplication)
         .where(LoanApplication.id == application.id)
         .values(**values)
-        .returning(LoanApplication)
         .execution_options(populate_existing=True)
     )
-    updated = await session.scalar(stmt)
-    assert updated is not None
+
+
+async def record_decision(
+    session: AsyncSession,
+    application: LoanApplication,
+    status: ApplicationStatus,
+    decision: Decision,
+    loan: Loan | None,
+) -> LoanApplication:
+    """Append ``decision``, move the locked application to ``status`` and insert ``loan``, if any.
+
+    One statement. The loan is approved when the decision is made, and the decision and loan
+    objects get what the database assigned (ids, times, version), as a flush would give them.
+    """
+    decided = (
+        insert(Decision)
+        .values(column_values(decision))
+        .returning(Decision.id, Decision.decided_at)
+        .cte("decided")
+    )
+    returned: list[Any] = [
+        select(decided.c.id).scalar_subquery(),
+        select(decided.c.decided_at).scalar_subquery(),
+    ]
+    stmt = _status_update(application, status)
+    if loan is not None:
+        created = (
+            insert(Loan)
+            .values(
+                {
+                    **column_values(loan),
+                    "approved_at": select(decided.c.decided_at).scalar_subquery(),
+                }
+            )
+            .returning(Loan.id, Loan.version, Loan.updated_at)
+            .cte("created")
+        )
+        stmt = stmt.add_cte(created)
+        returned += [select(c).scalar_subquery() for c in created.c]
+    row = (await session.execute(stmt.add_cte(decided).returning(LoanApplication, *returned))).one()
+    decision.id, decision.decided_at = row[1], row[2]
+    if loan is not None:
+        loan.id, loan.version, loan.updated_at = row[3], row[4], row[5]
+        loan.approved_at = decision.decided_at
+    updated: LoanApplication = row[0]
     return updated
-
-
-async def add_decision(session: AsyncSession, decision: Decision) -> Decision:
-    """Append a decision."""
-    session.add(decision)
-    await session.flush()
-    return decision
 
 
 async def decisions_by_application_ids(

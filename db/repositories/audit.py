@@ -3,34 +3,56 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import AuditEvent
+from db.models import AuditChainHead, AuditEvent
 from db.pagination import PageRequest, keyset_page
+from db.repositories import events as event_repo
 
 
-async def last_hash(session: AsyncSession, chain: str) -> str | None:
-    """Lock ``chain`` until the transaction ends and return its newest hash.
+async def lock_chain(session: AsyncSession, chain: str) -> str | None:
+    """Lock ``chain`` until the transaction ends and return its last hash (None: no events yet).
 
-    The advisory lock makes appends to one chain take turns, so each links to the last.
+    The lock on the chain's head row makes appends to one chain take turns, so each links to
+    the last; a chain without a head row (rows loaded in bulk) gets one, under the same lock.
     """
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:chain))"), {"chain": chain})
     stmt = (
-        select(AuditEvent.hash)
-        .where(AuditEvent.chain == chain)
-        .order_by(AuditEvent.id.desc())
-        .limit(1)
+        insert(AuditChainHead)
+        .values(chain=chain)
+        .on_conflict_do_update(
+            index_elements=[AuditChainHead.chain],
+            set_={"last_hash": AuditChainHead.last_hash},
+        )
+        .returning(AuditChainHead.last_hash)
     )
-    return await session.scalar(stmt)
+    return (await session.execute(stmt)).scalar_one()
 
 
-async def append(session: AsyncSession, event: AuditEvent) -> AuditEvent:
-    """Insert an audit event (its hash computed by the caller)."""
-    session.add(event)
-    await session.flush()
-    return event
+async def append(
+    session: AsyncSession,
+    events: Sequence[dict[str, Any]],
+    announcements: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Insert audit events (hashes computed by the caller) and queue their announcements.
+
+    One statement: the events in chain order, then the notifications. A trigger moves each
+    chain's head on, refusing an event that does not link to it.
+    """
+    inserted = insert(AuditEvent).values(list(events)).cte("inserted")
+    await session.execute(event_repo.announce(announcements).add_cte(inserted))
+
+
+@dataclass(frozen=True)
+class ChainFilter:
+    """The events of one chain: given by name, or as the chain of a loan's application."""
+
+    chain: str | None = None
+    loan_key: int | None = None
 
 
 async def page_chain(session: AsyncSession, chain: str, page: PageRequest) -> Sequence[AuditEvent]:

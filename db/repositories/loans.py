@@ -28,13 +28,6 @@ class LoanFilter:
     as_of: date | None = None
 
 
-async def add_loan(session: AsyncSession, loan: Loan) -> Loan:
-    """Insert a loan."""
-    session.add(loan)
-    await session.flush()
-    return loan
-
-
 async def loans_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Loan]:
     """Loans among ``ids`` (any order)."""
     return await records(session, select(Loan).where(Loan.id.in_(ids)))

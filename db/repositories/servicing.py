@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, delete, false, func, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Integer,
+    Select,
+    Update,
+    and_,
+    cast,
+    delete,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine
 
-from db.models import Installment, Loan, Payment, PaymentAllocation
+from db.models import Installment, Loan, Money, Payment, PaymentAllocation
 from db.pagination import PageRequest, keyset_page, keyset_page_per_parent
-from db.repositories import records
+from db.repositories import index_named, insert_unless_taken, records
 from lending.states import LoanStatus
+
+REFERENCE_PER_LOAN = index_named(Payment.__table__, "uq_payments_loan_id_reference")
 
 
 async def lock_loan(session: AsyncSession, loan_id: int) -> Loan | None:
@@ -28,22 +52,58 @@ async def lock_loan(session: AsyncSession, loan_id: int) -> Loan | None:
 
 async def update_loan(session: AsyncSession, loan: Loan, **values: Any) -> Loan:
     """Change a locked loan and bump its version."""
-    stmt = (
-        update(Loan)
-        .where(Loan.id == loan.id)
-        .values(**values, version=Loan.version + 1, updated_at=func.now())
-        .returning(Loan)
-        .execution_options(populate_existing=True)
-    )
-    updated = await session.scalar(stmt)
+    updated: Loan | None = await session.scalar(_loan_update(loan, **values).returning(Loan))
     assert updated is not None
     return updated
 
 
-async def add_installments(session: AsyncSession, rows: Sequence[Installment]) -> None:
-    """Book a schedule."""
-    session.add_all(rows)
-    await session.flush()
+def _loan_update(loan: Loan, **values: Any) -> Update:
+    return (
+        update(Loan)
+        .where(Loan.id == loan.id)
+        .values(**values, version=Loan.version + 1, updated_at=func.now())
+        .execution_options(populate_existing=True)
+    )
+
+
+def _unnest(**columns: tuple[Sequence[Any], TypeEngine[Any]]) -> TableValuedAlias:
+    """Rows given as one array per column: a single parameter each, however many rows."""
+    arrays = [literal(list(values), ARRAY(type_)) for values, type_ in columns.values()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived()
+
+
+async def book_schedule(
+    session: AsyncSession, loan: Loan, installments: Sequence[Installment], **values: Any
+) -> Loan:
+    """Insert a locked loan's instalments and change the loan (as update_loan), in one statement.
+
+    The instalment objects get their ids, as a flush would give them.
+    """
+    rows = _unnest(
+        number=([i.number for i in installments], Integer()),
+        due_date=([i.due_date for i in installments], Date()),
+        principal_due=([i.principal_due for i in installments], Money),
+        interest_due=([i.interest_due for i in installments], Money),
+        balance_after=([i.balance_after for i in installments], Money),
+    )
+    booked = (
+        insert(Installment)
+        .from_select(
+            ["loan_id", *rows.c.keys()],
+            select(literal(loan.id, BigInteger()), *rows.c),
+        )
+        .returning(Installment.id, Installment.number)
+        .cte("booked")
+    )
+    ids = select(func.array_agg(aggregate_order_by(booked.c.id, booked.c.number)))
+    stmt = _loan_update(loan, **values).add_cte(booked).returning(Loan, ids.scalar_subquery())
+    updated, booked_ids = (await session.execute(stmt)).one()
+    for installment, key in zip(
+        sorted(installments, key=lambda i: i.number), booked_ids, strict=True
+    ):
+        installment.id = key
+    result: Loan = updated
+    return result
 
 
 async def installments_by_loan_ids(
@@ -63,11 +123,12 @@ async def installments_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequ
     return await records(session, select(Installment).where(Installment.id.in_(ids)))
 
 
-async def add_payment(session: AsyncSession, payment: Payment) -> Payment:
-    """Record a payment."""
-    session.add(payment)
-    await session.flush()
-    return payment
+async def add_payment(session: AsyncSession, payment: Payment) -> Payment | None:
+    """Record a payment; None when the loan has a payment with its reference already.
+
+    The partial unique index decides, also between concurrent inserts.
+    """
+    return await insert_unless_taken(session, payment, REFERENCE_PER_LOAN)
 
 
 async def lock_payment(session: AsyncSession, payment_id: int) -> Payment | None:
@@ -102,23 +163,84 @@ async def mark_reversed(
     return updated
 
 
-async def live_payments(session: AsyncSession, loan_id: int) -> Sequence[Payment]:
-    """Non-reversed payments of a loan in allocation order."""
-    stmt = (
-        select(Payment)
-        .where(Payment.loan_id == loan_id, Payment.reversed_at.is_(None))
-        .order_by(Payment.received_on, Payment.recorded_at, Payment.id)
+class ScheduledInstallment(NamedTuple):
+    """What allocating payments needs of an instalment."""
+
+    id: int
+    number: int
+    due_date: date
+    principal_due: Decimal
+    interest_due: Decimal
+
+
+class LivePayment(NamedTuple):
+    """What allocating payments needs of a non-reversed payment."""
+
+    id: int
+    amount: Decimal
+    received_on: date
+    recorded_at: datetime
+
+
+async def allocation_inputs(
+    session: AsyncSession, loan_id: int
+) -> tuple[list[ScheduledInstallment], list[LivePayment]]:
+    """A loan's instalments in order and its non-reversed payments, in one statement."""
+    installments = select(
+        literal(True).label("is_installment"),
+        Installment.id,
+        Installment.number,
+        Installment.due_date.label("on"),
+        Installment.principal_due.label("amount"),
+        Installment.interest_due,
+        null().label("recorded_at"),
+    ).where(Installment.loan_id == loan_id)
+    payments = select(
+        literal(False),
+        Payment.id,
+        null(),
+        Payment.received_on,
+        Payment.amount,
+        null(),
+        Payment.recorded_at,
+    ).where(Payment.loan_id == loan_id, Payment.reversed_at.is_(None))
+    # One round trip for both: a union of the two, told apart by the first column.
+    rows: Sequence[Any] = (await session.execute(union_all(installments, payments))).all()
+    return (
+        sorted(
+            (
+                ScheduledInstallment(r.id, r.number, r.on, r.amount, r.interest_due)
+                for r in rows
+                if r.is_installment
+            ),
+            key=lambda i: i.number,
+        ),
+        [LivePayment(r.id, r.amount, r.on, r.recorded_at) for r in rows if not r.is_installment],
     )
-    return (await session.scalars(stmt)).all()
 
 
 async def replace_allocations(
-    session: AsyncSession, loan_id: int, rows: Sequence[PaymentAllocation]
-) -> None:
-    """Swap a loan's derived allocations for freshly computed ones."""
-    await session.execute(delete(PaymentAllocation).where(PaymentAllocation.loan_id == loan_id))
-    session.add_all(rows)
-    await session.flush()
+    session: AsyncSession, loan: Loan, rows: Sequence[PaymentAllocation], **values: Any
+) -> Loan:
+    """Swap a locked loan's allocations for fresh ones and change it (as update_loan), at once."""
+    fresh = _unnest(
+        payment_id=([a.payment_id for a in rows], BigInteger()),
+        installment_id=([a.installment_id for a in rows], BigInteger()),
+        received_on=([a.received_on for a in rows], Date()),
+        principal=([a.principal for a in rows], Money),
+        interest=([a.interest for a in rows], Money),
+    )
+    # Parts of one statement see the table as it was before it: the delete keeps the new rows.
+    cleared = delete(PaymentAllocation).where(PaymentAllocation.loan_id == loan.id).cte("cleared")
+    allocated = (
+        insert(PaymentAllocation)
+        .from_select(["loan_id", *fresh.c.keys()], select(literal(loan.id, BigInteger()), *fresh.c))
+        .cte("allocated")
+    )
+    stmt = _loan_update(loan, **values).add_cte(cleared).add_cte(allocated).returning(Loan)
+    updated: Loan | None = await session.scalar(stmt)
+    assert updated is not None
+    return updated
 
 
 async def allocations_by_loan_ids(
@@ -188,18 +310,33 @@ def _paid_by(as_of: date) -> Any:
     )
 
 
-def overdue_installments_stmt(as_of: date, min_days_past_due: int) -> Select[Installment]:
-    """Instalments of active loans unpaid ``min_days_past_due`` days or more after falling due."""
-    paid = _paid_by(as_of)
-    latest_due = as_of.toordinal() - max(min_days_past_due, 1)
+@dataclass(frozen=True)
+class OverdueFilter:
+    """Instalments of active loans unpaid on ``as_of`` that fell due on ``latest_due`` or before.
+
+    ``latest_due`` is None when no date is early enough (before the calendar's first day).
+    """
+
+    as_of: date
+    latest_due: date | None
+
+    @classmethod
+    def of(cls, as_of: date, min_days_past_due: int) -> OverdueFilter:
+        """Instalments at least ``min_days_past_due`` days (and at least one day) late."""
+        latest = as_of.toordinal() - max(min_days_past_due, 1)
+        return cls(as_of, date.fromordinal(latest) if latest >= 1 else None)
+
+
+def overdue_installments_stmt(flt: OverdueFilter) -> Select[Installment]:
+    """Instalments of active loans still unpaid some days after falling due."""
+    paid = _paid_by(flt.as_of)
     return (
         select(Installment)
         .join(Loan, Loan.id == Installment.loan_id)
         .outerjoin(paid, paid.c.installment_id == Installment.id)
         .where(
             Loan.status == LoanStatus.ACTIVE,
-            # Before the calendar's first day nothing can have fallen due.
-            Installment.due_date <= date.fromordinal(latest_due) if latest_due >= 1 else false(),
+            Installment.due_date <= flt.latest_due if flt.latest_due is not None else false(),
             Installment.principal_due + Installment.interest_due
             > func.coalesce(paid.c.paid, literal(0)),
         )
@@ -207,11 +344,11 @@ def overdue_installments_stmt(as_of: date, min_days_past_due: int) -> Select[Ins
 
 
 async def page_overdue_installments(
-    session: AsyncSession, as_of: date, min_days_past_due: int, page: PageRequest
+    session: AsyncSession, flt: OverdueFilter, page: PageRequest
 ) -> Sequence[Installment]:
     """Overdue instalments, most overdue (oldest due date) first."""
     stmt = keyset_page(
-        overdue_installments_stmt(as_of, min_days_past_due),
+        overdue_installments_stmt(flt),
         Installment.due_date,
         Installment.id,
         page,
@@ -219,11 +356,9 @@ async def page_overdue_installments(
     return (await session.scalars(stmt)).all()
 
 
-async def count_overdue_installments(
-    session: AsyncSession, as_of: date, min_days_past_due: int
-) -> int:
-    """How many instalments are overdue by at least ``min_days_past_due`` days."""
-    sub = overdue_installments_stmt(as_of, min_days_past_due).subquery()
+async def count_overdue_installments(session: AsyncSession, flt: OverdueFilter) -> int:
+    """How many instalments ``flt`` matches."""
+    sub = overdue_installments_stmt(flt).subquery()
     return int(await session.scalar(select(func.count()).select_from(sub)) or 0)
 
 
@@ -233,7 +368,10 @@ def days_past_due_stmt(as_of: date) -> Any:
     return (
         select(
             Installment.loan_id,
-            (literal(as_of) - func.min(Installment.due_date)).label("days_past_due"),
+            # As text: asyncpg sends 9999-12-31 as 'infinity', from which no day can be counted.
+            (cast(literal(as_of.isoformat()), Date) - func.min(Installment.due_date)).label(
+                "days_past_due"
+            ),
         )
         .outerjoin(paid, paid.c.installment_id == Installment.id)
         .where(
@@ -252,4 +390,4 @@ def bucket_condition(dpd: Any, bounds: Sequence[tuple[int, int | None]]) -> Any:
     clauses = []
     for low, high in bounds:
         clauses.append(days >= low if high is None else and_(days >= low, days <= high))
-    return or_(*clauses)
+    return or_(false(), *clauses)  # no bucket at all: no loan matches

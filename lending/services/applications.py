@@ -6,19 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Decision, Loan, LoanApplication
 from db.repositories import applicants as applicant_repo
 from db.repositories import applications as application_repo
-from db.repositories import loans as loan_repo
 from db.repositories import products as product_repo
 from db.repositories.audit import snapshot
 from lending.audit import Caller
 from lending.errors import DomainError, ErrorCode, check_version
 from lending.references import new_reference
-from lending.services.audit import record
+from lending.services.audit import Change, record
 from lending.states import (
     ACTION_FOR_OUTCOME,
     ApplicationAction,
@@ -35,8 +33,6 @@ from lending.validation import (
 )
 
 T = TypeVar("T")
-
-OPEN_APPLICATION_INDEX = "uq_loan_applications_one_open_per_applicant"
 
 
 @dataclass(frozen=True)
@@ -95,34 +91,33 @@ async def apply_for_loan(
     )
     if submitted_at is not None:
         application.submitted_at = application.updated_at = submitted_at
-    try:
-        # A savepoint, so that losing the race to the unique index leaves the transaction usable.
-        async with session.begin_nested():
-            application = await application_repo.add_application(session, application)
-    except IntegrityError as exc:
-        if OPEN_APPLICATION_INDEX in str(exc.orig):
-            raise DomainError(
-                ErrorCode.DUPLICATE_OPEN_APPLICATION,
-                f"{valid.applicant.email} already has an open application; decide or "
-                "withdraw it first.",
-                "applicant.email",
-            ) from None
-        raise
+    added = await application_repo.add_application(session, application)
+    if added is None:
+        raise DomainError(
+            ErrorCode.DUPLICATE_OPEN_APPLICATION,
+            f"{valid.applicant.email} already has an open application; decide or "
+            "withdraw it first.",
+            "applicant.email",
+        )
+    application = added
     await record(
         session,
         caller,
+        Change("application.submitted", application),
         application_id=application.id,
-        action="application.submitted",
-        entity=application,
-        before=None,
+        new_chain=True,
     )
     return application
+
+
+def _not_found() -> DomainError:
+    return DomainError(ErrorCode.NOT_FOUND, "No such application.", "applicationId")
 
 
 async def _locked(session: AsyncSession, application_id: int) -> LoanApplication:
     application = await application_repo.lock_application(session, application_id)
     if application is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "No such application.", "applicationId")
+        raise _not_found()
     return application
 
 
@@ -140,10 +135,12 @@ async def decide_application(
     decided_at: datetime | None = None,
 ) -> Decided:
     """Record a decision; an APPROVED one also creates the loan with the approved terms."""
-    application = await _locked(session, application_id)
+    locked = await application_repo.lock_application_with_product(session, application_id)
+    if locked is None:
+        raise _not_found()
+    application, product = locked
     check_version(expected_version, application.version)
     before = snapshot(application)
-    (product,) = await product_repo.products_by_ids(session, [application.product_id])
     valid = validate_decision(
         outcome=outcome,
         reason=reason,
@@ -164,56 +161,32 @@ async def decide_application(
     )
     if decided_at is not None:
         decision.decided_at = decided_at
-    decision = await application_repo.add_decision(session, decision)
-    application = await application_repo.set_application_status(session, application, status)
     loan = None
     if valid.outcome is DecisionOutcome.APPROVED:
-        loan = await loan_repo.add_loan(
-            session,
-            Loan(
-                reference=new_reference("LN"),
-                application_id=application.id,
-                applicant_id=application.applicant_id,
-                principal=_first(valid.approved_amount, application.amount_requested),
-                currency=product.currency,
-                annual_interest_rate=_first(
-                    valid.annual_interest_rate, product.annual_interest_rate
-                ),
-                term_months=_first(valid.term_months, application.term_months),
-                amortization=product.amortization,
-                frequency=product.frequency,
-                day_count=product.day_count,
-                status=LoanStatus.APPROVED,
-                approved_at=decision.decided_at,
-            ),
-        )
-    await record(
-        session,
-        caller,
-        application_id=application.id,
-        action="decision.recorded",
-        entity=decision,
-        before=None,
-    )
-    if loan is not None:
-        await record(
-            session,
-            caller,
+        # approved_at is the decision's time, which the database assigns.
+        loan = Loan(
+            reference=new_reference("LN"),
             application_id=application.id,
-            action="loan.created",
-            entity=loan,
-            before=None,
-            loan_id=loan.id,
+            applicant_id=application.applicant_id,
+            principal=_first(valid.approved_amount, application.amount_requested),
+            currency=product.currency,
+            annual_interest_rate=_first(valid.annual_interest_rate, product.annual_interest_rate),
+            term_months=_first(valid.term_months, application.term_months),
+            amortization=product.amortization,
+            frequency=product.frequency,
+            day_count=product.day_count,
+            status=LoanStatus.APPROVED,
         )
-    await record(
-        session,
-        caller,
-        application_id=application.id,
-        action="application.decided",
-        entity=application,
-        before=before,
-        loan_id=loan.id if loan else None,
+    application = await application_repo.record_decision(
+        session, application, status, decision, loan
     )
+    changes = [Change("decision.recorded", decision)]
+    if loan is not None:
+        changes.append(Change("loan.created", loan, loan_id=loan.id))
+    changes.append(
+        Change("application.decided", application, before, loan_id=loan.id if loan else None)
+    )
+    await record(session, caller, *changes, application_id=application.id)
     return Decided(application=application, decision=decision, loan=loan)
 
 
@@ -248,9 +221,7 @@ async def withdraw_application(
     await record(
         session,
         caller,
+        Change("application.withdrawn", application, before),
         application_id=application.id,
-        action="application.withdrawn",
-        entity=application,
-        before=before,
     )
     return application

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditEvent
 from db.repositories import audit as audit_repo
-from db.repositories import events as event_repo
-from lending.audit import Caller, StoredEvent, event_hash, first_broken_link
+from lending.audit import Caller, StoredEvent, chain_of, event_hash, first_broken_link
 
 # Audit actions that subscribers to loanEvents hear about, with the event type they see.
 PUBLISHED = {
@@ -24,58 +23,70 @@ PUBLISHED = {
 }
 
 
-def chain_of(application_id: int) -> str:
-    """The audit chain of an application (its loan and payments included)."""
-    return f"application:{application_id}"
+@dataclass(frozen=True)
+class Change:
+    """One change to record: what was done to which row, and the row's state before."""
+
+    action: str
+    entity: object
+    before: dict[str, Any] | None = None
+    loan_id: int | None = None
 
 
 async def record(
     session: AsyncSession,
     caller: Caller,
-    *,
+    *changes: Change,
     application_id: int,
-    action: str,
-    entity: object,
-    before: dict[str, Any] | None,
-    loan_id: int | None = None,
+    new_chain: bool = False,
 ) -> None:
-    """Append an audit event for ``entity`` after the change, announce it if subscribers care."""
+    """Append an audit event per change to the application's chain, announce those published.
+
+    The chain is locked and its last hash read (unless ``new_chain``: an application created in
+    this transaction has no events yet, and nobody else can see it), then every event and
+    announcement is written by one statement.
+    """
     chain = chain_of(application_id)
-    previous = await audit_repo.last_hash(session, chain)
-    entity_type = type(entity).__name__
-    entity_key = getattr(entity, "id")  # noqa: B009 - any mapped row
-    content: dict[str, Any] = {
-        "chain": chain,
-        "actor": caller.actor,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": f"{entity_type}:{entity_key}",
-        "before": before,
-        "after": audit_repo.snapshot(entity),
-        "request_id": caller.request_id,
-        "idempotency_key": caller.idempotency_key,
-        "at": datetime.now(UTC).isoformat(),
-    }
-    await audit_repo.append(
-        session,
-        AuditEvent(
-            **{**content, "at": datetime.fromisoformat(content["at"])},
-            previous_hash=previous,
-            hash=event_hash(previous, content),
-        ),
-    )
-    if action in PUBLISHED:
-        await event_repo.notify(
-            session,
+    previous = None if new_chain else await audit_repo.lock_chain(session, chain)
+    events: list[dict[str, Any]] = []
+    announcements: list[dict[str, Any]] = []
+    for change in changes:
+        entity_type = type(change.entity).__name__
+        entity_key = getattr(change.entity, "id")  # noqa: B009 - any mapped row
+        content: dict[str, Any] = {
+            "chain": chain,
+            "actor": caller.actor,
+            "action": change.action,
+            "entity_type": entity_type,
+            "entity_id": f"{entity_type}:{entity_key}",
+            "before": change.before,
+            "after": audit_repo.snapshot(change.entity),
+            "request_id": caller.request_id,
+            "idempotency_key": caller.idempotency_key,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        digest = event_hash(previous, content)
+        events.append(
             {
-                "type": PUBLISHED[action],
-                "applicationId": application_id,
-                "loanId": loan_id,
-                "entityId": content["entity_id"],
-                "actor": caller.actor,
-                "at": content["at"],
-            },
+                **content,
+                "at": datetime.fromisoformat(content["at"]),
+                "previous_hash": previous,
+                "hash": digest,
+            }
         )
+        previous = digest
+        if change.action in PUBLISHED:
+            announcements.append(
+                {
+                    "type": PUBLISHED[change.action],
+                    "applicationId": application_id,
+                    "loanId": change.loan_id,
+                    "entityId": content["entity_id"],
+                    "actor": caller.actor,
+                    "at": content["at"],
+                }
+            )
+    await audit_repo.append(session, events, announcements)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Installment, Loan, Payment, PaymentAllocation
@@ -17,7 +16,6 @@ from db.repositories.audit import snapshot
 from lending import clock
 from lending.allocation import (
     AllocationResult,
-    InstallmentBalance,
     InstallmentDue,
     PaymentIn,
     allocate,
@@ -26,7 +24,7 @@ from lending.audit import Caller
 from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
 from lending.money import parse_amount, parse_rate
 from lending.schedule import Schedule, build_schedule
-from lending.services.audit import record
+from lending.services.audit import Change, record
 from lending.servicing import (
     check_not_overpaid,
     check_received_on,
@@ -42,8 +40,6 @@ from lending.validation import (
     check_term_in_range,
     clean_text,
 )
-
-PAYMENT_REFERENCE_INDEX = "uq_payments_loan_id_reference"
 
 
 @dataclass(frozen=True)
@@ -145,6 +141,14 @@ def loan_schedule(loan: Loan, disbursed_on: date, first_due_date: date | None) -
     )
 
 
+@dataclass(frozen=True)
+class Disbursed:
+    """A disbursed loan and the schedule booked for it, in order."""
+
+    loan: Loan
+    installments: Sequence[Installment]
+
+
 async def disburse_loan(
     session: AsyncSession,
     caller: Caller,
@@ -154,7 +158,7 @@ async def disburse_loan(
     first_due_date: date | None,
     expected_version: int | None = None,
     today: date | None = None,
-) -> Loan:
+) -> Disbursed:
     """Pay out an approved loan: book its schedule and make it ACTIVE."""
     today = today or clock.today()
     loan = await _locked_loan(session, loan_id)
@@ -173,23 +177,21 @@ async def disburse_loan(
             "disbursedOn",
         )
     schedule = loan_schedule(loan, disbursed_on, first_due_date)
-    await repo.add_installments(
-        session,
-        [
-            Installment(
-                loan_id=loan.id,
-                number=row.number,
-                due_date=row.due_date,
-                principal_due=row.principal,
-                interest_due=row.interest,
-                balance_after=row.balance_after,
-            )
-            for row in schedule.installments
-        ],
-    )
-    loan = await repo.update_loan(
+    installments = [
+        Installment(
+            loan_id=loan.id,
+            number=row.number,
+            due_date=row.due_date,
+            principal_due=row.principal,
+            interest_due=row.interest,
+            balance_after=row.balance_after,
+        )
+        for row in schedule.installments
+    ]
+    loan = await repo.book_schedule(
         session,
         loan,
+        installments,
         status=status,
         disbursed_on=disbursed_on,
         maturity_date=schedule.maturity_date,
@@ -197,41 +199,46 @@ async def disburse_loan(
     await record(
         session,
         caller,
+        Change("loan.disbursed", loan, before, loan_id=loan.id),
         application_id=loan.application_id,
-        action="loan.disbursed",
-        entity=loan,
-        before=before,
-        loan_id=loan.id,
     )
-    return loan
+    return Disbursed(loan=loan, installments=installments)
 
 
-async def _allocation(
-    session: AsyncSession, loan: Loan
-) -> tuple[Sequence[Installment], Sequence[Payment], AllocationResult]:
-    """A loan's instalments, live payments, and their allocation."""
-    installments = await repo.installments_by_loan_ids(session, [loan.id])
-    payments = await repo.live_payments(session, loan.id)
-    result = allocate(
+def _allocate(
+    installments: Sequence[repo.ScheduledInstallment], payments: Sequence[repo.LivePayment]
+) -> AllocationResult:
+    """Allocate ``payments`` to a loan's instalments."""
+    return allocate(
         [
             InstallmentDue(i.number, i.due_date, i.principal_due, i.interest_due)
             for i in installments
         ],
         [PaymentIn(p.id, p.amount, p.received_on, p.recorded_at) for p in payments],
     )
-    return installments, payments, result
 
 
-async def _reallocate(session: AsyncSession, loan: Loan) -> list[InstallmentBalance]:
-    """Re-derive a loan's allocations from its live payments; return the balances."""
-    installments, payments, result = await _allocation(session, loan)
+async def _reallocate(
+    session: AsyncSession,
+    loan: Loan,
+    installments: Sequence[repo.ScheduledInstallment],
+    payments: Sequence[repo.LivePayment],
+    status: LoanStatus,
+) -> Loan:
+    """Re-derive a loan's allocations from its live ``payments``, and move it to ``status``.
+
+    The loan becomes PAID_OFF instead when nothing is left to pay; its version is bumped.
+    """
+    result = _allocate(installments, payments)
     if result.unallocated:
         raise AssertionError(f"loan {loan.id}: {result.unallocated} could not be allocated")
     by_number = {i.number: i for i in installments}
     received = {p.id: p.received_on for p in payments}
-    await repo.replace_allocations(
+    if left_to_pay(result.balances) == 0:
+        status = LoanStatus.PAID_OFF
+    return await repo.replace_allocations(
         session,
-        loan.id,
+        loan,
         [
             PaymentAllocation(
                 loan_id=loan.id,
@@ -243,8 +250,8 @@ async def _reallocate(session: AsyncSession, loan: Loan) -> list[InstallmentBala
             )
             for a in result.allocations
         ],
+        status=status,
     )
-    return list(result.balances)
 
 
 @dataclass(frozen=True)
@@ -277,53 +284,35 @@ async def record_payment(
     clean_reference = clean_text(
         reference, "reference", max_length=100, required=False, label="Reference"
     )
-    *_, current = await _allocation(session, loan)
+    installments, payments = await repo.allocation_inputs(session, loan.id)
+    current = _allocate(installments, payments)
     check_not_overpaid(value, left_to_pay(current.balances), loan.currency)
-    try:
-        async with session.begin_nested():
-            payment = await repo.add_payment(
-                session,
-                Payment(
-                    loan_id=loan.id,
-                    reference=clean_reference,
-                    amount=value,
-                    received_on=received_on,
-                    recorded_by=caller.actor,
-                ),
-            )
-    except IntegrityError as exc:
-        if PAYMENT_REFERENCE_INDEX in str(exc.orig):
-            raise DomainError(
-                ErrorCode.DUPLICATE_PAYMENT_REFERENCE,
-                f"A payment with reference {clean_reference!r} is already recorded on this loan.",
-                "reference",
-            ) from None
-        raise
-    balances = await _reallocate(session, loan)
-    paid_off = left_to_pay(balances) == 0
-    before = snapshot(loan)
-    loan = await repo.update_loan(
-        session, loan, status=LoanStatus.PAID_OFF if paid_off else loan.status
-    )
-    await record(
+    payment = await repo.add_payment(
         session,
-        caller,
-        application_id=loan.application_id,
-        action="payment.recorded",
-        entity=payment,
-        before=None,
-        loan_id=loan.id,
-    )
-    if paid_off:
-        await record(
-            session,
-            caller,
-            application_id=loan.application_id,
-            action="loan.paid_off",
-            entity=loan,
-            before=before,
+        Payment(
             loan_id=loan.id,
+            reference=clean_reference,
+            amount=value,
+            received_on=received_on,
+            recorded_by=caller.actor,
+        ),
+    )
+    if payment is None:
+        raise DomainError(
+            ErrorCode.DUPLICATE_PAYMENT_REFERENCE,
+            f"A payment with reference {clean_reference!r} is already recorded on this loan.",
+            "reference",
         )
+    before = snapshot(loan)
+    live = [
+        *payments,
+        repo.LivePayment(payment.id, payment.amount, payment.received_on, payment.recorded_at),
+    ]
+    loan = await _reallocate(session, loan, installments, live, loan.status)
+    changes = [Change("payment.recorded", payment, loan_id=loan.id)]
+    if loan.status is LoanStatus.PAID_OFF:
+        changes.append(Change("loan.paid_off", loan, before, loan_id=loan.id))
+    await record(session, caller, *changes, application_id=loan.application_id)
     return PaymentResult(payment=payment, loan=loan)
 
 
@@ -354,28 +343,11 @@ async def reverse_payment(
     status = next_loan_status(loan.status, LoanAction.REVERSE_PAYMENT)
     payment_before, loan_before = snapshot(payment), snapshot(loan)
     payment = await repo.mark_reversed(session, payment, by=caller.actor, reason=clean_reason)
-    balances = await _reallocate(session, loan)
-    if left_to_pay(balances) == 0:
-        status = LoanStatus.PAID_OFF
-    reopened = loan.status is LoanStatus.PAID_OFF and status is LoanStatus.ACTIVE
-    loan = await repo.update_loan(session, loan, status=status)
-    await record(
-        session,
-        caller,
-        application_id=loan.application_id,
-        action="payment.reversed",
-        entity=payment,
-        before=payment_before,
-        loan_id=loan.id,
-    )
-    if reopened:
-        await record(
-            session,
-            caller,
-            application_id=loan.application_id,
-            action="loan.reopened",
-            entity=loan,
-            before=loan_before,
-            loan_id=loan.id,
-        )
+    installments, payments = await repo.allocation_inputs(session, loan.id)
+    was_paid_off = loan.status is LoanStatus.PAID_OFF
+    loan = await _reallocate(session, loan, installments, payments, status)
+    changes = [Change("payment.reversed", payment, payment_before, loan_id=loan.id)]
+    if was_paid_off and loan.status is LoanStatus.ACTIVE:
+        changes.append(Change("loan.reopened", loan, loan_before, loan_id=loan.id))
+    await record(session, caller, *changes, application_id=loan.application_id)
     return PaymentResult(payment=payment, loan=loan)

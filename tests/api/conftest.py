@@ -1,3 +1,21 @@
-from tests.dbfixtures import admin_key, api_keys, app, clean_tables, client, sql
+from tests.dbfixtures import (
+    admin_key,
+    api_keys,
+    app,
+    clean_tables,
+    client,
+    per_field_app,
+    per_field_client,
+    sql,
+)
 
-__all__ = ["admin_key", "api_keys", "app", "clean_tables", "client", "sql"]
+__all__ = [
+    "admin_key",
+    "api_keys",
+    "app",
+    "clean_tables",
+    "client",
+    "per_field_app",
+    "per_field_client",
+    "sql",
+]

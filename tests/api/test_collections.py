@@ -157,3 +157,20 @@ async def test_loans_filter_by_delinquency_bucket(client, engine, product):
     # a month ago, the late loan was not late yet
     month_ago = (DAY - timedelta(days=30)).isoformat()
     assert late.reference in await references({"delinquencyBucket": ["CURRENT"], "asOf": month_ago})
+
+
+@pytest.mark.parametrize("path", ["compiled", "per field"])
+async def test_an_empty_bucket_list_matches_no_loan(
+    client, per_field_client, engine, product, path
+):
+    # given an active loan (current) and one 91+ days late
+    await flat_loan(engine, months_ago=1)
+    await flat_loan(engine, months_ago=6)
+    # when loans are filtered by an empty list of buckets, like an empty list of statuses
+    body = await gql(
+        client if path == "compiled" else per_field_client,
+        LOANS,
+        {"filter": {"delinquencyBucket": []}},
+    )
+    # then none matches
+    assert body["data"]["loans"]["totalCount"] == 0

@@ -13,14 +13,22 @@ from tests.factories import create_product
 PRODUCTS = "{ loanProducts { code } }"
 
 
-async def test_unexpected_fault_is_masked_and_logged_with_the_request_id(
-    client, monkeypatch, caplog
-):
-    # given a repository that fails in a way no client could cause
-    async def broken(*_args, **_kwargs):
-        raise RuntimeError("connection string postgres://secret@db leaked")
+async def broken(*_args, **_kwargs):
+    raise RuntimeError("connection string postgres://secret@db leaked")
 
-    monkeypatch.setattr(product_repo, "list_products", broken)
+
+@pytest.mark.parametrize("path", ["per field", "compiled", "compiled, short path"])
+async def test_unexpected_fault_is_masked_and_logged_with_the_request_id(
+    client, per_field_client, app, monkeypatch, caplog, path
+):
+    # given a read that fails in a way no client could cause, on each path
+    if path == "per field":
+        client = per_field_client
+        monkeypatch.setattr(product_repo, "list_products", broken)
+    else:
+        if path == "compiled, short path":  # the document's plan is cached
+            await client.post("/graphql", json={"query": PRODUCTS})
+        monkeypatch.setattr(app.state.compiled.pool, "fetch_text", broken)
     caplog.set_level(logging.ERROR, logger="lending.errors")
 
     # when a client asks for products with its own request id

@@ -26,6 +26,12 @@ query O($asOf: Date!, $min: Int) {
 }
 """
 
+BUCKETS = """
+query B($asOf: Date) {
+  loans(filter: {delinquencyBucket: [CURRENT, DPD_91_PLUS], asOf: $asOf}) { totalCount }
+}
+"""
+
 LOAN = """
 query L($id: ID!, $asOf: Date) {
   node(id: $id) { ... on Loan {
@@ -89,3 +95,26 @@ async def test_loan_figures_at_the_ends_of_the_calendar(client, engine, as_of):
     else:  # everything long overdue and unpaid
         assert figures["delinquency"]["bucket"] == "DPD_91_PLUS"
         assert statuses == {"OVERDUE"}
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])
+async def test_delinquency_buckets_at_the_ends_of_the_calendar(client, engine, as_of):
+    # given an active loan with instalments
+    await create_product(engine)
+    await create_loan(engine, disbursed_on=today() - timedelta(days=100))
+    # when loans are filtered by bucket on the first or last day of the calendar
+    body = await gql(client, BUCKETS, {"asOf": as_of})
+    # then the loan is current before anything fell due, and 91+ days late at the end
+    assert "errors" not in body, body
+    assert body["data"]["loans"]["totalCount"] == 1
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])
+async def test_delinquency_buckets_at_the_ends_of_the_calendar_per_field(
+    per_field_client, engine, as_of
+):
+    await create_product(engine)
+    await create_loan(engine, disbursed_on=today() - timedelta(days=100))
+    body = await gql(per_field_client, BUCKETS, {"asOf": as_of})
+    assert "errors" not in body, body
+    assert body["data"]["loans"]["totalCount"] == 1

@@ -9,8 +9,6 @@ from typing import Any
 import httpx
 import pytest
 from graphql import ValueNode
-from hypothesis import HealthCheck, Phase, given, seed
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
@@ -18,6 +16,7 @@ from graph.ids import to_global_id
 from graph.node import RESOLVERS
 from graph.schema import schema
 from tests.dbfixtures import gql
+from tests.examples import collect
 from tests.factories import create_application, create_loan, create_product, pay
 
 SDL = schema.as_str()
@@ -90,28 +89,6 @@ def ids(existing: list[str]) -> st.SearchStrategy[ValueNode]:
         ),
         HUGE.map(nodes.Int),
     )
-
-
-def collect(strategy: st.SearchStrategy[str], count: int, seed_value: int) -> list[str]:
-    """Up to ``count`` examples of ``strategy``, drawn the same way on every run."""
-    # `@given` cannot drive a test on the session's event loop (the client lives there), so a
-    # synchronous `@given` function only gathers operations, and the async test sends them.
-    examples: list[str] = []
-
-    @hypothesis_settings(
-        max_examples=count,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @seed(seed_value)
-    @given(strategy)
-    def gather(operation: str) -> None:
-        examples.append(operation)
-
-    gather()
-    return examples
 
 
 async def seed_data(engine) -> list[str]:

@@ -11,7 +11,7 @@ import sys
 import httpx
 from sqlalchemy import text
 
-from db.embedded import admin_connection, with_database
+from db.embedded import recreate_database, with_database
 from db.session import create_sessionmaker
 from lending.access import Role, demo_key
 from lending.demo import seed_demo
@@ -86,12 +86,7 @@ def free_port() -> int:
 async def test_serve_migrates_seeds_and_answers(server_url):
     # given an empty database named by DATABASE_URL
     name = "lending_cli_test"
-    connection = await admin_connection(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
+    await recreate_database(server_url, name)
     port = free_port()
     env = os.environ | {"DATABASE_URL": with_database(server_url, name), "LOG_LEVEL": "WARNING"}
     # when `lending serve --demo` starts

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from db.embedded import admin_connection, with_database
+from db.embedded import recreate_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker
 from lending.access import Role
@@ -51,13 +51,7 @@ async def wait_ready(port: int) -> None:
 async def two_servers(server_url) -> AsyncIterator[tuple[int, int, str]]:
     """Two server processes on one fresh database, and an ADMIN key."""
     name = "lending_events_test"
-    connection = await admin_connection(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = with_database(server_url, name)
+    url = await recreate_database(server_url, name)
     await asyncio.to_thread(upgrade_to_head, url)
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:

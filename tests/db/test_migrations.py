@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from db.embedded import admin_connection, with_database
+from db.embedded import recreate_database
 from db.migrate import alembic_config, head_revision
 from db.models import Base
 from db.session import create_engine
@@ -33,13 +33,7 @@ async def test_database_is_at_head(engine):
 
 async def test_downgrade_to_base_and_upgrade_again(server_url):
     name = "lending_migration_roundtrip"
-    connection = await admin_connection(server_url)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = with_database(server_url, name)
+    url = await recreate_database(server_url, name)
     config = alembic_config(url)
 
     def roundtrip() -> None:

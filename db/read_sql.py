@@ -1,0 +1,691 @@
+"""Render read plans into one SQL statement that builds the whole JSON answer in PostgreSQL.
+
+Objects are ``row_to_json`` of a lateral select whose column aliases are the response keys,
+lists are ``array_to_json(array_agg(… ORDER BY …))``: both write compact JSON with the same
+string escapes as the service's JSON encoder, so the text is spliced into the response as it
+is. Amounts are written as ``numeric::text`` (the column's scale, as ``str(Decimal)`` writes
+it), timestamps as ``datetime.isoformat()`` writes them in UTC, ids and cursors as URL-safe
+base64 without padding. Every value a request supplies is a parameter; identifiers come from
+the plan (tables, columns, and response keys that GraphQL restricts to ``[_A-Za-z0-9]``).
+
+A statement depends on the plan and on the *shape* of the bound values (which filter
+conditions are present, whether a cursor was given, the sort): ``shape`` computes it, and the
+caller caches one ``Statement`` per (plan, shape); ``Statement.arguments`` reads the parameter
+values of a request from its bound slots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from db.read_plan import (
+    ById,
+    ByValue,
+    Column,
+    Computation,
+    Computed,
+    Connection,
+    Const,
+    Domain,
+    EdgeCursor,
+    EdgeNode,
+    Edges,
+    Embedded,
+    IsSet,
+    Kind,
+    Many,
+    NodeById,
+    Obj,
+    OldestOverdue,
+    One,
+    Ordered,
+    PageArgs,
+    PageInfo,
+    PageInfoPart,
+    Root,
+    RowGlobalId,
+    SumOf,
+    TextGlobalId,
+    Total,
+    TotalCount,
+    Value,
+)
+from db.repositories.applicants import ApplicantFilter
+from db.repositories.applications import ApplicationFilter
+from db.repositories.audit import ChainFilter
+from db.repositories.loans import LoanFilter
+from db.repositories.servicing import OverdueFilter
+from lending.audit import CHAIN_PREFIX
+from lending.delinquency import BUCKET_BOUNDS, OTHERWISE, STATUS_RULES, StatusTest
+from lending.money import MINOR_DIGITS
+from lending.states import LoanStatus
+
+Bound = Mapping[int, Any]
+Extract = Callable[[Bound], Any]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A rendered statement: its text, how to read its parameters, whether to re-encode JSON."""
+
+    sql: str
+    params: tuple[Extract, ...]
+    # A JSON column's text has spaces after separators; such answers are re-encoded compactly.
+    normalize: bool
+
+    def arguments(self, bound: Bound) -> list[Any]:
+        """The parameter values of a request."""
+        return [extract(bound) for extract in self.params]
+
+
+def shape(bound: Bound) -> tuple[Any, ...]:
+    """What of the bound values changes a statement's text (not the values themselves)."""
+    return tuple((slot, _shape_of(value)) for slot, value in sorted(bound.items()))
+
+
+def _shape_of(value: Any) -> Any:
+    if isinstance(value, PageArgs):
+        page = value.page
+        return (
+            _shape_of(value.filter),
+            page.after is None,
+            page.descending,
+            value.order.column,
+            value.order.kind,
+        )
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return tuple(_shape_of(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return tuple(item is None or _shape_of(item) for item in value)
+    return True
+
+
+def render_root(root: Root, bound: Bound) -> Statement:
+    """One root field's statement: a single row, single column of JSON text."""
+    render = _Render(bound)
+    expression = render.root(root)
+    return render.statement(f"SELECT coalesce(({expression})::text, 'null')")
+
+
+def render_data(roots: Sequence[tuple[str, Root]], bound: Bound) -> Statement:
+    """A whole ``data`` object's statement, for operations whose root fields all compile."""
+    render = _Render(bound)
+    columns = ", ".join(f"{render.root(root)} AS {_key(key)}" for key, root in roots)
+    return render.statement(f"SELECT row_to_json(d)::text FROM (SELECT {columns}) d")
+
+
+def _key(response_key: str) -> str:
+    """A response key as a column alias (GraphQL names are [_A-Za-z][_0-9A-Za-z]*)."""
+    assert response_key.isidentifier(), response_key
+    assert response_key.isascii(), response_key
+    return f'"{response_key}"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _b64(text_sql: str) -> str:
+    """URL-safe base64 without padding or line breaks, as graph ids and cursors are written."""
+    return f"translate(encode(convert_to({text_sql}, 'UTF8'), 'base64'), E'+/=\\n', '-_')"
+
+
+def _timestamp(sql: str) -> str:
+    """A timestamptz as Python's isoformat() writes it in UTC (no fraction when it is zero)."""
+    utc = f"({sql} AT TIME ZONE 'UTC')"
+    return (
+        f"CASE WHEN date_trunc('second', {sql}) = {sql} "
+        f"""THEN to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"') """
+        f"""ELSE to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') END"""
+    )
+
+
+def _text_of(sql: str, kind: Kind) -> str:
+    """A value as the text a cursor or the JSON answer holds."""
+    if kind is Kind.DATETIME:
+        return _timestamp(sql)
+    if kind is Kind.DATE:
+        return f"to_char({sql}, 'YYYY-MM-DD')"
+    return f"({sql})::text"
+
+
+_CAST = {
+    Kind.DATETIME: "timestamptz",
+    Kind.DATE: "date",
+    Kind.DECIMAL: "numeric",
+    Kind.INT: "bigint",
+    Kind.TEXT: "text",
+}
+
+
+def _slot(slot: int, read: Callable[[Any], Any] = lambda value: value) -> Extract:
+    return lambda bound: read(bound[slot])
+
+
+def _minor_digits(currency_sql: str) -> str:
+    cases = " ".join(
+        f"WHEN {_literal(code)} THEN {digits}" for code, digits in sorted(MINOR_DIGITS.items())
+    )
+    return f"CASE {currency_sql} {cases} END"
+
+
+class _Render:
+    """One rendering: fresh table aliases and the parameters in the order they appear."""
+
+    def __init__(self, bound: Bound) -> None:
+        self.bound = bound
+        self.params: list[Extract] = []
+        self.numbers: dict[tuple[Any, ...], int] = {}
+        self.aliases = 0
+        self.normalize = False
+
+    def statement(self, sql: str) -> Statement:
+        return Statement(sql, tuple(self.params), self.normalize)
+
+    def alias(self, prefix: str = "t") -> str:
+        self.aliases += 1
+        return f"{prefix}{self.aliases}"
+
+    def param(self, key: tuple[Any, ...], extract: Extract, cast: str) -> str:
+        """A parameter read from the bound slots; the same key reuses one number.
+
+        Dates travel as ISO text: asyncpg would send 9999-12-31 as PostgreSQL's 'infinity',
+        with which no day can be counted.
+        """
+        if key not in self.numbers:
+            self.params.append(_iso(extract) if cast == "date" else extract)
+            self.numbers[key] = len(self.params)
+        return f"${self.numbers[key]}::{'text::date' if cast == 'date' else cast}"
+
+    def date(self, slot: int) -> str:
+        return self.param((slot, "date"), _slot(slot), "date")
+
+    # ---- roots ------------------------------------------------------------------------------
+
+    def root(self, root: Root) -> str:
+        if isinstance(root, Connection):
+            return self.connection(root, None)
+        if isinstance(root, ById):
+            key = self.param((root.slot,), _slot(root.slot), "bigint")
+            return self.row_object(root.table, root.obj, f"{{t}}.id = {key}")
+        if isinstance(root, NodeById):
+            return self.nodes(root)
+        return self.ordered(root)
+
+    def nodes(self, root: NodeById) -> str:
+        if root.many:
+            types = self.param((root.slot, 0), _slot(root.slot, _types), "text[]")
+            keys = self.param((root.slot, 1), _slot(root.slot, _keys), "bigint[]")
+            u = self.alias("u")
+            cases = self.node_cases(root, f"{u}.ty", f"{u}.k")
+            return (
+                f"(SELECT coalesce(array_to_json(array_agg({cases} ORDER BY {u}.o)), '[]') "
+                f"FROM unnest({types}, {keys}) WITH ORDINALITY AS {u}(ty, k, o))"
+            )
+        type_name = self.param((root.slot, 0), _slot(root.slot, lambda v: v and v[0]), "text")
+        key = self.param((root.slot, 1), _slot(root.slot, lambda v: v and v[1]), "bigint")
+        return self.node_cases(root, type_name, key)
+
+    def node_cases(self, root: NodeById, type_sql: str, key_sql: str) -> str:
+        if not root.cases:
+            return "NULL::json"
+        whens = " ".join(
+            f"WHEN {_literal(case.type_name)} THEN "
+            + self.row_object(case.table, case.obj, f"{{t}}.id = {key_sql}")
+            for case in root.cases
+        )
+        return f"CASE {type_sql} {whens} END"
+
+    def ordered(self, root: Ordered) -> str:
+        active = self.param((root.slot,), _slot(root.slot), "boolean")
+        t = self.alias()
+        return self.rows_array(
+            root.table, t, root.obj, f"({active} IS NOT TRUE OR {t}.active)", root.order
+        )
+
+    # ---- objects ----------------------------------------------------------------------------
+
+    def columns(self, obj: Obj, row: str) -> str:
+        return ", ".join(f"{self.value(value, row)} AS {_key(key)}" for key, value in obj.fields)
+
+    def object(self, obj: Obj, row: str) -> str:
+        """The JSON object of ``row`` (an alias in scope)."""
+        j = self.alias("j")
+        return f"(SELECT row_to_json({j}) FROM (SELECT {self.columns(obj, row)}) {j})"
+
+    def row_object(self, table: str, obj: Obj, where: str, order: str = "") -> str:
+        """The JSON object of the one row of ``table`` meeting ``where`` ({t}: its alias)."""
+        t, j = self.alias(), self.alias("j")
+        return (
+            f"(SELECT row_to_json({j}) FROM {table} {t} "
+            f"CROSS JOIN LATERAL (SELECT {self.columns(obj, t)}) {j} "
+            f"WHERE {where.format(t=t)}{order.format(t=t)})"
+        )
+
+    def rows_array(
+        self, table: str, t: str, obj: Obj, where: str, order: tuple[tuple[str, bool], ...]
+    ) -> str:
+        """A JSON array of the objects of ``table``'s rows (alias ``t``) meeting ``where``."""
+        j = self.alias("j")
+        return (
+            f"(SELECT coalesce(array_to_json(array_agg(row_to_json({j}) "
+            f"ORDER BY {_order_by(t, order)})), '[]') FROM {table} {t} "
+            f"CROSS JOIN LATERAL (SELECT {self.columns(obj, t)}) {j} WHERE {where})"
+        )
+
+    def value(self, value: Value, row: str) -> str:
+        if isinstance(value, Column):
+            return self.column(value, row)
+        if isinstance(value, Total):
+            return "(" + " + ".join(f"{row}.{name}" for name in value.names) + ")::text"
+        if isinstance(value, IsSet):
+            return f"({row}.{value.name} IS NOT NULL)"
+        if isinstance(value, RowGlobalId):
+            return _b64(f"{_literal(value.type_name + ':')} || {row}.id")
+        if isinstance(value, TextGlobalId):
+            return _b64(f"{row}.{value.name}")
+        if isinstance(value, Const):
+            return f"{_literal(value.json)}::json"
+        if isinstance(value, ByValue):
+            whens = " ".join(f"WHEN {_literal(k)} THEN {_literal(v)}::json" for k, v in value.cases)
+            return f"CASE {row}.{value.name} {whens} END"
+        if isinstance(value, Computed):
+            return self.computed(value, row)
+        if isinstance(value, One):
+            link = value.link
+            return self.row_object(
+                link.table, value.obj, f"{{t}}.{link.remote} = {row}.{link.local}"
+            )
+        if isinstance(value, Many):
+            return self.many(value, row)
+        if isinstance(value, SumOf):
+            t = self.alias()
+            total = " + ".join(f"{t}.{name}" for name in value.columns)
+            return (
+                f"(SELECT coalesce(sum({total}), 0) FROM {value.table} {t} "
+                f"WHERE {t}.{value.remote} = {row}.{value.local})::text"
+            )
+        if isinstance(value, Embedded):
+            made = self.object(value.obj, row)
+            return (
+                f"CASE WHEN {row}.{value.when} IS NULL THEN NULL ELSE {made} END"
+                if value.when
+                else made
+            )
+        if isinstance(value, OldestOverdue):
+            day = self.date(value.slot)
+            where = f"{{t}}.loan_id = {row}.id AND {self.overdue('{t}', day)}"
+            return self.row_object(
+                "installments", value.obj, where, " ORDER BY {t}.due_date, {t}.number LIMIT 1"
+            )
+        return self.connection(value, row)
+
+    def column(self, column: Column, row: str) -> str:
+        sql = f"{row}.{column.name}"
+        if column.kind is Kind.JSON:
+            self.normalize = True
+        if column.kind in (Kind.DECIMAL, Kind.DATE, Kind.DATETIME):
+            return f"CASE WHEN {sql} IS NULL THEN NULL ELSE {_text_of(sql, column.kind)} END"
+        return sql
+
+    def many(self, many: Many, row: str) -> str:
+        link = many.link
+        where = f"{{t}}.{link.remote} = {row}.{link.local}"
+        if link.first_only:
+            order = f" ORDER BY {_order_by('{t}', link.order)} LIMIT 1"
+            return self.row_object(link.table, many.obj, where, order)
+        t = self.alias()
+        return self.rows_array(link.table, t, many.obj, where.format(t=t), link.order)
+
+    # ---- computed values (the rules come from lending, as data) ------------------------------
+
+    def paid(
+        self, installment: str, day: str | None, what: str = "principal + {a}.interest"
+    ) -> str:
+        """What was paid against an instalment (received by ``day``, when given); 0 for none."""
+        a = self.alias("a")
+        by = f" AND {a}.received_on <= {day}" if day else ""
+        return (
+            f"(SELECT coalesce(sum({a}.{what.format(a=a)}), 0) FROM payment_allocations {a} "
+            f"WHERE {a}.installment_id = {installment}.id{by})"
+        )
+
+    def status(self, i: str, day: str) -> str:
+        """The instalment's status on ``day``, by lending.delinquency.STATUS_RULES."""
+        paid = self.paid(i, day)
+        tests = {
+            StatusTest.NOTHING_OUTSTANDING: f"{i}.principal_due + {i}.interest_due - {paid} <= 0",
+            StatusTest.DUE_BEFORE: f"{i}.due_date < {day}",
+            StatusTest.DUE_ON: f"{i}.due_date = {day}",
+            StatusTest.SOMETHING_PAID: f"{paid} > 0",
+        }
+        whens = " ".join(
+            f"WHEN {tests[test]} THEN {_literal(status.name)}" for test, status in STATUS_RULES
+        )
+        return f"(CASE {whens} ELSE {_literal(OTHERWISE.name)} END)"
+
+    def overdue(self, i: str, day: str) -> str:
+        return f"{self.status(i, day)} = {_literal('OVERDUE')}"
+
+    def loan_days_past_due(self, loan: str, day: str) -> str:
+        i = self.alias("i")
+        return (
+            f"coalesce((SELECT {day} - min({i}.due_date) FROM installments {i} "
+            f"WHERE {i}.loan_id = {loan}.id AND {self.overdue(i, day)}), 0)"
+        )
+
+    def computed(self, value: Computed, row: str) -> str:
+        kind = value.computation
+        day = self.date(value.slot) if value.slot is not None else None
+        if kind is Computation.PRINCIPAL_PAID:
+            return f"{self.paid(row, None, 'principal')}::text"
+        if kind is Computation.INTEREST_PAID:
+            return f"{self.paid(row, None, 'interest')}::text"
+        if kind is Computation.OUTSTANDING:
+            return f"({row}.principal_due + {row}.interest_due - {self.paid(row, None)})::text"
+        if kind is Computation.PAID_ON:
+            a = self.alias("a")
+            return (
+                f"(SELECT CASE WHEN count(*) > 0 AND sum({a}.principal + {a}.interest) >= "
+                f"{row}.principal_due + {row}.interest_due "
+                f"THEN to_char(max({a}.received_on), 'YYYY-MM-DD') END "
+                f"FROM payment_allocations {a} WHERE {a}.installment_id = {row}.id)"
+            )
+        assert day is not None or kind is Computation.OUTSTANDING_PRINCIPAL, kind
+        if kind is Computation.STATUS:
+            assert day is not None
+            return self.status(row, day)
+        if kind is Computation.DAYS_PAST_DUE:
+            assert day is not None
+            return f"(CASE WHEN {self.overdue(row, day)} THEN {day} - {row}.due_date ELSE 0 END)"
+        if kind is Computation.OUTSTANDING_PRINCIPAL:
+            return self.loan_left(row, "principal_due", "principal", None)
+        if kind is Computation.PAYOFF:
+            return self.loan_left(
+                row, "principal_due + {i}.interest_due", "principal + {a}.interest", day
+            )
+        assert day is not None
+        if kind is Computation.LOAN_DAYS_PAST_DUE:
+            return self.loan_days_past_due(row, day)
+        if kind is Computation.LOAN_BUCKET:
+            days = self.loan_days_past_due(row, day)
+            whens = " ".join(
+                f"WHEN {days} >= {low}"
+                + (f" AND {days} <= {high}" if high is not None else "")
+                + f" THEN {_literal(bucket.name)}"
+                for bucket, (low, high) in BUCKET_BOUNDS.items()
+            )
+            return f"(CASE {whens} END)"
+        i = self.alias("i")
+        left = f"{i}.principal_due + {i}.interest_due - {self.paid(i, day)}"
+        total = (
+            f"(SELECT coalesce(sum({left}), 0) FROM installments {i} "
+            f"WHERE {i}.loan_id = {row}.id AND {self.overdue(i, day)})"
+        )
+        return f"round({total}, {_minor_digits(f'{row}.currency')})::text"
+
+    def loan_left(self, loan: str, due: str, paid: str, day: str | None) -> str:
+        """What a disbursed loan's schedule asks for less what was paid (null before)."""
+        i, a = self.alias("i"), self.alias("a")
+        by = f" AND {a}.received_on <= {day}" if day else ""
+        scheduled = (
+            f"(SELECT coalesce(sum({i}.{due.format(i=i)}), 0) FROM installments {i} "
+            f"WHERE {i}.loan_id = {loan}.id)"
+        )
+        received = (
+            f"(SELECT coalesce(sum({a}.{paid.format(a=a)}), 0) FROM payment_allocations {a} "
+            f"WHERE {a}.loan_id = {loan}.id{by})"
+        )
+        return (
+            f"CASE WHEN {loan}.disbursed_on IS NULL THEN NULL "
+            f"ELSE ({scheduled} - {received})::text END"
+        )
+
+    # ---- connections ------------------------------------------------------------------------
+
+    def connection(self, conn: Connection, row: str | None) -> str:
+        args: PageArgs = self.bound[conn.slot]
+        slot = conn.slot
+        t, p, c = self.alias(), self.alias("p"), self.alias("c")
+        table = conn.domain.value
+        conditions = self.conditions(conn, t, row)
+        order = args.order
+        direction = "DESC" if args.page.descending else "ASC"
+        order_by = f"{t}.{order.column} {direction}, {t}.id {direction}"
+        first = self.param((slot, "first"), _slot(slot, lambda a: a.page.first), "bigint")
+        keyset = conditions
+        if args.page.after is not None:
+            value = self.param(
+                (slot, "after"), _slot(slot, lambda a: a.page.after[0]), _CAST[order.kind]
+            )
+            key = self.param((slot, "after_id"), _slot(slot, lambda a: a.page.after[1]), "bigint")
+            compare = "<" if args.page.descending else ">"
+            keyset = [*conditions, f"({t}.{order.column}, {t}.id) {compare} ({value}, {key})"]
+        page = (
+            f"SELECT {t}.*, row_number() OVER (ORDER BY {order_by}) AS _n FROM {table} {t} "
+            f"WHERE {_all(keyset)} ORDER BY {order_by} LIMIT {first} + 1"
+        )
+
+        def cursor() -> str:
+            prefix = self.param(
+                (slot, "order"), _slot(slot, lambda a: json.dumps(a.order.name)), "text"
+            )
+            value = _text_of(f"{p}.{order.column}", order.kind)
+            return _b64(f"'[' || {prefix} || ',\"' || {value} || '\",' || {p}.id || ']'")
+
+        parts = []
+        for key, part in conn.fields:
+            if isinstance(part, Edges):
+                sql = self.edges(part, p, cursor, first)
+            elif isinstance(part, PageInfo):
+                sql = self.page_info(part, p, cursor, first, args)
+            elif isinstance(part, TotalCount):
+                t2 = self.alias()
+                where = _all(self.conditions(conn, t2, row))
+                sql = f"(SELECT count(*) FROM {table} {t2} WHERE {where})"
+            else:
+                sql = f"{_literal(part.json)}::json"
+            parts.append(f"{sql} AS {_key(key)}")
+        return (
+            f"(WITH {p} AS ({page}) SELECT row_to_json({c}) FROM (SELECT {', '.join(parts)}) {c})"
+        )
+
+    def edges(self, edges: Edges, p: str, cursor: Callable[[], str], first: str) -> str:
+        e = self.alias("e")
+        columns = []
+        for key, part in edges.fields:
+            if isinstance(part, EdgeCursor):
+                sql = cursor()
+            elif isinstance(part, EdgeNode):
+                sql = self.object(part.obj, p)
+            else:
+                sql = f"{_literal(part.json)}::json"
+            columns.append(f"{sql} AS {_key(key)}")
+        return (
+            f"(SELECT coalesce(array_to_json(array_agg(row_to_json({e}) ORDER BY {p}._n)), '[]') "
+            f"FROM {p} CROSS JOIN LATERAL (SELECT {', '.join(columns)}) {e} "
+            f"WHERE {p}._n <= {first})"
+        )
+
+    def page_info(
+        self, info: PageInfo, p: str, cursor: Callable[[], str], first: str, args: PageArgs
+    ) -> str:
+        columns = []
+        for key, part in info.fields:
+            if part is PageInfoPart.HAS_NEXT_PAGE:
+                sql = f"(SELECT count(*) > {first} FROM {p})"
+            elif part is PageInfoPart.HAS_PREVIOUS_PAGE:
+                sql = "true" if args.page.after is not None else "false"
+            elif part is PageInfoPart.START_CURSOR:
+                sql = f"(SELECT {cursor()} FROM {p} WHERE {p}._n = 1 AND {p}._n <= {first})"
+            elif part is PageInfoPart.END_CURSOR:
+                sql = (
+                    f"(SELECT {cursor()} FROM {p} WHERE {p}._n <= {first} "
+                    f"ORDER BY {p}._n DESC LIMIT 1)"
+                )
+            else:
+                assert isinstance(part, Const)
+                sql = f"{_literal(part.json)}::json"
+            columns.append(f"{sql} AS {_key(key)}")
+        i = self.alias("i")
+        return f"(SELECT row_to_json({i}) FROM (SELECT {', '.join(columns)}) {i})"
+
+    def conditions(self, conn: Connection, t: str, row: str | None) -> list[str]:
+        """The link to the parent row and the filter of the connection's domain."""
+        conditions = []
+        if conn.local is not None and row is not None:
+            conditions.append(f"{t}.{conn.remote} = {row}.{conn.local}")
+        flt = self.bound[conn.slot].filter
+        slot = conn.slot
+        if conn.domain is Domain.APPLICATIONS:
+            conditions += self.application_filter(flt, t, slot)
+        elif conn.domain is Domain.APPLICANTS:
+            conditions += self.applicant_filter(flt, t, slot)
+        elif conn.domain is Domain.LOANS:
+            conditions += self.loan_filter(flt, t, slot)
+        elif conn.domain is Domain.OVERDUE_INSTALLMENTS:
+            conditions += self.overdue_filter(flt, t, slot)
+        elif conn.domain is Domain.AUDIT_EVENTS:
+            conditions += self.chain_filter(flt, t, slot)
+        return conditions
+
+    def filter_param(
+        self, slot: int, name: str, cast: str, read: Callable[[Any], Any] | None = None
+    ) -> str:
+        def extract(bound: Bound) -> Any:
+            value = getattr(bound[slot].filter, name)
+            return read(value) if read else value
+
+        return self.param((slot, "filter", name), extract, cast)
+
+    def application_filter(self, f: ApplicationFilter, t: str, slot: int) -> list[str]:
+        out = []
+        if f.statuses is not None:
+            statuses = self.filter_param(slot, "statuses", "text[]", lambda v: [s.value for s in v])
+            out.append(f"{t}.status = ANY({statuses})")
+        if f.product_code is not None:
+            code = self.filter_param(slot, "product_code", "text")
+            out.append(f"{t}.product_id IN (SELECT id FROM loan_products WHERE code = {code})")
+        if f.applicant_email is not None:
+            email = self.filter_param(slot, "applicant_email", "text", lambda v: v.strip().lower())
+            out.append(
+                f"{t}.applicant_id IN (SELECT id FROM applicants WHERE lower(email) = {email})"
+            )
+        return out + self.ranges(f, t, slot, _APPLICATION_RANGES)
+
+    def applicant_filter(self, f: ApplicantFilter, t: str, slot: int) -> list[str]:
+        out = []
+        if f.email is not None:
+            email = self.filter_param(slot, "email", "text", lambda v: v.strip().lower())
+            out.append(f"lower({t}.email) = {email}")
+        if f.name_contains:
+            pattern = self.filter_param(slot, "name_contains", "text", ApplicantFilter.name_pattern)
+            out.append(f"{t}.full_name ILIKE {pattern}")
+        return out + self.ranges(f, t, slot, _APPLICANT_RANGES)
+
+    def ranges(self, f: Any, t: str, slot: int, ranges: Sequence[Range]) -> list[str]:
+        """The bounds given in a filter, each on its column."""
+        return [
+            f"{t}.{column} {compare} {self.filter_param(slot, name, cast)}"
+            for name, column, compare, cast in ranges
+            if getattr(f, name) is not None
+        ]
+
+    def loan_filter(self, f: LoanFilter, t: str, slot: int) -> list[str]:
+        out = []
+        if f.statuses is not None:
+            statuses = self.filter_param(slot, "statuses", "text[]", lambda v: [s.value for s in v])
+            out.append(f"{t}.status = ANY({statuses})")
+        if f.days_past_due is not None:
+            out.append(f"{t}.status = {_literal(LoanStatus.ACTIVE.value)}")
+            out.append(self.bands(f, t, slot) if f.days_past_due else "false")
+        return out
+
+    def bands(self, f: LoanFilter, t: str, slot: int) -> str:
+        """Loans whose days past due on the filter's date fall in any of its bands."""
+        day = self.filter_param(slot, "as_of", "date")
+        i = self.alias("i")
+        days = (
+            f"coalesce((SELECT {day} - min({i}.due_date) FROM installments {i} "
+            f"WHERE {i}.loan_id = {t}.id AND {i}.due_date < {day} AND "
+            f"{i}.principal_due + {i}.interest_due > {self.paid(i, day)}), 0)"
+        )
+        bands = []
+        assert f.days_past_due is not None
+        for n, (_, high) in enumerate(f.days_past_due):
+            low_sql = self.param((slot, "band", n, 0), _band(slot, n, 0), "integer")
+            if high is None:
+                bands.append(f"{days} >= {low_sql}")
+            else:
+                high_sql = self.param((slot, "band", n, 1), _band(slot, n, 1), "integer")
+                bands.append(f"({days} >= {low_sql} AND {days} <= {high_sql})")
+        return "(" + " OR ".join(bands) + ")"
+
+    def overdue_filter(self, f: OverdueFilter, t: str, slot: int) -> list[str]:
+        if f.latest_due is None:
+            return ["false"]
+        day = self.filter_param(slot, "as_of", "date")
+        latest = self.filter_param(slot, "latest_due", "date")
+        active = _literal(LoanStatus.ACTIVE.value)
+        return [
+            f"{t}.loan_id IN (SELECT id FROM loans WHERE status = {active})",
+            f"{t}.due_date <= {latest}",
+            f"{t}.principal_due + {t}.interest_due > {self.paid(t, day)}",
+        ]
+
+    def chain_filter(self, f: ChainFilter, t: str, slot: int) -> list[str]:
+        if f.chain is not None:
+            return [f"{t}.chain = {self.filter_param(slot, 'chain', 'text')}"]
+        if f.loan_key is not None:
+            loan = self.filter_param(slot, "loan_key", "bigint")
+            prefix = _literal(CHAIN_PREFIX)
+            return [f"{t}.chain = (SELECT {prefix} || application_id FROM loans WHERE id = {loan})"]
+        return ["false"]
+
+
+# Bounds of filters: (filter field, column, comparison, parameter type).
+Range = tuple[str, str, str, str]
+_APPLICATION_RANGES: tuple[Range, ...] = (
+    ("submitted_from", "submitted_at", ">=", "timestamptz"),
+    ("submitted_to", "submitted_at", "<", "timestamptz"),
+    ("amount_min", "amount_requested", ">=", "numeric"),
+    ("amount_max", "amount_requested", "<=", "numeric"),
+)
+_APPLICANT_RANGES: tuple[Range, ...] = (
+    ("created_from", "created_at", ">=", "timestamptz"),
+    ("created_to", "created_at", "<", "timestamptz"),
+)
+
+
+def _iso(extract: Extract) -> Extract:
+    def iso(bound: Bound) -> str | None:
+        value = extract(bound)
+        return value.isoformat() if value is not None else None
+
+    return iso
+
+
+def _band(slot: int, n: int, end: int) -> Extract:
+    return lambda bound: bound[slot].filter.days_past_due[n][end]
+
+
+def _types(value: Sequence[tuple[str, int] | None]) -> list[str | None]:
+    return [item[0] if item else None for item in value]
+
+
+def _keys(value: Sequence[tuple[str, int] | None]) -> list[int | None]:
+    return [item[1] if item else None for item in value]
+
+
+def _order_by(t: str, order: tuple[tuple[str, bool], ...]) -> str:
+    return ", ".join(f"{t}.{column} {'DESC' if desc else 'ASC'}" for column, desc in order)
+
+
+def _all(conditions: list[str]) -> str:
+    return " AND ".join(conditions) if conditions else "true"

@@ -1,0 +1,196 @@
+"""What each GraphQL field reads, declared beside the field.
+
+Both execution paths use the declaration: the per-field path builds an object's plain fields
+from a row with ``row_values`` and binds arguments with the same functions as the compiler;
+the read compiler (graph.read_planner) turns the declarations under a selection into a read
+plan that db.read_sql renders into one statement. A field without a declaration is not
+compilable: a root field whose selection reaches one runs on the per-field path.
+
+Declarations of plain values are the leaves of db.read_plan (``Column``, ``Total``, ``IsSet``,
+``TextGlobalId``); the ones below add what only a selection can complete (the related object's
+selection, a page's arguments) and are planned by graph.read_planner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import strawberry
+from sqlalchemy import Date, DateTime, Integer, Numeric
+from sqlalchemy.orm import InstrumentedAttribute
+
+from db.read_plan import (
+    Column,
+    Computation,
+    Domain,
+    IsSet,
+    Kind,
+    Order,
+    RowGlobalId,
+    SumOf,
+    TextGlobalId,
+    ToMany,
+    ToOne,
+    Total,
+)
+
+READS = "reads"  # the key of the declaration in a Strawberry field's metadata
+
+Leaf = Column | Total | IsSet | TextGlobalId | RowGlobalId
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Another object made from this row (null unless ``when`` is set).
+
+    ``bind`` turns the field's arguments into the date its fields are assessed on.
+    """
+
+    when: str | None = None
+    bind: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class Compute:
+    """A value computed from related rows (see db.read_plan.Computation).
+
+    ``bind`` turns the field's arguments into the date it is assessed on; ``from_parent`` takes
+    the date of the enclosing embedded object instead.
+    """
+
+    computation: Computation
+    bind: Callable[..., Any] | None = None
+    from_parent: bool = False
+
+
+@dataclass(frozen=True)
+class OldestOverdue:
+    """The oldest instalment overdue on the enclosing object's date."""
+
+
+@dataclass(frozen=True)
+class ByStatus:
+    """A value chosen by the row's status: ``values(status)`` for every member of ``enum``."""
+
+    column: str
+    enum: Any
+    values: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A connection over ``domain``; ``bind`` checks its arguments into a ``PageArgs``."""
+
+    domain: Domain
+    bind: Callable[..., Any]
+    local: str | None = None
+    remote: str | None = None
+
+
+@dataclass(frozen=True)
+class ById:
+    """A root field: one row of ``table`` by global id (``bind`` gives its key or None)."""
+
+    table: str
+    bind: Callable[..., int | None]
+
+
+@dataclass(frozen=True)
+class AnyNode:
+    """A root field: any objects by global id (``node``, ``nodes``).
+
+    ``tables`` names the table of every type it can return; ``bind`` gives (type name, key)
+    or None per id.
+    """
+
+    tables: Mapping[str, str]
+    bind: Callable[..., Any]
+    many: bool = False
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A root field: the rows of ``table`` in ``order``; ``bind`` gives whether only active."""
+
+    table: str
+    order: tuple[tuple[str, bool], ...]
+    bind: Callable[..., bool]
+
+
+Declaration = (
+    Leaf
+    | ToOne
+    | ToMany
+    | SumOf
+    | Embedded
+    | Compute
+    | OldestOverdue
+    | ByStatus
+    | Page
+    | ById
+    | AnyNode
+    | Listed
+)
+
+
+def reads(declaration: Declaration) -> dict[str, Declaration]:
+    """Field metadata declaring what a resolver field reads."""
+    return {READS: declaration}
+
+
+def column(name: str, description: str) -> Any:
+    """A field holding the value of a column of the type's row."""
+    return strawberry.field(description=description, metadata=reads(Column(name)))
+
+
+def derived(read: Total | IsSet | TextGlobalId, description: str) -> Any:
+    """A field holding a value derived from the type's row alone."""
+    return strawberry.field(description=description, metadata=reads(read))
+
+
+def private(name: str) -> Any:
+    """A private field (never in the schema) holding a column of the type's row."""
+    return dataclasses.field(metadata=reads(Column(name)))
+
+
+@cache
+def _leaves(cls: type) -> tuple[tuple[str, Leaf], ...]:
+    type_name = cls.__strawberry_definition__.name  # type: ignore[attr-defined]
+    found: list[tuple[str, Leaf]] = []
+    for field in dataclasses.fields(cls):
+        if getattr(field, "base_resolver", None) is not None:
+            continue
+        declaration = field.metadata.get(READS)
+        if isinstance(declaration, RowGlobalId):
+            found.append((field.name, RowGlobalId(type_name)))
+        elif isinstance(declaration, Column | Total | IsSet | TextGlobalId):
+            found.append((field.name, declaration))
+    return tuple(found)
+
+
+def row_values(cls: type, row: Any) -> dict[str, Any]:
+    """Every field of ``cls`` that is not resolved, read from ``row`` by its declaration."""
+    return {name: leaf.read(row) for name, leaf in _leaves(cls)}
+
+
+def kind_of(attribute: InstrumentedAttribute[Any]) -> Kind:
+    """How a sort column's value is written in a cursor."""
+    column_type = attribute.property.columns[0].type
+    if isinstance(column_type, DateTime):
+        return Kind.DATETIME
+    if isinstance(column_type, Date):
+        return Kind.DATE
+    if isinstance(column_type, Numeric):
+        return Kind.DECIMAL
+    if isinstance(column_type, Integer):
+        return Kind.INT
+    raise TypeError(f"no cursor text for {attribute}")
+
+
+def order_of(attribute: InstrumentedAttribute[Any], name: str) -> Order:
+    """The order of a page sorted by ``attribute`` (ties by id), named ``name`` in cursors."""
+    return Order(column=attribute.key, kind=kind_of(attribute), name=name)

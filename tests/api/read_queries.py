@@ -1,0 +1,367 @@
+"""Generated read queries: random selections over the schema, with the arguments clients send.
+
+A hypothesis strategy draws whole query documents: one to three root fields, each with a random
+selection down the schema (aliases, duplicated fields that merge, inline fragments on the type
+or on ``Node``, named fragments, ``@skip``/``@include`` with literals or variables,
+``__typename``), and arguments drawn from the data (ids of every type and of the wrong type,
+real cursors of every ordering and foreign ones, filters on real emails, names, codes, dates
+and amounts) or out of range (``first: 101``, a garbage cursor, a NUL in a filter). Arguments
+are written inline or passed as variables, some with defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from random import Random
+from typing import Any
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    get_named_type,
+)
+from hypothesis import strategies as st
+
+# Root fields the compiled path covers, and one it does not (a mixed operation).
+ROOTS = (
+    "node",
+    "nodes",
+    "applicant",
+    "applicants",
+    "application",
+    "applications",
+    "loan",
+    "loans",
+    "loanProducts",
+    "overdueInstallments",
+    "auditTrail",
+)
+NODE_TYPES = (
+    "Applicant",
+    "LoanApplication",
+    "LoanProduct",
+    "Loan",
+    "Decision",
+    "Installment",
+    "Payment",
+)
+
+
+@dataclass
+class Pools:
+    """Values from the data set that arguments are drawn from."""
+
+    ids: dict[str, list[str]]  # global ids by type name
+    cursors: dict[str, list[str]]  # cursors by ordering name
+    emails: list[str]
+    names: list[str]
+    codes: list[str]
+    dates: list[str]
+    instants: list[str]
+    amounts: list[str]
+
+
+class Literal(str):
+    """GraphQL literal text, written as it is (enum values, input objects)."""
+
+
+def literal(value: Any) -> str:
+    """GraphQL literal text of a Python value."""
+    if isinstance(value, Literal):
+        return str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {literal(v)}" for k, v in value.items()) + "}"
+    raise TypeError(value)
+
+
+def json_value(value: Any) -> Any:
+    """A variable's JSON value (enum literals as their names)."""
+    if isinstance(value, Literal):
+        return str(value)
+    if isinstance(value, list):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class _Document:
+    random: Random
+    schema: GraphQLSchema
+    pools: Pools
+    count: int = 0
+    variables: dict[str, tuple[str, Any, bool]] = field(
+        default_factory=dict
+    )  # name: type, value, default
+    fragments: list[str] = field(default_factory=list)
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def maybe(self, probability: float) -> bool:
+        return self.random.random() < probability
+
+    def pick(self, options: Any) -> Any:
+        return self.random.choice(list(options))
+
+    def between(self, low: int, high: int) -> int:
+        return self.random.randint(low, high)
+
+    # ---- arguments ---------------------------------------------------------------------------
+
+    def argument(self, type_text: str, value: Any) -> str:
+        """A value written inline, or passed as a variable (sometimes only as its default)."""
+        if self.maybe(0.35):
+            name = self.name("v")
+            as_default = value is not None and self.maybe(0.3)
+            self.variables[name] = (type_text, value, as_default)
+            return f"${name}"
+        return literal(value)
+
+    def arguments(self, parent: str, field_name: str, depth: int) -> dict[str, str]:
+        p = self.pools
+        args: dict[str, Any] = {}
+        types: dict[str, str] = {}
+
+        def put(name: str, type_text: str, value: Any) -> None:
+            args[name] = value
+            types[name] = type_text
+
+        if field_name in {"node", "applicant", "application", "loan"}:
+            wanted = {"applicant": "Applicant", "application": "LoanApplication", "loan": "Loan"}
+            kind = wanted.get(field_name) or self.pick(NODE_TYPES)
+            if self.maybe(0.85):
+                kind = wanted.get(field_name, kind)
+            choice = self.pick(["real", "real", "real", "wrong", "garbage"])
+            ids = (p.ids[kind] if choice == "real" else p.ids[self.pick(NODE_TYPES)]) or ["x"]
+            value = (
+                self.pick(ids) if choice != "garbage" else self.pick(["x", "", "TG9hbjo5OTk5OTk"])
+            )
+            put("id", "ID!", value)
+        elif field_name == "nodes":
+            size = self.pick([0, 1, 2, 3, 5, 101] if depth == 0 else [0, 1, 2])
+            everything = [i for kind in NODE_TYPES for i in p.ids[kind]] + ["nope"]
+            put("ids", "[ID!]!", [self.pick(everything) for _ in range(size)])
+        elif field_name == "auditTrail":
+            kind = self.pick(["LoanApplication", "LoanApplication", "Loan", "Loan", "Applicant"])
+            value = self.pick(p.ids[kind] or ["x"]) if not self.maybe(0.1) else "garbage"
+            put("entityId", "ID!", value)
+        elif field_name == "overdueInstallments":
+            put("asOf", "Date!", self.pick(p.dates))
+            if self.maybe(0.7):
+                put("minDaysPastDue", "Int", self.pick([0, 1, 1, 5, 30, 90, -3]))
+        elif field_name == "loanProducts":
+            if self.maybe(0.6):
+                put("activeOnly", "Boolean", self.pick([True, False]))
+        elif field_name in {"status", "daysPastDue", "payoffAmount", "delinquency"} and self.maybe(
+            0.8
+        ):
+            put("asOf", "Date", self.pick([*p.dates, None]))
+        if field_name in {
+            "applicants",
+            "applications",
+            "loans",
+            "payments",
+            "overdueInstallments",
+            "auditTrail",
+        }:
+            if self.maybe(0.9):
+                sizes = [0, 1, 2, 2, 3, 3, 5, 10, 100, 101, -1, None] if depth == 0 else [0, 1, 2]
+                put("first", "Int", self.pick(sizes))
+            if self.maybe(0.35):
+                orders = [order for order, found in p.cursors.items() if found]
+                cursor = self.pick(p.cursors[self.pick(orders)]) if orders else "x"
+                put("after", "String", self.pick([cursor, cursor, cursor, "garbage", None]))
+        if field_name == "applications" and self.maybe(0.5):
+            put("filter", "ApplicationFilterInput", self.application_filter())
+        if field_name == "applications" and self.maybe(0.4):
+            order: dict[str, Any] = {}
+            if self.maybe(0.8):
+                order["field"] = Literal(self.pick(["SUBMITTED_AT", "AMOUNT_REQUESTED"]))
+            if self.maybe(0.8):
+                order["direction"] = Literal(self.pick(["ASC", "DESC"]))
+            put("orderBy", "ApplicationOrder", order)
+        if field_name == "applicants" and self.maybe(0.5):
+            put("filter", "ApplicantFilterInput", self.applicant_filter())
+        if field_name == "applicants" and self.maybe(0.3):
+            put("orderBy", "ApplicantOrder", {"direction": Literal(self.pick(["ASC", "DESC"]))})
+        if field_name == "loans" and self.maybe(0.5):
+            put("filter", "LoanFilterInput", self.loan_filter())
+        return {name: self.argument(types[name], value) for name, value in args.items()}
+
+    def application_filter(self) -> dict[str, Any]:
+        p, out = self.pools, {}
+        statuses = ["SUBMITTED", "IN_REVIEW", "APPROVED", "REJECTED", "WITHDRAWN"]
+        if self.maybe(0.5):
+            out["status"] = [Literal(self.pick(statuses)) for _ in range(self.pick([0, 1, 2]))]
+        if self.maybe(0.2):
+            out["productCode"] = self.pick([*p.codes, "NOPE", "P\u0000"])
+        if self.maybe(0.2):
+            email = self.pick(p.emails)
+            out["applicantEmail"] = self.pick([email, email.upper(), f"  {email} ", "no@x"])
+        if self.maybe(0.2):
+            out["submittedFrom"] = self.pick(p.instants)
+        if self.maybe(0.2):
+            out["submittedTo"] = self.pick(p.instants)
+        if self.maybe(0.2):
+            out["amountMin"] = self.pick(p.amounts)
+        if self.maybe(0.2):
+            out["amountMax"] = self.pick(p.amounts)
+        return out
+
+    def applicant_filter(self) -> dict[str, Any]:
+        p, out = self.pools, {}
+        if self.maybe(0.3):
+            email = self.pick(p.emails)
+            out["email"] = self.pick([email, email.upper(), "nobody@example.com"])
+        if self.maybe(0.4):
+            name = self.pick(p.names)
+            start = self.between(0, max(0, len(name) - 1))
+            part = name[start : start + self.between(0, 4)]
+            out["nameContains"] = self.pick([part, part.upper(), "%", "_", "\\", "a\u0000"])
+        if self.maybe(0.2):
+            out["createdFrom"] = self.pick(p.instants)
+        if self.maybe(0.2):
+            out["createdTo"] = self.pick(p.instants)
+        return out
+
+    def loan_filter(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.maybe(0.5):
+            statuses = ["APPROVED", "ACTIVE", "PAID_OFF", "WRITTEN_OFF", "CANCELLED"]
+            out["status"] = [Literal(self.pick(statuses)) for _ in range(self.pick([0, 1, 2]))]
+        if self.maybe(0.5):
+            buckets = ["CURRENT", "DPD_1_30", "DPD_31_60", "DPD_61_90", "DPD_91_PLUS"]
+            out["delinquencyBucket"] = [
+                Literal(self.pick(buckets)) for _ in range(self.pick([0, 1, 2, 3]))
+            ]
+        if self.maybe(0.4):
+            out["asOf"] = self.pick([*self.pools.dates, None])
+        return out
+
+    # ---- selections --------------------------------------------------------------------------
+
+    def directive(self) -> str:
+        if not self.maybe(0.08):
+            return ""
+        which = self.pick(["include", "skip"])
+        if self.maybe(0.5):
+            condition = self.pick(["true", "false"])
+        else:
+            name = self.name("flag")
+            self.variables[name] = ("Boolean!", self.pick([True, False]), False)
+            condition = f"${name}"
+        return f" @{which}(if: {condition})"
+
+    def selection(self, type_name: str, depth: int) -> str:
+        node_type = self.schema.get_type(type_name)
+        assert isinstance(node_type, GraphQLObjectType | GraphQLInterfaceType)
+        parts: list[str] = []
+        if isinstance(node_type, GraphQLInterfaceType):
+            if self.maybe(0.6):
+                parts.append("id")
+            for concrete in self.random.sample(NODE_TYPES, self.between(0, 3)):
+                parts.append(self.fragment(concrete, depth))
+            if not parts or self.maybe(0.3):
+                parts.append("__typename")
+            return "{ " + " ".join(parts) + " }"
+        names = sorted(node_type.fields)
+        leaves = [n for n in names if _is_leaf(node_type, n)]
+        candidates = names if depth < 4 else leaves or names
+        chosen = [self.pick(candidates) for _ in range(self.between(1, 3))]
+        for name in chosen:
+            parts.append(self.field(node_type, name, depth))
+        if self.maybe(0.15):
+            parts.append("__typename")
+        if self.maybe(0.1):
+            parts.append(self.fragment(type_name, depth))
+        if self.maybe(0.08) and "Node" in [i.name for i in node_type.interfaces]:
+            parts.append("... on Node { id }")
+        return "{ " + " ".join(parts) + " }"
+
+    def fragment(self, type_name: str, depth: int) -> str:
+        inner = self.selection(type_name, depth + 1)
+        if self.maybe(0.4):
+            name = self.name("F")
+            self.fragments.append(f"fragment {name} on {type_name} {inner}")
+            return f"...{name}"
+        return f"... on {type_name} {inner}"
+
+    def field(self, parent: GraphQLObjectType, name: str, depth: int) -> str:
+        definition = parent.fields[name]
+        named = get_named_type(definition.type)
+        args = self.arguments(parent.name, name, depth) if definition.args else {}
+        alias = ""
+        if args or self.maybe(0.3):
+            alias = self.name("a") + ": "
+        text = alias + name
+        if args:
+            text += "(" + ", ".join(f"{k}: {v}" for k, v in args.items()) + ")"
+        text += self.directive()
+        if isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
+            if depth >= 5:
+                text += " { __typename }"
+            else:
+                text += " " + self.selection(named.name, depth + 1)
+        return text
+
+    def root(self) -> str:
+        query = self.schema.query_type
+        assert query is not None
+        name = self.pick(ROOTS) if not self.maybe(0.03) else "previewSchedule"
+        if name == "previewSchedule":
+            code = self.pick(self.pools.codes)
+            alias = self.name("a")
+            return (
+                f'{alias}: previewSchedule(input: {{productCode: "{code}", amount: "5000", '
+                "termMonths: 12}) { schedule { totalPayable } userErrors { code } }"
+            )
+        return self.field(query, name, 0)
+
+    def text(self, roots: list[str]) -> tuple[str, dict[str, Any]]:
+        definitions, values = [], {}
+        for name, (type_text, value, as_default) in self.variables.items():
+            if as_default:
+                definitions.append(f"${name}: {type_text.rstrip('!')} = {literal(value)}")
+            else:
+                definitions.append(f"${name}: {type_text}")
+                values[name] = json_value(value)
+        header = f"({', '.join(definitions)})" if definitions else ""
+        document = f"query Generated{header} {{ {' '.join(roots)} }}"
+        return "\n".join([document, *self.fragments]), values
+
+
+def _is_leaf(parent: GraphQLObjectType, name: str) -> bool:
+    named = get_named_type(parent.fields[name].type)
+    return not isinstance(named, GraphQLObjectType | GraphQLInterfaceType) or isinstance(
+        named, GraphQLEnumType
+    )
+
+
+def read_queries(
+    schema: GraphQLSchema, pools: Pools
+) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
+    """Query documents with their variables."""
+
+    def document(number: int) -> tuple[str, dict[str, Any]]:
+        made = _Document(Random(number), schema, pools)
+        roots = [made.root() for _ in range(made.between(1, 2))]
+        return made.text(roots)
+
+    # Hypothesis draws the seed of each document; drawing every choice through it costs ~50x.
+    return st.integers(min_value=0, max_value=2**63).map(document)

@@ -1,0 +1,357 @@
+"""Two paths, one answer: every read answered by the compiled path equals the per-field answer.
+
+Two data sets (the demo data, and the benchmark's generator at a small scale) each get two apps
+on the same database: one as served (compiled reads on) and one with ``COMPILED_READS=off``.
+Every request is sent to the per-field app once and to the compiled app twice: the first time
+the executor splices in the compiled root fields, the second time (the plan now cached) a fully
+compiled operation is answered by the short path. The three answers must be the same bytes
+(status, data, errors, extensions), apart from ``extensions.compiled`` itself.
+
+The requests are every read document of the README, the benchmarks and the API tests, with
+variables drawn from the data, and generated queries (tests/api/read_queries.py), sent as each
+role in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pkgutil
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+from graphql import OperationDefinitionNode, OperationType, parse
+from sqlalchemy import text
+
+import tests.api
+from bench import data as bench_data
+from bench import queries as bench_queries
+from db.embedded import recreate_database
+from db.migrate import upgrade_to_head
+from db.session import create_engine, create_sessionmaker
+from graph.app import create_app
+from graph.ids import to_global_id
+from graph.relay import encode_cursor
+from graph.schema import build_schema, schema
+from graph.settings import Settings
+from lending.access import Role
+from lending.demo import seed_demo
+from lending.services import api_keys as key_service
+from tests.api.read_queries import NODE_TYPES, Pools, read_queries
+from tests.examples import collect
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = 2000  # generated documents per run, over both data sets
+BENCH_SCALE = 0.003
+
+TABLE_OF = {
+    "Applicant": "applicants",
+    "LoanApplication": "loan_applications",
+    "LoanProduct": "loan_products",
+    "Loan": "loans",
+    "Decision": "decisions",
+    "Installment": "installments",
+    "Payment": "payments",
+}
+
+
+@dataclass
+class DataSet:
+    """One database with an app per path, a key per role, and values to draw arguments from."""
+
+    name: str
+    compiled: FastAPI
+    per_field: FastAPI
+    keys: dict[Role, str]
+    pools: Pools
+
+
+async def _fresh_database(server_url: str, name: str) -> str:
+    url = await recreate_database(server_url, name)
+    await asyncio.to_thread(upgrade_to_head, url)
+    return url
+
+
+async def _keys(url: str) -> dict[Role, str]:
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    keys = {}
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await session.execute(text("DELETE FROM api_keys"))
+            for role in Role:
+                _, keys[role] = await key_service.create_key(
+                    session, name=f"diff-{role.value.lower()}", role=role
+                )
+    finally:
+        await engine.dispose()
+    return keys
+
+
+async def _pools(url: str) -> Pools:
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as conn:
+
+            async def rows(sql: str) -> list[Any]:
+                return list((await conn.execute(text(sql))).all())
+
+            ids = {
+                name: [
+                    to_global_id(name, r[0])
+                    for r in await rows(f"SELECT id FROM {table} ORDER BY random() LIMIT 12")
+                ]
+                for name, table in TABLE_OF.items()
+            }
+            cursors: dict[str, list[str]] = {}
+            for order, sql in {
+                "SUBMITTED_AT:DESC": "SELECT submitted_at, id FROM loan_applications",
+                "SUBMITTED_AT:ASC": "SELECT submitted_at, id FROM loan_applications",
+                "AMOUNT_REQUESTED:DESC": "SELECT amount_requested, id FROM loan_applications",
+                "AMOUNT_REQUESTED:ASC": "SELECT amount_requested, id FROM loan_applications",
+                "CREATED_AT:ASC": "SELECT created_at, id FROM applicants",
+                "CREATED_AT:DESC": "SELECT created_at, id FROM applicants",
+                "APPROVED_AT:DESC": "SELECT approved_at, id FROM loans",
+                "RECEIVED_ON:ASC": "SELECT received_on, id FROM payments",
+                "SEQUENCE:ASC": "SELECT id, id FROM audit_events",
+            }.items():
+                found = await rows(sql + " ORDER BY random() LIMIT 6")
+                cursors[order] = [encode_cursor(order, value, key) for value, key in found]
+            due = [
+                r[0]
+                for r in await rows("SELECT due_date FROM installments ORDER BY random() LIMIT 10")
+            ]
+            dates = sorted(
+                {d.isoformat() for d in due}
+                | {(d + timedelta(days=1)).isoformat() for d in due[:4]}
+            )
+            for day in dates[:3]:
+                for minimum in (1, 30):
+                    name = f"OVERDUE:{day}:{minimum}"
+                    found = await rows(
+                        f"SELECT due_date, id FROM installments WHERE due_date < '{day}' "
+                        "ORDER BY random() LIMIT 3"
+                    )
+                    cursors[name] = [encode_cursor(name, value, key) for value, key in found]
+            instants = [
+                r[0].isoformat()
+                for r in await rows(
+                    "SELECT submitted_at FROM loan_applications ORDER BY random() LIMIT 6"
+                )
+            ]
+            return Pools(
+                ids=ids,
+                cursors=cursors,
+                emails=[
+                    r[0]
+                    for r in await rows("SELECT email FROM applicants ORDER BY random() LIMIT 8")
+                ],
+                names=[
+                    r[0]
+                    for r in await rows(
+                        "SELECT full_name FROM applicants ORDER BY random() LIMIT 8"
+                    )
+                ],
+                codes=[r[0] for r in await rows("SELECT code FROM loan_products")],
+                dates=dates or ["2026-01-01"],
+                instants=[*instants, "2020-01-01T00:00:00Z", "2026-06-01T12:00:00"],
+                amounts=["1000", "5000.00", "25000", "0.01", "999999"],
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _data_set(server_url: str, name: str) -> DataSet:
+    url = await _fresh_database(server_url, f"lending_diff_{name}")
+    if name == "demo":
+        engine = create_engine(url, pool_size=2, max_overflow=0)
+        try:
+            await seed_demo(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+    else:
+        await bench_data.generate(url, BENCH_SCALE, seed=11)
+    keys = await _keys(url)
+    settings = Settings(database_url=url)
+    shared = build_schema(settings)  # one parse and validation per document for both apps
+    return DataSet(
+        name,
+        create_app(settings, url, shared),
+        create_app(Settings(database_url=url, compiled_reads=False), url, shared),
+        keys,
+        await _pools(url),
+    )
+
+
+@pytest.fixture(scope="module")
+async def data_sets(server_url: str) -> AsyncIterator[list[DataSet]]:
+    """The demo data and a small benchmark book, each in its own database."""
+    sets = [await _data_set(server_url, "demo"), await _data_set(server_url, "bench")]
+    for found in sets:
+        for app in (found.compiled, found.per_field):
+            transport = httpx.ASGITransport(app=app)
+            app.state.test_client = httpx.AsyncClient(transport=transport, base_url="http://test")
+    yield sets
+    for found in sets:
+        for app in (found.compiled, found.per_field):
+            await app.state.test_client.aclose()
+            await app.state.compiled.pool.close()
+            await app.state.principals.close()
+            await app.state.engine.dispose()
+
+
+@dataclass
+class Tally:
+    """What a run compared."""
+
+    requests: int = 0
+    compiled_roots: int = 0
+    roots: int = 0
+    short_path: int = 0
+    per_field_seconds: float = 0.0
+    compiled_seconds: float = 0.0
+
+
+def _without_compiled(body: bytes) -> tuple[bytes, list[str]]:
+    match = re.search(rb',"compiled":(\[[^\]]*\])', body)
+    if match is None:
+        return body, []
+    return body[: match.start()] + body[match.end() :], orjson.loads(match.group(1))
+
+
+async def _post(app: FastAPI, key: str, query: str, variables: dict[str, Any]) -> httpx.Response:
+    client = app.state.test_client
+    return await client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {key}", "X-Request-ID": "diff"},
+    )
+
+
+async def assert_same(
+    data_set: DataSet, role: Role, query: str, variables: dict[str, Any], tally: Tally
+) -> None:
+    """Send a request down both paths (the compiled app twice) and compare the bytes."""
+    key = data_set.keys[role]
+    began = time.perf_counter()
+    expected = await _post(data_set.per_field, key, query, variables)
+    tally.per_field_seconds += time.perf_counter() - began
+    answered = data_set.compiled.state.compiled.answered
+    data = orjson.loads(expected.content).get("data") if expected.status_code == 200 else None
+    tally.requests += 1
+    tally.roots += len(data or {})
+    for attempt in (1, 2):
+        whole = answered["whole"]
+        began = time.perf_counter()
+        answer = await _post(data_set.compiled, key, query, variables)
+        tally.compiled_seconds += time.perf_counter() - began
+        body, compiled = _without_compiled(answer.content)
+        context = f"{data_set.name} as {role.value}, attempt {attempt}:\n{query}\n{variables}"
+        assert answer.status_code == expected.status_code, context
+        assert body == expected.content, (
+            f"{context}\ncompiled:  {body[:3000]!r}\nper field: {expected.content[:3000]!r}"
+        )
+        if attempt == 1:
+            tally.compiled_roots += len(compiled)
+            if not data or len(compiled) < len(data):
+                return  # not wholly compiled: the short path would not answer it either
+        else:
+            tally.short_path += answered["whole"] - whole
+
+
+def _is_read(document: str) -> bool:
+    try:
+        parsed = parse(document)
+    except Exception:
+        return False
+    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    return bool(operations) and all(o.operation is OperationType.QUERY for o in operations)
+
+
+def corpus() -> list[str]:
+    """Every read document of the README, the benchmarks and the API tests."""
+    found: list[str] = []
+    readme = (ROOT / "README.md").read_text()
+    found += [b for b in re.findall(r"```graphql\n(.*?)```", readme, re.S) if _is_read(b)]
+    found += [bench_queries.OUR_R1, bench_queries.OUR_R2]
+    for module_info in pkgutil.iter_modules(tests.api.__path__):
+        module = importlib.import_module(f"tests.api.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, str) and ("{" in value) and _is_read(value):
+                found.append(value)
+    return list(dict.fromkeys(found))
+
+
+def _variables_for(document: str, pools: Pools, variant: int) -> dict[str, Any]:
+    """Values for a corpus document's variables, different in each variant."""
+    parsed = parse(document)
+    values: dict[str, Any] = {}
+    everything = [i for kind in NODE_TYPES for i in pools.ids[kind]]
+    for definition in parsed.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        for var in definition.variable_definitions or ():
+            name = var.variable.name.value
+            kind = re.sub(r"[^A-Za-z]", "", _type_name(var.type))
+            if kind == "ID":
+                typed = {"loanId": "Loan", "applicationId": "LoanApplication"}.get(name)
+                pool = pools.ids.get(typed) if typed else None
+                candidates = pool or everything
+                values[name] = candidates[variant % len(candidates)]
+            elif kind == "Int":
+                values[name] = [5, 0, 50, 1, 2, 100][variant % 6]
+            elif kind == "String":
+                cursors = [c for cs in pools.cursors.values() for c in cs] or [None]
+                values[name] = [None, cursors[variant % len(cursors)]][variant % 2]
+            elif kind == "Date":
+                values[name] = pools.dates[variant % len(pools.dates)]
+    return values
+
+
+def _type_name(node: Any) -> str:
+    while hasattr(node, "type"):
+        node = node.type
+    return str(node.name.value)
+
+
+ROLES = list(Role)
+
+
+async def test_every_corpus_read_is_answered_alike_by_both_paths(data_sets):
+    tally = Tally()
+    documents = corpus()
+    assert len(documents) >= 15, documents
+    for data_set in data_sets:
+        for document in documents:
+            for variant in range(2):
+                variables = _variables_for(document, data_set.pools, variant)
+                role = ROLES[variant % len(ROLES)]
+                await assert_same(data_set, role, document, variables, tally)
+    print(f"corpus: {len(documents)} documents, {tally}")
+    assert tally.compiled_roots >= 0.8 * tally.roots
+
+
+async def test_generated_reads_are_answered_alike_by_both_paths(data_sets):
+    tally = Tally()
+    started = time.perf_counter()
+    per_set = GENERATED // len(data_sets)
+    for index, data_set in enumerate(data_sets):
+        drawn = collect(
+            read_queries(schema._schema, data_set.pools), per_set * 11 // 10, 2026 + index
+        )
+        examples = list({query: (query, variables) for query, variables in drawn}.values())[
+            :per_set
+        ]
+        for number, (query, variables) in enumerate(examples):
+            await assert_same(data_set, ROLES[number % len(ROLES)], query, variables, tally)
+    print(f"generated: {tally} in {time.perf_counter() - started:.1f} s")
+    assert tally.requests >= GENERATED
+    assert tally.compiled_roots >= 0.5 * tally.roots

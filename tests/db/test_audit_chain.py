@@ -1,0 +1,162 @@
+"""Audit chain heads: appends to one chain take turns, forks are refused, upgrades backfill."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from db.embedded import recreate_database
+from db.migrate import alembic_config
+from db.models import Decision
+from db.session import create_engine, create_sessionmaker
+from lending.audit import Caller, event_hash
+from lending.services import audit as audit_service
+from lending.states import DecisionOutcome
+
+
+def marker(key: int) -> Decision:
+    """A row to record (never stored: the audit trail only snapshots it)."""
+    return Decision(
+        id=key,
+        application_id=1,
+        outcome=DecisionOutcome.REFERRED,
+        reason=f"poke {key}",
+        decided_by="tester",
+    )
+
+
+async def chain_rows(engine, chain: str):
+    async with engine.connect() as connection:
+        return (
+            await connection.execute(
+                text("SELECT previous_hash, hash FROM audit_events WHERE chain = :c ORDER BY id"),
+                {"c": chain},
+            )
+        ).all()
+
+
+async def head_of(engine, chain: str) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.scalar(
+            text("SELECT last_hash FROM audit_chain_heads WHERE chain = :c"), {"c": chain}
+        )
+
+
+async def test_concurrent_appends_to_one_chain_take_turns(engine):
+    # given a chain with an event, and 20 transactions appending to it at once with no other
+    # lock between them, each holding its transaction open a little after appending
+    async def append(i: int) -> None:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await audit_service.record(
+                session,
+                Caller(f"agent-{i}"),
+                audit_service.Change("test.poked", marker(i)),
+                audit_service.Change("test.poked.again", marker(i)),
+                application_id=42,
+            )
+            await asyncio.sleep(0.02)
+
+    await append(0)
+    await asyncio.gather(*(append(i) for i in range(1, 21)))
+
+    # then every event links to the one before it, and the head is the last hash
+    rows = await chain_rows(engine, "application:42")
+    assert len(rows) == 42
+    assert [r.previous_hash for r in rows] == [None] + [r.hash for r in rows[:-1]]
+    assert await head_of(engine, "application:42") == rows[-1].hash
+    async with create_sessionmaker(engine)() as session:
+        assert (await audit_service.verify(session)).broken is None
+
+
+async def test_an_event_that_does_not_follow_the_head_is_refused(engine):
+    async with create_sessionmaker(engine)() as session, session.begin():
+        await audit_service.record(
+            session,
+            Caller("tester"),
+            audit_service.Change("test.poked", marker(1)),
+            application_id=7,
+        )
+    first = (await chain_rows(engine, "application:7"))[0]
+    insert = text(
+        "INSERT INTO audit_events (chain, actor, action, entity_type, entity_id, at, "
+        "previous_hash, hash) VALUES ('application:7', 'mallory', 'x', 'Decision', 'Decision:1', "
+        "now(), :previous, :hash)"
+    )
+    # a second start of the chain, and a fork after an event that is no longer the last
+    for previous in (None, "0" * 64):
+        with pytest.raises(DBAPIError, match="does not follow"):
+            async with engine.begin() as connection:
+                await connection.execute(insert, {"previous": previous, "hash": "f" * 64})
+    # the event that follows the head is taken
+    async with engine.begin() as connection:
+        await connection.execute(insert, {"previous": first.hash, "hash": "e" * 64})
+    assert await head_of(engine, "application:7") == "e" * 64
+
+
+async def test_a_chain_without_a_head_gets_one_when_first_appended(engine):
+    # given an existing application's chain without events or head (as rows loaded in bulk)
+    assert await head_of(engine, "application:9") is None
+    # when it is first appended to (not as a new application's chain)
+    async with create_sessionmaker(engine)() as session, session.begin():
+        await audit_service.record(
+            session,
+            Caller("tester"),
+            audit_service.Change("test.poked", marker(2)),
+            application_id=9,
+        )
+    # then the chain starts there and has a head
+    rows = await chain_rows(engine, "application:9")
+    assert [r.previous_hash for r in rows] == [None]
+    assert await head_of(engine, "application:9") == rows[0].hash
+
+
+async def test_upgrading_sets_each_chain_head_to_its_last_event(server_url):
+    # given a database at revision 0003 whose audit trail has two chains
+    name = "lending_audit_heads_upgrade"
+    url = await recreate_database(server_url, name)
+    config = alembic_config(url)
+    await asyncio.to_thread(command.upgrade, config, "0003")
+    scratch = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        last: dict[str, str | None] = {"application:1": None, "application:2": None}
+        async with scratch.begin() as conn:
+            for n, chain in enumerate(["application:1", "application:2", "application:1"]):
+                content = {"chain": chain, "n": n}
+                digest = event_hash(last[chain], content)
+                await conn.execute(
+                    text(
+                        "INSERT INTO audit_events (chain, actor, action, entity_type, entity_id, "
+                        "at, previous_hash, hash) VALUES (:chain, 'old', 'x', 'T', 'T:1', now(), "
+                        ":previous, :hash)"
+                    ),
+                    {"chain": chain, "previous": last[chain], "hash": digest},
+                )
+                last[chain] = digest
+
+        # when it is upgraded
+        await asyncio.to_thread(command.upgrade, config, "head")
+
+        # then each chain's head is its last event's hash, and appends carry on from there
+        async with scratch.connect() as conn:
+            heads = dict(
+                (await conn.execute(text("SELECT chain, last_hash FROM audit_chain_heads"))).all()
+            )
+        assert heads == last
+        async with create_sessionmaker(scratch)() as session, session.begin():
+            await audit_service.record(
+                session,
+                Caller("tester"),
+                audit_service.Change("test.poked", marker(1)),
+                application_id=1,
+            )
+        async with scratch.connect() as conn:
+            previous = await conn.scalar(
+                text("SELECT previous_hash FROM audit_events ORDER BY id DESC LIMIT 1")
+            )
+        assert previous == last["application:1"]
+    finally:
+        await scratch.dispose()
