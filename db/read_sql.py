@@ -150,9 +150,7 @@ def _text_of(sql: str, kind: Kind) -> str:
     """A value as the text a cursor or the JSON answer holds."""
     if kind is Kind.DATETIME:
         return _timestamp(sql)
-    if kind is Kind.DATE:
-        return f"to_char({sql}, 'YYYY-MM-DD')"
-    return f"({sql})::text"
+    return f"({sql})::text"  # dates too: DateStyle is ISO on the read connections
 
 
 _CAST = {
@@ -327,11 +325,15 @@ class _Render:
         return self.connection(value, row)
 
     def column(self, column: Column, row: str) -> str:
+        """A column as JSON: dates are written as ISO 8601 by PostgreSQL's JSON output itself.
+
+        Every function applied here is strict: a null column stays null.
+        """
         sql = f"{row}.{column.name}"
         if column.kind is Kind.JSON:
             self.normalize = True
-        if column.kind in (Kind.DECIMAL, Kind.DATE, Kind.DATETIME):
-            return f"CASE WHEN {sql} IS NULL THEN NULL ELSE {_text_of(sql, column.kind)} END"
+        if column.kind in (Kind.DECIMAL, Kind.DATETIME):
+            return _text_of(sql, column.kind)
         return sql
 
     def many(self, many: Many, row: str) -> str:
@@ -394,7 +396,7 @@ class _Render:
             return (
                 f"(SELECT CASE WHEN count(*) > 0 AND sum({a}.principal + {a}.interest) >= "
                 f"{row}.principal_due + {row}.interest_due "
-                f"THEN to_char(max({a}.received_on), 'YYYY-MM-DD') END "
+                f"THEN max({a}.received_on) END "
                 f"FROM payment_allocations {a} WHERE {a}.installment_id = {row}.id)"
             )
         assert day is not None or kind is Computation.OUTSTANDING_PRINCIPAL, kind

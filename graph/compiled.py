@@ -36,6 +36,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from db.read_pool import ReadPool
 from db.read_sql import Statement, render_data, render_root, shape
+from graph.limits import cost_variables
 from graph.read_planner import CompiledRoot, OperationPlan, Planner, bind
 from lending.access import Role
 
@@ -54,7 +55,9 @@ class CachedDocument:
     document: DocumentNode
     fragments: dict[str, FragmentDetails]
     directive_variables: tuple[str, ...]
+    cost_variables: tuple[str, ...]
     plans: dict[PlanKey, OperationPlan] = field(default_factory=dict)
+    costs: dict[bytes, int] = field(default_factory=dict)  # by the values of cost_variables
 
     def plan_key(
         self, operation: OperationDefinitionNode, role: Role, variables: VariableValues
@@ -103,7 +106,9 @@ class CompiledReads:
         """The cache entry of a validated document (made on first sight)."""
         entry = self.documents.get(query)
         if entry is None:
-            entry = CachedDocument(document, fragments, directive_variables(document))
+            entry = CachedDocument(
+                document, fragments, directive_variables(document), cost_variables(document)
+            )
             self.documents[query] = entry
             if len(self.documents) > PLAN_CACHE_SIZE:
                 self.documents.popitem(last=False)

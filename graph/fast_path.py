@@ -29,7 +29,7 @@ import orjson
 from graphql import get_operation_ast
 from graphql.execution.values import get_variable_values
 
-from graph.compiled import CompiledReads
+from graph.compiled import CachedDocument, CompiledReads
 from graph.limits import query_cost
 from graph.principals import PrincipalCache
 
@@ -43,6 +43,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BODY = 1 << 20  # a larger request is left to the full path
+MAX_COSTS = 64  # remembered per document
 _KEYS = frozenset({"query", "variables", "operationName"})
 
 
@@ -118,7 +119,7 @@ class CompiledReadsMiddleware:
         plan = entry.plans.get(entry.plan_key(operation, principal.role, variables))
         if plan is None or not plan.complete:
             return False
-        cost = query_cost(schema, entry.document, operation_name, raw)
+        cost = _cost(entry, schema, operation_name, raw)
         if cost > self.cost_limit:
             return False
         bound = self.compiled.bind(plan, tuple(plan.slots), variables)
@@ -147,6 +148,19 @@ class CompiledReadsMiddleware:
         await send({"type": "http.response.body", "body": payload})
         self.compiled.answered["whole"] += 1
         return True
+
+
+def _cost(
+    entry: CachedDocument, schema: Any, operation_name: str | None, raw: dict[str, Any]
+) -> int:
+    """The operation's cost, remembered by the values of the variables it depends on."""
+    key = orjson.dumps([[name in raw, raw.get(name)] for name in entry.cost_variables])
+    cost = entry.costs.get(key)
+    if cost is None:
+        cost = query_cost(schema, entry.document, operation_name, raw)
+        if len(entry.costs) < MAX_COSTS:
+            entry.costs[key] = cost
+    return cost
 
 
 def _headers(scope: Scope) -> dict[str, str]:

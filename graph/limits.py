@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -40,11 +41,14 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     SelectionSetNode,
+    VariableNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
     get_operation_ast,
     is_list_type,
     value_from_ast_untyped,
+    visit,
 )
 from graphql.validation import (
     ASTValidationRule,
@@ -154,6 +158,33 @@ def query_cost(
         if isinstance(definition, FragmentDefinitionNode)
     }
     return _CostWalk(schema, fragments, values).selections(root, operation.selection_set)
+
+
+class _CostVariables(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self.inside = 0
+
+    def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+        self.inside += node.name.value in COST_ARGUMENTS
+
+    def leave_argument(self, node: ArgumentNode, *_: Any) -> None:
+        self.inside -= node.name.value in COST_ARGUMENTS
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        if self.inside:
+            self.names.add(node.name.value)
+
+
+COST_ARGUMENTS = frozenset({"first", "ids"})
+
+
+def cost_variables(document: DocumentNode) -> tuple[str, ...]:
+    """The variables a document's cost depends on (those in `first` and `ids` arguments)."""
+    visitor = _CostVariables()
+    visit(document, visitor)
+    return tuple(sorted(visitor.names))
 
 
 class QueryCostLimiter(SchemaExtension):

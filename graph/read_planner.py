@@ -21,7 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from graphql import (
+    FieldNode,
     GraphQLEnumType,
     GraphQLField,
     GraphQLNamedType,
@@ -30,7 +32,10 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
+    Visitor,
     get_named_type,
+    visit,
 )
 from graphql.execution.collect_fields import (
     FieldDetails,
@@ -46,6 +51,7 @@ from strawberry.types.field import StrawberryField
 from db import read_plan as rp
 from db.read_sql import Statement
 from graph import reads
+from lending import clock
 from lending.access import Role, role_may
 
 MAX_KEY_BYTES = 63  # PostgreSQL truncates longer column aliases
@@ -66,13 +72,19 @@ class NotCompilable(Exception):
     """The selection reaches something the compiler does not plan."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Slot:
-    """A field's arguments, and the function that checks them into a bound value."""
+    """A field's arguments, and the function that checks them into a bound value.
+
+    A bound value depends only on the values of the variables the arguments read (and on the
+    date, for arguments that default to today), so each is remembered by those.
+    """
 
     field_def: GraphQLField
     details: FieldDetails
     bind: Any
+    variables: tuple[str, ...]
+    bound: dict[bytes, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,7 +183,7 @@ class Planner:
         number = len(self.slots) + 1
         while number in self.slots:
             number += 1
-        self.slots[number] = Slot(field_def, details[0], bind)
+        self.slots[number] = Slot(field_def, details[0], bind, _variables_in(details[0].node))
         return number
 
     def declaration(
@@ -372,6 +384,9 @@ def _kind(named: GraphQLNamedType) -> rp.Kind:
     raise NotCompilable(f"scalar {named.name}")
 
 
+MAX_BOUND = 256  # bound values remembered per slot
+
+
 def bind(
     operation_plan: OperationPlan,
     slots: tuple[int, ...],
@@ -381,12 +396,36 @@ def bind(
 ) -> dict[int, Any]:
     """The bound value of each slot for one request; raises where the per-field path fails."""
     bound: dict[int, Any] = {}
+    today = clock.today()
     for number in slots:
         slot = operation_plan.slots[number]
-        raw = get_argument_values(slot.field_def, slot.details.node, variables)
-        strawberry_field = slot.field_def.extensions["strawberry-definition"]
-        kwargs = convert_arguments(
-            raw, strawberry_field.arguments, scalar_registry=converter, config=config
-        )
-        bound[number] = slot.bind(**kwargs)
+        values = [variables.coerced.get(name) for name in slot.variables]
+        key = orjson.dumps([today, values], default=repr)
+        if key not in slot.bound:
+            raw = get_argument_values(slot.field_def, slot.details.node, variables)
+            strawberry_field = slot.field_def.extensions["strawberry-definition"]
+            kwargs = convert_arguments(
+                raw, strawberry_field.arguments, scalar_registry=converter, config=config
+            )
+            if len(slot.bound) >= MAX_BOUND:
+                slot.bound.clear()
+            slot.bound[key] = slot.bind(**kwargs)
+        bound[number] = slot.bound[key]
     return bound
+
+
+class _Variables(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        self.names.add(node.name.value)
+
+
+def _variables_in(node: FieldNode) -> tuple[str, ...]:
+    """The variables a field's arguments read."""
+    visitor = _Variables()
+    for argument in node.arguments or ():
+        visit(argument, visitor)
+    return tuple(sorted(visitor.names))

@@ -99,17 +99,20 @@ class StatementLog:
 
 
 @pytest.fixture
-def sql(app: FastAPI) -> Any:
-    """Record the SQL statements the app runs."""
+def sql(app: FastAPI, per_field_app: FastAPI) -> Any:
+    """Record the SQL statements the apps run: through the ORM's engine and the read pool."""
     log = StatementLog()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         log.statements.append(statement)
 
-    target = app.state.engine.sync_engine
-    event.listen(target, "before_cursor_execute", record)
+    for served in (app, per_field_app):
+        event.listen(served.state.engine.sync_engine, "before_cursor_execute", record)
+        served.state.compiled.pool.observers.append(log.statements.append)
     yield log
-    event.remove(target, "before_cursor_execute", record)
+    for served in (app, per_field_app):
+        event.remove(served.state.engine.sync_engine, "before_cursor_execute", record)
+        served.state.compiled.pool.observers.remove(log.statements.append)
 
 
 async def gql(

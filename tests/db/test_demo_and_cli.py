@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from db.session import create_sessionmaker
 from lending.access import Role, demo_key
 from lending.demo import seed_demo
 from lending.services import api_keys as key_service
+from tests.servers import free_port
 
 
 async def test_demo_covers_every_status_and_loads_once(engine):
@@ -75,12 +75,6 @@ async def test_demo_shows_every_servicing_situation(engine, client):
         p for loan in loans for p in loan["payments"]["edges"] if p["node"]["reversed"]
     ]
     assert len(reversed_payments) == 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_serve_migrates_seeds_and_answers(server_url):

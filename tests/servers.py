@@ -1,0 +1,83 @@
+"""Server processes for tests that need more than one: `lending serve` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from db.embedded import recreate_database
+from db.migrate import upgrade_to_head
+from db.session import create_engine, create_sessionmaker
+from lending.access import Role
+from lending.services import api_keys as key_service
+from tests.factories import create_product
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_ready(port: int) -> None:
+    """Wait until the server on ``port`` answers /readyz."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        for _ in range(150):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.ConnectError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"server on {port} did not start")
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Server processes sharing one database, and an ADMIN key for them."""
+
+    ports: tuple[int, ...]
+    key: str
+    url: str
+
+
+@asynccontextmanager
+async def servers(server_url: str, name: str, count: int = 2) -> AsyncIterator[Servers]:
+    """``count`` server processes on a fresh database ``name`` with a product and a key."""
+    url = await recreate_database(server_url, name)
+    await asyncio.to_thread(upgrade_to_head, url)
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        await create_product(engine)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            _, key = await key_service.create_key(session, name="ops", role=Role.ADMIN)
+    finally:
+        await engine.dispose()
+    ports = tuple(free_port() for _ in range(count))
+    env = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    processes = [
+        subprocess.Popen(  # noqa: ASYNC220 - each server in its own process, by design
+            [sys.executable, "-m", "graph.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        await asyncio.gather(*(wait_ready(port) for port in ports))
+        yield Servers(ports, key, url)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            await asyncio.to_thread(process.wait, 10)
