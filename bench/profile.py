@@ -1,12 +1,14 @@
-"""Where the milliseconds of one R2 request go, measured in-process with pyinstrument.
+"""Where the milliseconds of one read request go, measured in-process with pyinstrument.
 
-    python -m bench.profile --database-url URL [--requests 100]
+    python -m bench.profile --database-url URL [--requests 100] [--workload R1|R2]
+        [--compiled on|off]
 
-Runs R2 through the real ASGI app (no network) and attributes every sample's own time to a
-layer by the file its frame runs in: GraphQL parsing and validation, GraphQL execution
-(graphql-core), Strawberry's field machinery, our resolvers and loaders (graph/, lending/),
-SQLAlchemy, the asyncpg driver and socket waits, JSON serialization, and HTTP (Starlette,
-FastAPI). Prints a JSON object of milliseconds per request per layer.
+Runs R1 or R2 through the real ASGI app (no network) and attributes every sample's own time to
+a layer by the file its frame runs in: GraphQL parsing and validation, GraphQL execution
+(graphql-core), Strawberry's field machinery, the compiled read path (plans, binding, the short
+path), our resolvers and loaders (graph/, lending/, db/), SQLAlchemy, the asyncpg driver and
+socket waits, JSON serialization, and HTTP (Starlette, FastAPI). Prints a JSON object of
+milliseconds per request per layer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import httpx
 from pyinstrument import Profiler
 
 from bench import queries
+from db.session import raw_connection
 from graph.app import create_app
 from graph.settings import Settings
 
@@ -29,6 +32,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("graphql parse+validate", ("graphql/language", "graphql/validation")),
     ("graphql execution", ("graphql/execution", "graphql/type", "graphql/pyutils")),
     ("strawberry", ("strawberry/",)),
+    (
+        "compiled path (plan, bind, short path)",
+        ("/graph/compiled.py", "/graph/fast_path.py", "/graph/read_planner.py", "/db/read_"),
+    ),
     ("our resolvers+loaders", ("/graph/", "/lending/", "/db/")),
     ("sqlalchemy", ("sqlalchemy/",)),
     ("asyncpg + waiting for PostgreSQL", ("asyncpg/", "asyncio/", "selectors.py", "uvloop")),
@@ -56,9 +63,13 @@ def attribute(frame: Any, totals: dict[str, float], caller: str = "") -> None:
         attribute(child, totals, path)
 
 
-async def profile(url: str, requests: int, after: str | None) -> dict[str, Any]:
-    app = create_app(Settings(database_url=url, access_log=False), url)
-    body = {"query": queries.OUR_R2, "variables": {"after": after}}
+async def profile(url: str, requests: int, workload: str, compiled: bool) -> dict[str, Any]:
+    settings = Settings(database_url=url, access_log=False, compiled_reads=compiled)
+    app = create_app(settings, url)
+    if workload == "R1":
+        body = {"query": queries.OUR_R1, "variables": {"id": queries.our_id(await _loaned(url))}}
+    else:
+        body = {"query": queries.OUR_R2, "variables": {"after": None}}
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": "Bearer lnd_bench_admin"}
     async with httpx.AsyncClient(transport=transport, base_url="http://b", headers=headers) as c:
@@ -80,20 +91,35 @@ async def profile(url: str, requests: int, after: str | None) -> dict[str, Any]:
         attribute(root, totals)
     per_request = {k: round(v / requests * 1000, 2) for k, v in sorted(totals.items())}
     return {
+        "workload": workload,
+        "compiled": compiled,
         "requests": requests,
         "ms_per_request": round(elapsed / requests * 1000, 2),
         "layers_ms": per_request,
     }
 
 
+async def _loaned(url: str) -> int:
+    """An application with a loan (R1 asks for one)."""
+    connection = await raw_connection(url)
+    try:
+        key: int = await connection.fetchval(
+            "SELECT application_id FROM loans WHERE disbursed_on IS NOT NULL ORDER BY id LIMIT 1"
+        )
+    finally:
+        await connection.close()
+    return key
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--workload", choices=["R1", "R2"], default="R2")
+    parser.add_argument("--compiled", choices=["on", "off"], default="on")
     args = parser.parse_args()
-    sys.stdout.write(
-        json.dumps(asyncio.run(profile(args.database_url, args.requests, None))) + "\n"
-    )
+    found = profile(args.database_url, args.requests, args.workload, args.compiled == "on")
+    sys.stdout.write(json.dumps(asyncio.run(found)) + "\n")
 
 
 if __name__ == "__main__":

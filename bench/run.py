@@ -119,11 +119,19 @@ def started(
                 process.wait()
 
 
-def ours(url: str, workers: int) -> tuple[str, list[str], dict[str, str], int]:
+def ours(
+    url: str, workers: int, compiled: bool = True
+) -> tuple[str, list[str], dict[str, str], int]:
+    """Our server: compiled reads (``ours-1w``) or every field resolved (``ours-off-1w``)."""
     port = free_port()
     cmd = [PY, "-m", "graph.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    env = {"DATABASE_URL": url, "ACCESS_LOG": "false", "LOG_LEVEL": "WARNING"}
-    return f"ours-{workers}w", cmd, env, port
+    env = {
+        "DATABASE_URL": url,
+        "ACCESS_LOG": "false",
+        "LOG_LEVEL": "WARNING",
+        "COMPILED_READS": "on" if compiled else "off",
+    }
+    return f"ours{'' if compiled else '-off'}-{workers}w", cmd, env, port
 
 
 def ceiling(url: str) -> tuple[str, list[str], dict[str, str], int]:
@@ -276,7 +284,7 @@ class Postgres:
             await connection.execute("SELECT pg_reload_conf()")
         finally:
             await connection.close()
-        await asyncio.sleep(0.3)  # backends pick the reload up between statements
+        await asyncio.sleep(0.1)  # backends pick the reload up before their next statement
 
     def statements_per_request(self, run: Callable[[], dict[str, Any]]) -> float | None:
         """Statements PostgreSQL logged while ``run`` ran, per request it made."""
@@ -418,10 +426,10 @@ def run_reads(
     concurrencies: tuple[int, ...],
     with_ceiling: bool,
 ) -> list[Result]:
-    """R1–R3 on our server, the ceiling's two paths and PostGraphile, one database."""
+    """R1–R3 on our server (compiled and not), the ceiling's two paths and PostGraphile."""
     positions = asyncio.run(pick_positions(url))
     results: list[Result] = []
-    specs = [ours(url, 1)]
+    specs = [ours(url, 1), ours(url, 1, compiled=False)]
     if with_ceiling:
         specs.append(ceiling(url))
     if node:
@@ -489,19 +497,30 @@ def run_writes(
     return results
 
 
-def run_profile(url: str, requests: int) -> dict[str, Any]:
-    """The R2 profile (bench.profile) in a process of its own."""
-    cmd = [PY, "-m", "bench.profile", "--database-url", url, "--requests", str(requests)]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+# What is profiled: (workload, compiled reads on), each in a process of its own.
+PROFILES = (("R1", True), ("R2", True), ("R2", False))
+
+
+def run_profiles(url: str, requests: int) -> list[dict[str, Any]]:
+    """Profiles (bench.profile) of compiled R1 and R2, and of R2 resolved field by field."""
+    found = []
+    for workload, compiled in PROFILES:
+        # Field by field R2 is ~20 times slower: a tenth of the requests says as much.
+        count = requests if compiled else max(requests // 10, 2)
+        cmd = [
+            PY, "-m", "bench.profile", "--database-url", url, "--requests", str(count),
+            "--workload", workload, "--compiled", "on" if compiled else "off",
+        ]  # fmt: skip
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+        found.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return found
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command line entry."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="main scale (1 = 10,000 loans)")
-    parser.add_argument("--small-scale", type=float, default=0.1, help="the second scale")
+    parser.add_argument("--small-scale", type=float, default=0.1, help="the second scale (0: none)")
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     parser.add_argument("--requests", type=int, default=4000, help="per measurement, at most")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
@@ -528,7 +547,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         urls: dict[float, str] = {}
         generation: dict[float, dict[str, Any]] = {}
-        for scale in (args.scale, args.small_scale):
+        scales = (args.scale, args.small_scale) if args.small_scale else (args.scale,)
+        for scale in scales:
             url = with_database(server_url, database_name(scale))
             print(f"data: scale {scale:g} ...", flush=True)
             report = asyncio.run(fill(url, scale))
@@ -544,10 +564,11 @@ def main(argv: list[str] | None = None) -> None:
         results: list[Result] = []
         print(f"reads, scale {args.scale:g}:", flush=True)
         results += run_reads(pg, urls[args.scale], args.scale, budget, node, concurrencies, True)
-        print(f"reads, scale {args.small_scale:g}:", flush=True)
-        results += run_reads(
-            pg, urls[args.small_scale], args.small_scale, budget, node, (1,), False
-        )
+        if args.small_scale:
+            print(f"reads, scale {args.small_scale:g}:", flush=True)
+            results += run_reads(
+                pg, urls[args.small_scale], args.small_scale, budget, node, (1,), False
+            )
         print("reads, two workers:", flush=True)
         results += run_two_workers(pg, urls[args.scale], args.scale, budget, concurrencies[-1])
         print("writes (on a copy of the database):", flush=True)
@@ -555,8 +576,8 @@ def main(argv: list[str] | None = None) -> None:
             copy_database(server_url, database_name(args.scale), "lending_bench_writes")
         )
         results += run_writes(pg, copy, args.scale, budget, concurrencies)
-        print("profile of R2 ...", flush=True)
-        profile = run_profile(urls[args.scale], args.profile_requests)
+        print("profiles ...", flush=True)
+        profiles = run_profiles(urls[args.scale], args.profile_requests)
     finally:
         pg.stop()
 
@@ -573,7 +594,7 @@ def main(argv: list[str] | None = None) -> None:
         "generation": {f"{k:g}": v for k, v in generation.items()},
         "postgraphile": "measured" if node else f"not measured: {missing}",
         "results": [asdict(r) for r in results],
-        "profile": profile,
+        "profiles": profiles,
         "minutes": round((time.perf_counter() - began) / 60, 1),
     }
     (WORK / "results.json").write_text(json.dumps(run, indent=2, default=str))
@@ -593,6 +614,73 @@ def _find(results: list[dict[str, Any]], **where: Any) -> dict[str, Any] | None:
         if all(r[k] == v for k, v in where.items()):
             return r
     return None
+
+
+# The targets of the compiled read path: (label, workload, reference, at least), each at
+# concurrency 1 and at the highest concurrency of the run (16 by default).
+TARGETS = (
+    ("R1 ≥ 1.0× PostGraphile's throughput", "R1", "postgraphile", 1.0),
+    ("R2 ≥ 1.5× PostGraphile's throughput", "R2", "postgraphile", 1.5),
+    ("R3 ≥ 1.5× PostGraphile's throughput", "R3", "postgraphile", 1.5),
+    ("R2 ≥ 0.6× the ceiling SQL's throughput", "R2", "ceiling-sql", 0.6),
+)
+P99_LIMIT_MS = 100.0  # R2 at the highest concurrency with two workers
+STATEMENTS_LIMIT = 8.0  # W1, per mutation
+
+
+def _verdict(met: bool | None) -> str:
+    return "–" if met is None else ("met" if met else "**missed**")
+
+
+def targets(results: list[dict[str, Any]], scale: float) -> list[str]:
+    """The targets table: each figure of this run against what the compiled path must reach."""
+    out = [
+        "",
+        f"### Targets of the compiled read path (scale {scale:g}, one worker unless noted)",
+        "",
+        "| target | c | measured | |",
+        "|---|---:|---:|---|",
+    ]
+    top = max((r["concurrency"] for r in results), default=16)
+    for label, workload, reference, at_least in TARGETS:
+        for c in sorted({1, top}):
+            mine = _find(results, scale=scale, workload=workload, server="ours-1w", concurrency=c)
+            other = _find(results, scale=scale, workload=workload, server=reference, concurrency=c)
+            ratio = mine["rps"] / other["rps"] if mine and other and other["rps"] else None
+            shown = f"{ratio:.2f}×" if ratio is not None else "–"
+            met = None if ratio is None else ratio >= at_least
+            out.append(f"| {label} | {c} | {shown} | {_verdict(met)} |")
+    two = _find(results, scale=scale, workload="R2", server="ours-2w", concurrency=top)
+    p99 = two["p99_ms"] if two else None
+    out.append(
+        f"| R2 p99 < {P99_LIMIT_MS:g} ms, two workers | {top} | "
+        + (f"{p99:.1f} ms" if p99 is not None else "–")
+        + f" | {_verdict(None if p99 is None else p99 < P99_LIMIT_MS)} |"
+    )
+    writes = _find(results, scale=scale, workload="W1", server="ours-1w", concurrency=1)
+    statements = writes["statements"] if writes else None
+    out.append(
+        f"| W1 ≤ {STATEMENTS_LIMIT:g} statements per mutation | 1 | "
+        + (f"{statements:g}" if statements is not None else "–")
+        + f" | {_verdict(None if statements is None else statements <= STATEMENTS_LIMIT)} |"
+    )
+    out += ["", "Compiled ÷ field by field, our throughput at the same concurrency:", ""]
+    out += [
+        "| workload | c | compiled req/s | field by field req/s | × |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for workload in READS:
+        for c in sorted({r["concurrency"] for r in results if r["workload"] == workload}):
+            on = _find(results, scale=scale, workload=workload, server="ours-1w", concurrency=c)
+            off = _find(
+                results, scale=scale, workload=workload, server="ours-off-1w", concurrency=c
+            )
+            if on and off:
+                out.append(
+                    f"| {workload} | {c} | {on['rps']:.1f} | {off['rps']:.1f} | "
+                    f"{_ratio(on['rps'], off['rps'])} |"
+                )
+    return out
 
 
 def render(run: dict[str, Any]) -> str:
@@ -625,26 +713,28 @@ def render(run: dict[str, Any]) -> str:
         "Throughput ratio = our requests/s ÷ theirs (above 1: we are faster); latency ratio = "
         "our p50 ÷ theirs (below 1: we are faster).",
         "",
-        "| workload | c | vs ceiling SQL: rps | p50 | vs ceiling Python: rps | p50 "
+        "| workload | c | ours | vs ceiling SQL: rps | p50 | vs ceiling Python: rps | p50 "
         "| vs PostGraphile: rps | p50 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for workload in READS:
         for c in sorted({r["concurrency"] for r in results if r["workload"] == workload}):
-            mine = _find(results, scale=main_scale, workload=workload, server="ours-1w",
-                         concurrency=c)  # fmt: skip
-            if mine is None:
-                continue
-            cells = []
-            for ref in ("ceiling-sql", "ceiling-py", "postgraphile"):
-                other = _find(results, scale=main_scale, workload=workload, server=ref,
-                              concurrency=c)  # fmt: skip
-                if other is None:
-                    cells += ["–", "–"]
-                else:
-                    cells += [_ratio(mine["rps"], other["rps"]),
-                              _ratio(mine["p50_ms"], other["p50_ms"])]  # fmt: skip
-            out.append(f"| {workload} | {c} | " + " | ".join(cells) + " |")
+            for ours_name, label in (("ours-1w", "compiled"), ("ours-off-1w", "per field")):
+                mine = _find(results, scale=main_scale, workload=workload, server=ours_name,
+                             concurrency=c)  # fmt: skip
+                if mine is None:
+                    continue
+                cells = []
+                for ref in ("ceiling-sql", "ceiling-py", "postgraphile"):
+                    other = _find(results, scale=main_scale, workload=workload, server=ref,
+                                  concurrency=c)  # fmt: skip
+                    if other is None:
+                        cells += ["–", "–"]
+                    else:
+                        cells += [_ratio(mine["rps"], other["rps"]),
+                                  _ratio(mine["p50_ms"], other["p50_ms"])]  # fmt: skip
+                out.append(f"| {workload} | {c} | {label} | " + " | ".join(cells) + " |")
+    out += targets(results, main_scale)
     out += [
         "",
         "### Every measurement",
@@ -670,23 +760,24 @@ def render(run: dict[str, Any]) -> str:
     if notes:
         out += ["", "Notes: " + "; ".join(f"{r['workload']} {r['server']} c={r['concurrency']}: "
                                            f"{r['note']}" for r in notes)]  # fmt: skip
-    out += [
-        "",
-        f"### Table size: p50 ms at concurrency 1, scale {small_scale:g} → {main_scale:g}",
-        "",
-        "| workload | server | small | main |",
-        "|---|---|---:|---:|",
-    ]
-    for workload in READS:
-        for server in ("ours-1w", "postgraphile"):
-            small = _find(results, scale=small_scale, workload=workload, server=server,
-                          concurrency=1)  # fmt: skip
-            big = _find(results, scale=main_scale, workload=workload, server=server,
-                        concurrency=1)  # fmt: skip
-            if small and big:
-                out.append(
-                    f"| {workload} | {server} | {small['p50_ms']:.2f} | {big['p50_ms']:.2f} |"
-                )
+    if small_scale:
+        out += [
+            "",
+            f"### Table size: p50 ms at concurrency 1, scale {small_scale:g} → {main_scale:g}",
+            "",
+            "| workload | server | small | main |",
+            "|---|---|---:|---:|",
+        ]
+        for workload in READS:
+            for server in ("ours-1w", "ours-off-1w", "postgraphile"):
+                small = _find(results, scale=small_scale, workload=workload, server=server,
+                              concurrency=1)  # fmt: skip
+                big = _find(results, scale=main_scale, workload=workload, server=server,
+                            concurrency=1)  # fmt: skip
+                if small and big:
+                    out.append(
+                        f"| {workload} | {server} | {small['p50_ms']:.2f} | {big['p50_ms']:.2f} |"
+                    )
     top = max((r["concurrency"] for r in results if r["server"] == "ours-2w"), default=16)
     out += [
         "",
@@ -702,19 +793,21 @@ def render(run: dict[str, Any]) -> str:
                     concurrency=top)  # fmt: skip
         if one and two:
             out.append(f"| {workload} | {one['rps']:.1f} | {two['rps']:.1f} |")
-    profile = run["profile"]
-    out += [
-        "",
-        f"### Profile of R2 (pyinstrument, in-process, {profile['requests']} requests, "
-        f"{profile['ms_per_request']} ms each)",
-        "",
-        "| layer | ms per request | share |",
-        "|---|---:|---:|",
-    ]
-    layers = profile["layers_ms"]
-    total = sum(layers.values()) or 1
-    for name, ms in sorted(layers.items(), key=lambda kv: -kv[1]):
-        out.append(f"| {name} | {ms:.2f} | {ms / total:.0%} |")
+    for profile in run["profiles"]:
+        how = "compiled" if profile["compiled"] else "field by field"
+        out += [
+            "",
+            f"### Profile of {profile['workload']}, {how} (pyinstrument, in-process, "
+            f"{profile['requests']} requests, {profile['ms_per_request']} ms each)",
+            "",
+            "| layer | ms per request | share |",
+            "|---|---:|---:|",
+        ]
+        layers = profile["layers_ms"]
+        total = sum(layers.values()) or 1
+        for name, ms in sorted(layers.items(), key=lambda kv: -kv[1]):
+            if ms >= 0.005:
+                out.append(f"| {name} | {ms:.2f} | {ms / total:.0%} |")
     out.append(END)
     return "\n".join(out)
 

@@ -283,7 +283,7 @@ class _Document:
         names = sorted(node_type.fields)
         leaves = [n for n in names if _is_leaf(node_type, n)]
         candidates = names if depth < 4 else leaves or names
-        chosen = [self.pick(candidates) for _ in range(self.between(1, 3))]
+        chosen = [self.pick(candidates) for _ in range(self.between(1, 3 if depth < 3 else 2))]
         for name in chosen:
             parts.append(self.field(node_type, name, depth))
         if self.maybe(0.15):

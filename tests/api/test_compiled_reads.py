@@ -329,12 +329,11 @@ async def test_every_corpus_read_is_answered_alike_by_both_paths(data_sets):
     tally = Tally()
     documents = corpus()
     assert len(documents) >= 15, documents
-    for data_set in data_sets:
-        for document in documents:
-            for variant in range(2):
-                variables = _variables_for(document, data_set.pools, variant)
-                role = ROLES[variant % len(ROLES)]
-                await assert_same(data_set, role, document, variables, tally)
+    for offset, data_set in enumerate(data_sets):
+        for index, document in enumerate(documents):
+            variant = index + offset  # each document with other values and roles on each set
+            variables = _variables_for(document, data_set.pools, variant)
+            await assert_same(data_set, ROLES[variant % len(ROLES)], document, variables, tally)
     print(f"corpus: {len(documents)} documents, {tally}")
     assert tally.compiled_roots >= 0.8 * tally.roots
 
