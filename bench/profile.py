@@ -34,13 +34,20 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("strawberry", ("strawberry/",)),
     (
         "compiled path (plan, bind, short path)",
-        ("/graph/compiled.py", "/graph/fast_path.py", "/graph/read_planner.py", "/db/read_"),
+        (
+            "/graph/compiled.py",
+            "/graph/fast_path.py",
+            "/graph/read_planner.py",
+            "/db/read_sql.py",
+            "/db/read_pool.py",
+        ),
     ),
     ("our resolvers+loaders", ("/graph/", "/lending/", "/db/")),
     ("sqlalchemy", ("sqlalchemy/",)),
     ("asyncpg + waiting for PostgreSQL", ("asyncpg/", "asyncio/", "selectors.py", "uvloop")),
     ("json serialization", ("json/",)),
-    ("http (starlette/fastapi/httpx)", ("starlette/", "fastapi/", "httpx/", "anyio/", "h11")),
+    ("the in-process client (httpx; not in a served request)", ("httpx/",)),
+    ("http (starlette/fastapi)", ("starlette/", "fastapi/", "anyio/", "h11")),
 ]
 
 

@@ -72,6 +72,7 @@ class ChannelWatch:
         self._on_change = on_change
         self._connection: Any = None
         self._lock = asyncio.Lock()
+        self._failing = False  # warned once per outage, not once per attempt
 
     @property
     def listening(self) -> bool:
@@ -89,9 +90,14 @@ class ChannelWatch:
                 connection = await raw_connection(self._url)
                 await connection.add_listener(self._channel, self._notified)
                 connection.add_termination_listener(self._lost)
-            except Exception as error:
-                log.warning("cannot listen on %s: %s", self._channel, error)
+            except Exception as error:  # the caller goes without the watch meanwhile
+                if not self._failing:
+                    log.warning("cannot listen on %s: %s", self._channel, error)
+                self._failing = True
                 return False
+            if self._failing:
+                log.info("listening on %s again", self._channel)
+            self._failing = False
             self._connection = connection
             self._on_change()
             return True

@@ -338,7 +338,7 @@ Value: TypeAlias = (
     | OldestOverdue
     | Connection
 )
-Root: TypeAlias = ById | NodeById | Connection | Ordered
+Root: TypeAlias = ById | NodeById | Connection | Ordered | Const
 
 
 @dataclass(frozen=True)

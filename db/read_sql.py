@@ -214,6 +214,8 @@ class _Render:
             return self.row_object(root.table, root.obj, f"{{t}}.id = {key}")
         if isinstance(root, NodeById):
             return self.nodes(root)
+        if isinstance(root, Const):
+            return f"{_literal(root.json)}::json"
         return self.ordered(root)
 
     def nodes(self, root: NodeById) -> str:

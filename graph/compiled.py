@@ -196,8 +196,8 @@ class RequestReads:
                 entry, executor.operation, self.role, executor.variable_values
             )
         compiled = self.plan.compiled.get(key)
-        if compiled is None:
-            return None
+        if compiled is None or key not in self.plan.reading:
+            return None  # the executor answers a root __typename without any statement
         bound = self.reads.bind(self.plan, compiled.slots, executor.variable_values)
         if bound is None:
             return None

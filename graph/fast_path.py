@@ -131,7 +131,7 @@ class CompiledReadsMiddleware:
             log.warning("compiled read failed; answering on the full path", exc_info=True)
             return False
         extensions = orjson.dumps(
-            {"cost": {"requestedNodes": cost, "limit": self.cost_limit}, "compiled": plan.order}
+            {"cost": {"requestedNodes": cost, "limit": self.cost_limit}, "compiled": plan.reading}
         )
         payload = b'{"data":' + data + b',"extensions":' + extensions + b"}"
         await send(

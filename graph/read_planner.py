@@ -109,7 +109,16 @@ class OperationPlan:
     @property
     def complete(self) -> bool:
         """Whether every root field compiles (the whole answer is one statement)."""
-        return not self.others and bool(self.compiled)
+        return not self.others and bool(self.reading)
+
+    @property
+    def reading(self) -> tuple[str, ...]:
+        """The compiled root fields that read something (not a mere ``__typename``)."""
+        return tuple(
+            key
+            for key in self.order
+            if key in self.compiled and not isinstance(self.compiled[key].root, rp.Const)
+        )
 
 
 class Planner:
@@ -199,6 +208,8 @@ class Planner:
 
     def root(self, query: GraphQLObjectType, key: str, details: list[FieldDetails]) -> rp.Root:
         _check_key(key)
+        if details[0].node.name.value == "__typename":
+            return rp.Const(_json(query.name))
         if details[0].node.name.value.startswith("__"):
             raise NotCompilable("introspection")
         field_def, declaration = self.declaration(query, details)

@@ -323,6 +323,8 @@ class _Document:
     def root(self) -> str:
         query = self.schema.query_type
         assert query is not None
+        if self.maybe(0.04):
+            return self.pick(["__typename", f"{self.name('a')}: __typename"])
         name = self.pick(ROOTS) if not self.maybe(0.03) else "previewSchedule"
         if name == "previewSchedule":
             code = self.pick(self.pools.codes)
