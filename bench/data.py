@@ -49,8 +49,8 @@ from lending.access import Role, hash_api_key
 from lending.allocation import InstallmentDue, PaymentIn, allocate
 from lending.demo import demo_products
 from lending.money import quantum, round_money
+from lending.repayment import installment_count, schedule_terms
 from lending.schedule import ScheduledInstallment, build_schedule
-from lending.servicing import installment_count, schedule_terms
 from lending.states import ApplicationStatus, DecisionOutcome, LoanStatus
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 

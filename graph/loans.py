@@ -51,7 +51,7 @@ from graph.servicing import (
 )
 from lending import clock
 from lending.delinquency import BUCKET_BOUNDS, DelinquencyBucket
-from lending.servicing import left_to_pay
+from lending.repayment import left_to_pay
 from lending.states import LoanAction, LoanStatus, available_loan_actions
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 

@@ -45,8 +45,8 @@ from lending.delinquency import (
     delinquency,
     installment_status,
 )
+from lending.repayment import PaidPart, balances_as_of
 from lending.schedule import Schedule
-from lending.servicing import PaidPart, balances_as_of
 
 if TYPE_CHECKING:
     from graph.loans import Loan

@@ -94,7 +94,7 @@ def statuses_allowing(action: ApplicationAction) -> frozenset[ApplicationStatus]
 
 
 # (from status, action) -> to status. Recording or reversing a payment keeps a loan ACTIVE;
-# whether it ends PAID_OFF depends on the amounts, which lending.servicing decides.
+# whether it ends PAID_OFF depends on the amounts, which lending.repayment decides.
 LOAN_TRANSITIONS: dict[tuple[LoanStatus, LoanAction], LoanStatus] = {
     (LoanStatus.APPROVED, LoanAction.DISBURSE): LoanStatus.ACTIVE,
     (LoanStatus.ACTIVE, LoanAction.RECORD_PAYMENT): LoanStatus.ACTIVE,

@@ -23,14 +23,15 @@ from lending.allocation import (
 from lending.audit import Caller
 from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
 from lending.money import parse_amount, parse_rate
-from lending.schedule import Schedule, build_schedule
-from lending.services.audit import Change, record
-from lending.servicing import (
+from lending.repayment import (
     check_not_overpaid,
     check_received_on,
     left_to_pay,
+    loan_schedule,
     schedule_terms,
 )
+from lending.schedule import Schedule, build_schedule
+from lending.services.audit import Change, record
 from lending.states import LoanAction, LoanStatus, next_loan_status
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 from lending.validation import (
@@ -122,23 +123,6 @@ async def _locked_loan(session: AsyncSession, loan_id: int) -> Loan:
     if loan is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such loan.", "loanId")
     return loan
-
-
-def loan_schedule(loan: Loan, disbursed_on: date, first_due_date: date | None) -> Schedule:
-    """The schedule of a loan's terms, disbursed on ``disbursed_on``."""
-    return build_schedule(
-        schedule_terms(
-            principal=loan.principal,
-            annual_rate=loan.annual_interest_rate,
-            term_months=loan.term_months,
-            method=loan.amortization,
-            frequency=loan.frequency,
-            day_count=loan.day_count,
-            currency=loan.currency,
-            disbursed_on=disbursed_on,
-            first_due_date=first_due_date,
-        )
-    )
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from db.migrate import upgrade_to_head
 from db.session import raw_connection
 from lending.access import hash_api_key
 from lending.allocation import InstallmentDue, PaymentIn, allocate
+from lending.repayment import installment_count, schedule_terms
 from lending.schedule import build_schedule
-from lending.servicing import installment_count, schedule_terms
 from lending.states import ApplicationStatus
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 

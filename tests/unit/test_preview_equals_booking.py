@@ -10,9 +10,13 @@ from hypothesis import strategies as st
 
 from db.models import Loan
 from lending.money import quantum
+from lending.repayment import (
+    MAX_FIRST_DUE_DAYS,
+    installment_count,
+    loan_schedule,
+    schedule_terms,
+)
 from lending.schedule import build_schedule
-from lending.services.loans import loan_schedule
-from lending.servicing import MAX_FIRST_DUE_DAYS, installment_count, schedule_terms
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from lending.allocation import InstallmentDue
 from lending.errors import DomainError, ErrorCode
-from lending.servicing import (
+from lending.repayment import (
     PaidPart,
     balances_as_of,
     check_not_overpaid,

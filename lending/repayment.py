@@ -1,4 +1,4 @@
-"""Servicing rules: schedule terms of a loan, balances as of a date, payment checks."""
+"""Repayment rules: a loan's schedule terms, balances as of a date, payment checks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from lending.allocation import InstallmentBalance, InstallmentDue
 from lending.errors import DomainError, ErrorCode
-from lending.schedule import ScheduleTerms
+from lending.schedule import Schedule, ScheduleTerms, build_schedule
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 _ZERO = Decimal(0)
@@ -70,6 +71,42 @@ def schedule_terms(
         currency=currency,
         disbursed_on=disbursed_on,
         first_due_date=first_due_date,
+    )
+
+
+class LoanTerms(Protocol):
+    """The terms of a loan that its schedule is built from (a loan row, or a plan of one)."""
+
+    @property
+    def principal(self) -> Decimal: ...
+    @property
+    def annual_interest_rate(self) -> Decimal: ...
+    @property
+    def term_months(self) -> int: ...
+    @property
+    def amortization(self) -> AmortizationMethod: ...
+    @property
+    def frequency(self) -> RepaymentFrequency: ...
+    @property
+    def day_count(self) -> DayCount: ...
+    @property
+    def currency(self) -> str: ...
+
+
+def loan_schedule(loan: LoanTerms, disbursed_on: date, first_due_date: date | None) -> Schedule:
+    """The schedule of a loan's terms, disbursed on ``disbursed_on``."""
+    return build_schedule(
+        schedule_terms(
+            principal=loan.principal,
+            annual_rate=loan.annual_interest_rate,
+            term_months=loan.term_months,
+            method=loan.amortization,
+            frequency=loan.frequency,
+            day_count=loan.day_count,
+            currency=loan.currency,
+            disbursed_on=disbursed_on,
+            first_due_date=first_due_date,
+        )
     )
 
 
