@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,6 @@ def keyset_page_per_parent(
         .label("rank")
     )
     ranked = stmt.add_columns(rank).subquery()
-    from sqlalchemy.orm import aliased
-
     row = aliased(entity, ranked)
     return (
         select(row)

@@ -7,7 +7,6 @@ from typing import TypeVar
 
 import strawberry
 
-from db.repositories.applications import ApplicationSort
 from lending.delinquency import DelinquencyBucket, InstallmentStatus
 from lending.errors import ErrorCode as DomainErrorCode
 from lending.states import (
@@ -177,20 +176,8 @@ graphql_enum(
     },
 )
 
-graphql_enum(
-    ApplicationSort,
-    "What to order applications by; ties are broken by id, so pages never overlap.",
-    {
-        ApplicationSort.SUBMITTED_AT: "Submission time.",
-        ApplicationSort.AMOUNT_REQUESTED: "Amount requested.",
-    },
-    name="ApplicationOrderField",
-)
-
 
 @strawberry.enum(description="Sort direction.")
 class OrderDirection(enum.Enum):
-    """Ascending or descending."""
-
     ASC = strawberry.enum_value("ASC", description="Smallest or oldest first.")
     DESC = strawberry.enum_value("DESC", description="Largest or newest first.")

@@ -19,8 +19,6 @@ log = logging.getLogger("lending.errors")
 
 @strawberry.type(description="An expected failure of a mutation; nothing was written.")
 class UserError:
-    """One problem with a mutation's input or with the state it acts on."""
-
     code: ErrorCode = strawberry.field(description="Stable machine-readable code.")
     field: list[str] | None = strawberry.field(
         description='Path to the offending input field, such as ["input", "amount"].'

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Annotated, Any
@@ -10,32 +9,29 @@ from typing import Annotated, Any
 import strawberry
 
 from graph.context import Info
+from graph.enums import graphql_enum
 from graph.errors import ClientError
 from graph.ids import key_of, to_global_id
 from graph.permissions import READ
+from lending.audit import LoanEventType
 from lending.errors import DomainError
 
-
-@strawberry.enum(description="What happened to an application or loan.")
-class LoanEventType(enum.Enum):
-    """Loan event types."""
-
-    DECIDED = strawberry.enum_value("DECIDED", description="A decision was recorded.")
-    WITHDRAWN = strawberry.enum_value("WITHDRAWN", description="The application was withdrawn.")
-    DISBURSED = strawberry.enum_value("DISBURSED", description="The loan was paid out.")
-    PAYMENT_RECORDED = strawberry.enum_value(
-        "PAYMENT_RECORDED", description="A payment was recorded."
-    )
-    PAYMENT_REVERSED = strawberry.enum_value(
-        "PAYMENT_REVERSED", description="A payment was reversed."
-    )
-    PAID_OFF = strawberry.enum_value("PAID_OFF", description="Nothing is left to pay.")
+graphql_enum(
+    LoanEventType,
+    "What happened to an application or loan.",
+    {
+        LoanEventType.DECIDED: "A decision was recorded.",
+        LoanEventType.WITHDRAWN: "The application was withdrawn.",
+        LoanEventType.DISBURSED: "The loan was paid out.",
+        LoanEventType.PAYMENT_RECORDED: "A payment was recorded.",
+        LoanEventType.PAYMENT_REVERSED: "A payment was reversed.",
+        LoanEventType.PAID_OFF: "Nothing is left to pay.",
+    },
+)
 
 
 @strawberry.type(description="A committed change; query the ids for the details.")
 class LoanEvent:
-    """A loan event."""
-
     type: LoanEventType = strawberry.field(description="What happened.")
     application_id: strawberry.ID = strawberry.field(description="The application's global id.")
     loan_id: strawberry.ID | None = strawberry.field(description="The loan's global id, if any.")
@@ -71,12 +67,9 @@ def _key(global_id: str | None, type_name: str, field: str) -> int | None:
 
 @strawberry.type
 class EventSubscriptions:
-    """Root subscription fields."""
-
-    @strawberry.subscription(
-        description="Changes to one application and its loan (or to everything when no id is "
-        "given), from any server process, once committed.",
-        permission_classes=[READ],
+    @READ.subscription(
+        "Changes to one application and its loan (or to everything when no id is given), from "
+        "any server process, once committed."
     )
     async def loan_events(
         self,

@@ -1,290 +1,174 @@
-"""Loans: the type and its root query."""
+"""Root fields for loans: the queries, and the mutations disburse, record and reverse payment."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from db import models
-from db.read_plan import Computation, Domain, PageArgs, ToOne
-from db.repositories import loans as loan_repo
-from db.repositories.loans import LoanFilter
+from db.read_plan import Domain
+from db.records import InstallmentRecord
 from graph.context import Info
-from graph.ids import key_for
-from graph.loaders import Nested
-from graph.permissions import READ
-from graph.reads import (
-    ById,
-    ByStatus,
-    Compute,
-    Embedded,
-    Page,
-    column,
-    order_of,
-    private,
-    reads,
-)
-from graph.relay import (
-    DEFAULT_PAGE_SIZE,
-    After,
-    Connection,
-    First,
-    GlobalId,
-    Node,
-    build_connection,
-    decode_cursor,
-    page_request,
-    row_cursor,
-)
-from graph.servicing import (
-    AS_OF,
-    Delinquency,
-    Payment,
-    RepaymentSchedule,
-    assessed_on,
-    loan_balances,
-    loan_delinquency,
-    payment_page,
-)
-from lending import clock
-from lending.delinquency import BUCKET_BOUNDS, DelinquencyBucket
-from lending.repayment import left_to_pay
-from lending.states import LoanAction, LoanStatus, available_loan_actions
-from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
+from graph.ids import key_of
+from graph.loaders import Loaders
+from graph.mutation import IdempotentInput, Payload, VersionedInput, run_mutation, written
+from graph.permissions import DISBURSE, READ, RECORD_PAYMENT, REVERSE_PAYMENT
+from graph.reads import Page, reads
+from graph.relations import lookup, page_of
+from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First
+from graph.types.loans import Loan, LoanFilterArg, loan_page
+from graph.types.servicing import Payment
+from lending.audit import Caller
+from lending.services import loans as service
 
-if TYPE_CHECKING:
-    from graph.applicants import Applicant
-    from graph.applications import LoanApplication
-
-
-@strawberry.type(description="A loan created by an approved application, with its terms.")
-class Loan(Node):
-    """A loan."""
-
-    key: strawberry.Private[int] = private("id")
-    application_key: strawberry.Private[int] = private("application_id")
-    applicant_key: strawberry.Private[int] = private("applicant_id")
-    reference: str = column("reference", "Human-friendly reference, such as LN-4F7P2K9QZM.")
-    principal: Decimal = column("principal", "Amount lent.")
-    currency: str = column("currency", "ISO 4217 currency code of all amounts.")
-    annual_interest_rate: Decimal = column(
-        "annual_interest_rate", 'Nominal annual interest rate in percent, such as "9.99".'
-    )
-    term_months: int = column("term_months", "Term in months.")
-    amortization: AmortizationMethod = column("amortization", "How instalments are split.")
-    frequency: RepaymentFrequency = column("frequency", "How often instalments fall due.")
-    day_count: DayCount = column("day_count", "How interest is counted.")
-    status: LoanStatus = column("status", "Current status.")
-    version: int = column(
-        "version",
-        "Incremented on every change; pass as expectedVersion to avoid lost updates.",
-    )
-    approved_at: datetime = column("approved_at", "When the approving decision was made.")
-    disbursed_on: date | None = column("disbursed_on", "When the money was paid out.")
-    maturity_date: date | None = column("maturity_date", "Due date of the last instalment.")
-
-    @strawberry.field(
-        description="The application the loan was approved on.",
-        metadata=reads(ToOne("loan_applications", "application_id")),
-    )
-    async def application(
-        self, info: Info
-    ) -> Annotated[LoanApplication, strawberry.lazy("graph.applications")]:
-        from graph.applications import LoanApplication
-
-        row = await info.context.loaders.application_by_id.load(self.application_key)
-        assert row is not None
-        return LoanApplication.from_row(row)
-
-    @strawberry.field(
-        description="The booked repayment schedule; null until the loan is disbursed.",
-        metadata=reads(Embedded(when="disbursed_on")),
-    )
-    async def schedule(self, info: Info) -> RepaymentSchedule | None:
-        if self.disbursed_on is None:
-            return None
-        rows = await info.context.loaders.installments_by_loan.load(self.key)
-        return RepaymentSchedule.from_rows(rows)
-
-    @strawberry.field(
-        description="Payments on the loan, reversed ones included, oldest received first.",
-        metadata=reads(Page(Domain.PAYMENTS, payment_page, "id", "loan_id")),
-    )
-    async def payments(
-        self,
-        info: Info,
-        first: First = DEFAULT_PAGE_SIZE,
-        after: After = None,
-    ) -> Connection[Payment]:
-        args = payment_page(first, after)
-        loaders = info.context.loaders
-        rows = await loaders.payments_page.load(Nested(self.key, args.page))
-        return build_connection(
-            rows,
-            args.page,
-            to_node=Payment.from_row,
-            cursor_of=row_cursor(args.order),
-            count=lambda: loaders.payments_count.load(Nested(self.key, None)),
-        )
-
-    @strawberry.field(
-        description="Principal not yet repaid; null until disbursed.",
-        metadata=reads(Compute(Computation.OUTSTANDING_PRINCIPAL)),
-    )
-    async def outstanding_principal(self, info: Info) -> Decimal | None:
-        if self.disbursed_on is None:
-            return None
-        balances = await loan_balances(info, self.key, None)
-        return sum((b.principal_due - b.principal_paid for b in balances.values()), Decimal(0))
-
-    @strawberry.field(
-        description="Everything left to pay on a date (null until disbursed): what the schedule "
-        "asks for less payments received by then. Prepayments reduce future instalments in "
-        "order; in this version there is no re-amortization and no rebate of future interest.",
-        metadata=reads(Compute(Computation.PAYOFF, bind=assessed_on)),
-    )
-    async def payoff_amount(
-        self,
-        info: Info,
-        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
-    ) -> Decimal | None:
-        if self.disbursed_on is None:
-            return None
-        balances = await loan_balances(info, self.key, assessed_on(as_of))
-        return left_to_pay(balances.values())
-
-    @strawberry.field(
-        description="How far behind the loan is on a date.",
-        metadata=reads(Embedded(bind=assessed_on)),
-    )
-    async def delinquency(
-        self,
-        info: Info,
-        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
-    ) -> Delinquency:
-        return await loan_delinquency(info, self.key, self.currency, assessed_on(as_of))
-
-    @strawberry.field(
-        description="What may be done to the loan now; the mutations enforce the same table.",
-        metadata=reads(ByStatus("status", LoanStatus, available_loan_actions)),
-    )
-    def available_actions(self) -> list[LoanAction]:
-        return available_loan_actions(self.status)
-
-    @strawberry.field(
-        description="The borrower.", metadata=reads(ToOne("applicants", "applicant_id"))
-    )
-    async def applicant(
-        self, info: Info
-    ) -> Annotated[Applicant, strawberry.lazy("graph.applicants")]:
-        from graph.applicants import Applicant
-
-        row = await info.context.loaders.applicant_by_id.load(self.applicant_key)
-        assert row is not None
-        return Applicant.from_row(row)
-
-
-@strawberry.input(description="Conditions on loans; all given conditions must hold.")
-class LoanFilterInput:
-    """Loan filter."""
-
-    status: list[LoanStatus] | None = strawberry.field(
-        default=None, description="Any of these statuses."
-    )
-    delinquency_bucket: list[DelinquencyBucket] | None = strawberry.field(
-        default=None, description="Active loans in any of these delinquency buckets on `asOf`."
-    )
-    as_of: date | None = strawberry.field(
-        default=None, description="The date delinquency is assessed on; default today (UTC)."
-    )
-
-
-def loan_filter(f: LoanFilterInput | None) -> LoanFilter:
-    """The repository filter of a GraphQL loan filter."""
-    if f is None:
-        return LoanFilter()
-    return LoanFilter(
-        statuses=tuple(f.status) if f.status is not None else None,
-        days_past_due=tuple(BUCKET_BOUNDS[b] for b in f.delinquency_bucket)
-        if f.delinquency_bucket is not None
-        else None,
-        as_of=(f.as_of or clock.today()) if f.delinquency_bucket is not None else None,
-    )
-
-
-LOAN_ORDER = "APPROVED_AT:DESC"
-
-
-def loan_page(
-    first: int | None = DEFAULT_PAGE_SIZE,
-    after: str | None = None,
-    filter: LoanFilterInput | None = None,
-) -> PageArgs:
-    """The checked arguments of a loans connection."""
-    flt = loan_filter(filter)
-    cursor = decode_cursor(after, LOAN_ORDER, datetime) if after else None
-    page = page_request(first, cursor, descending=True)
-    return PageArgs(flt, page, order_of(models.Loan.approved_at, LOAN_ORDER))
-
-
-async def nested_loans(info: Info, applicant_key: int, args: PageArgs) -> Connection[Loan]:
-    """One applicant's page of loans, batched with its siblings' through a loader."""
-    loaders = info.context.loaders
-    rows = await loaders.loans_page.load(Nested(applicant_key, (args.filter, args.page)))
-    return build_connection(
-        rows,
-        args.page,
-        to_node=Loan.from_row,
-        cursor_of=row_cursor(args.order),
-        count=lambda: loaders.loans_count.load(Nested(applicant_key, args.filter)),
-    )
-
-
-loan_key = key_for("Loan")
+LOANS = Page(Domain.LOANS, loan_page)
 
 
 @strawberry.type
 class LoanQueries:
-    """Root fields for loans."""
+    loan: Loan | None = lookup(READ, Loan, "One loan by global id; null when there is none.")
 
-    @strawberry.field(
-        description="One loan by global id; null when there is none.",
-        permission_classes=[READ],
-        metadata=reads(ById("loans", loan_key)),
-    )
-    async def loan(
-        self,
-        info: Info,
-        id: GlobalId,
-    ) -> Loan | None:
-        key = loan_key(id)
-        row = await info.context.loaders.loan_by_id.load(key) if key else None
-        return Loan.from_row(row) if row else None
-
-    @strawberry.field(
-        description="Loans, most recently approved first.",
-        permission_classes=[READ],
-        metadata=reads(Page(Domain.LOANS, loan_page)),
-    )
+    @READ.field("Loans, most recently approved first.", metadata=reads(LOANS))
     async def loans(
         self,
         info: Info,
         first: First = DEFAULT_PAGE_SIZE,
         after: After = None,
-        filter: Annotated[
-            LoanFilterInput | None, strawberry.argument(description="Conditions on loans.")
-        ] = None,
+        filter: LoanFilterArg = None,
     ) -> Connection[Loan]:
-        args = loan_page(first, after, filter)
-        db = info.context.db
-        rows = await db.run(loan_repo.page_loans, args.filter, args.page)
-        return build_connection(
-            rows,
-            args.page,
-            to_node=Loan.from_row,
-            cursor_of=row_cursor(args.order),
-            count=lambda: db.run(loan_repo.count_loans, args.filter),
-        )
+        return await page_of(info, LOANS, loan_page(first, after, filter))
+
+
+@strawberry.input(description="Pay out an approved loan.")
+class DisburseLoanInput(VersionedInput):
+    loan_id: strawberry.ID = strawberry.field(description="Global id of an APPROVED loan.")
+    disbursed_on: date | None = strawberry.field(
+        default=None, description="When the money was paid out; default today (UTC), not later."
+    )
+    first_due_date: date | None = strawberry.field(
+        default=None, description="First due date; default one period after disbursement."
+    )
+
+
+@strawberry.type(description="Result of disburseLoan.")
+class DisburseLoanPayload(Payload):
+    loan: Loan | None = strawberry.field(
+        default=None,
+        description="The loan, now ACTIVE with its schedule; null when there are userErrors.",
+    )
+    booked: strawberry.Private[Sequence[InstallmentRecord]] = ()
+
+    def prime(self, loaders: Loaders) -> None:
+        """Also the schedule just booked, so the payload reads none of it back."""
+        super().prime(loaders)
+        if self.loan is not None and self.booked:
+            loaders.prime(self.booked)
+            loaders.installments_by_loan.prime(self.loan.key, list(self.booked))
+            # A loan is disbursed before any payment can be recorded on it: nothing allocated.
+            loaders.allocations_by_loan.prime(self.loan.key, [])
+
+
+@strawberry.input(description="Money received on an active loan.")
+class RecordPaymentInput(IdempotentInput):
+    loan_id: strawberry.ID = strawberry.field(description="Global id of an ACTIVE loan.")
+    amount: Decimal = strawberry.field(
+        description="Amount received, in the loan's currency; at most the payoff amount."
+    )
+    received_on: date | None = strawberry.field(
+        default=None,
+        description="When it was received: not before disbursement, not in the future; "
+        "default today (UTC).",
+    )
+    reference: str | None = strawberry.field(
+        default=None, description="External reference (bank transfer id…), unique per loan."
+    )
+
+
+@strawberry.type(description="Result of recordPayment or reversePayment.")
+class PaymentPayload(Payload):
+    payment: Payment | None = strawberry.field(
+        default=None,
+        description="The payment with its allocations; null when there are userErrors.",
+    )
+    loan: Loan | None = strawberry.field(default=None, description="The loan afterwards.")
+
+
+@strawberry.input(description="Undo a payment recorded by mistake.")
+class ReversePaymentInput(IdempotentInput):
+    payment_id: strawberry.ID = strawberry.field(description="Global id of the payment.")
+    reason: str | None = strawberry.field(default=None, description="Why, up to 2000 characters.")
+
+
+@strawberry.type
+class LoanMutations:
+    @DISBURSE.mutation("Pay out an APPROVED loan: books its schedule and makes it ACTIVE.")
+    async def disburse_loan(
+        self,
+        info: Info,
+        input: Annotated[DisburseLoanInput, strawberry.argument(description="What to disburse.")],
+    ) -> DisburseLoanPayload:
+        async def work(session: AsyncSession, caller: Caller) -> DisburseLoanPayload:
+            disbursed = await service.disburse_loan(
+                session,
+                caller,
+                loan_id=key_of(input.loan_id, "Loan", "loanId"),
+                disbursed_on=input.disbursed_on,
+                first_due_date=input.first_due_date,
+                expected_version=input.expected_version,
+            )
+            return DisburseLoanPayload(
+                loan=written(Loan, disbursed.loan), booked=disbursed.installments
+            )
+
+        return await run_mutation(info, DisburseLoanPayload, input, work)
+
+    @RECORD_PAYMENT.mutation(
+        "Record money received. It is applied to the oldest instalment first, interest before "
+        "principal; the loan is PAID_OFF when nothing is left. OVERPAYMENT when it exceeds the "
+        "payoff amount."
+    )
+    async def record_payment(
+        self,
+        info: Info,
+        input: Annotated[RecordPaymentInput, strawberry.argument(description="The payment.")],
+    ) -> PaymentPayload:
+        async def work(session: AsyncSession, caller: Caller) -> PaymentPayload:
+            result = await service.record_payment(
+                session,
+                caller,
+                loan_id=key_of(input.loan_id, "Loan", "loanId"),
+                amount=input.amount,
+                received_on=input.received_on,
+                reference=input.reference,
+            )
+            return PaymentPayload(
+                payment=written(Payment, result.payment), loan=written(Loan, result.loan)
+            )
+
+        return await run_mutation(info, PaymentPayload, input, work)
+
+    @REVERSE_PAYMENT.mutation(
+        "Mark a payment reversed (it is kept) and re-apply the remaining payments. "
+        "ALREADY_REVERSED the second time."
+    )
+    async def reverse_payment(
+        self,
+        info: Info,
+        input: Annotated[ReversePaymentInput, strawberry.argument(description="What to reverse.")],
+    ) -> PaymentPayload:
+        async def work(session: AsyncSession, caller: Caller) -> PaymentPayload:
+            result = await service.reverse_payment(
+                session,
+                caller,
+                payment_id=key_of(input.payment_id, "Payment", "paymentId"),
+                reason=input.reason,
+            )
+            return PaymentPayload(
+                payment=written(Payment, result.payment), loan=written(Loan, result.loan)
+            )
+
+        return await run_mutation(info, PaymentPayload, input, work)

@@ -1,30 +1,36 @@
-"""The one place where a mutation's transaction is committed or rolled back, and replayed."""
+"""The one place where a mutation's transaction is committed or rolled back, and replayed.
+
+A mutation resolver hands ``run_mutation`` its payload type and a ``work`` function that calls
+one service and returns the success payload, its objects made with ``written`` from the rows
+the service wrote. Failures become the same payload type with userErrors; a replay becomes
+it with the stored objects read back through their own types.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Self, TypeVar, overload
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.records import Record
 from db.repositories import idempotency
 from graph.context import Info
 from graph.errors import UserError, user_errors
 from graph.inputs import nul_field
-from graph.node import resolve_key
-from graph.relay import Node
+from graph.loaders import Loaders
+from graph.relay import Node, RowView
 from lending.audit import Caller, canonical_json
 from lending.errors import DomainError, DomainErrors, ErrorCode
+
+V = TypeVar("V", bound=RowView)
 
 
 @strawberry.input(description="Fields shared by every mutation input.")
 class IdempotentInput:
-    """Input fields every mutation takes."""
-
     idempotency_key: str | None = strawberry.field(
         default=None,
         description="1 to 255 characters. A retry with the same key and input replays the first "
@@ -34,40 +40,69 @@ class IdempotentInput:
 
 @strawberry.input(description="Fields shared by mutations on an existing object.")
 class VersionedInput(IdempotentInput):
-    """Input fields of mutations on an existing application or loan."""
-
     expected_version: int | None = strawberry.field(
         default=None,
         description="The version you last read; STALE_VERSION (and nothing written) if it moved.",
     )
 
 
-@strawberry.type(description="Fields shared by every mutation payload.")
-class Replayable:
-    """The payload field every mutation returns."""
+@overload
+def written(view: type[V], row: Record) -> V: ...
+@overload
+def written(view: type[V], row: Record | None) -> V | None: ...
+def written(view: type[V], row: Record | None) -> V | None:
+    """The object of a row the mutation wrote; once committed, the row seeds the loaders."""
+    if row is None:
+        return None
+    made = view.from_row(row)
+    made.__dict__["_written"] = row
+    return made
 
+
+@strawberry.type(description="Fields shared by every mutation payload.")
+class Payload:
+    user_errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why nothing was written; empty on success."
+    )
     replayed: bool = strawberry.field(
-        description="True when this is the stored result of an earlier call with the same key."
+        default=False,
+        description="True when this is the stored result of an earlier call with the same key.",
     )
 
+    def objects(self) -> Iterator[tuple[str, Node]]:
+        """(field name, object) of each object the payload holds."""
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Node):
+                yield item.name, value
 
-Work = Callable[[AsyncSession, Caller], Awaitable[Mapping[str, Any]]]
+    def references(self) -> dict[str, list[Any] | None]:
+        """What an idempotency record keeps: (type name, key) of each object field."""
+        found = {name: [_type_name(view), view.key] for name, view in self.objects()}  # type: ignore[attr-defined]
+        return {item.name: found.get(item.name) for item in _object_fields(type(self))}
+
+    def prime(self, loaders: Loaders) -> None:
+        """Seed the request's loaders with the rows written, so the payload reads none back."""
+        loaders.prime(row for _, view in self.objects() if (row := view.__dict__.get("_written")))
+
+    @classmethod
+    async def replay(cls, loaders: Loaders, stored: dict[str, Any]) -> Self:
+        """The payload of an earlier execution, its objects as they are now."""
+        views: dict[str, Node | None] = {}
+        for name, reference in stored.items():
+            view = RowView.named(reference[0]) if reference else None
+            views[name] = await view.load(loaders, reference[1]) if view and reference else None
+        return cls(replayed=True, **views)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a mutation produced: (type name, key) per payload field, and whether replayed."""
+def _type_name(view: Node) -> str:
+    name: str = view.__strawberry_definition__.name  # type: ignore[attr-defined]
+    return name
 
-    keys: Mapping[str, tuple[str, int] | None]
-    replayed: bool
 
-    async def view(self, info: Info, name: str) -> Any:
-        """The GraphQL object for payload field ``name`` (None when the mutation made none)."""
-        ref = self.keys.get(name)
-        if ref is None:
-            return None
-        node: Node | None = await resolve_key(info, ref[0], ref[1])
-        return node
+def _object_fields(payload: type[Payload]) -> list[dataclasses.Field[Any]]:
+    base = {item.name for item in dataclasses.fields(Payload)}
+    return [item for item in dataclasses.fields(payload) if item.name not in base]
 
 
 def request_hash(operation: str, input_obj: Any) -> str:
@@ -93,52 +128,54 @@ def _checked_key(input_obj: object) -> str | None:
     return key
 
 
-async def run_mutation(
-    info: Info, operation: str, input_obj: object, work: Work
-) -> Outcome | list[UserError]:
+async def _claim(
+    session: AsyncSession, caller: Caller, key: str | None, operation: str, fingerprint: str
+) -> dict[str, Any] | None:
+    """Claim the idempotency key: None when this call runs, else what the first one stored."""
+    if key is None:
+        return None
+    existing = await idempotency.claim(
+        session, actor=caller.actor, key=key, operation=operation, request_hash=fingerprint
+    )
+    if existing is None:
+        return None
+    if existing.request_hash != fingerprint:
+        raise DomainError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            f"This key was first used for another {existing.operation} input.",
+            "idempotencyKey",
+        )
+    return existing.result or {}
+
+
+P = TypeVar("P", bound=Payload)
+Work = Callable[[AsyncSession, Caller], Awaitable[P]]
+
+
+async def run_mutation(info: Info, payload: type[P], input_obj: object, work: Work[P]) -> P:
     """Run ``work`` in its own transaction: commit on success, roll back on a domain error.
 
-    With an idempotency key, the first completed execution's result is stored in the same
-    transaction; a retry with the same input replays it, a different input is refused.
+    With an idempotency key, the first completed execution's objects are stored in the same
+    transaction; a retry with the same input replays them, a different input is refused.
     Expected failures come back as userErrors, having written nothing; anything else
     propagates (after the rollback) and is masked for the client.
     """
-    context = info.context
+    context, operation = info.context, info.field_name
     try:
         key = _checked_key(input_obj)
         caller = Caller(actor=context.actor, request_id=context.request_id, idempotency_key=key)
         fingerprint = request_hash(operation, input_obj)
         async with context.sessionmaker() as session, session.begin():
-            if key is not None:
-                existing = await idempotency.claim(
-                    session,
-                    actor=caller.actor,
-                    key=key,
-                    operation=operation,
-                    request_hash=fingerprint,
-                )
-                if existing is not None:
-                    if existing.request_hash != fingerprint:
-                        raise DomainError(
-                            ErrorCode.IDEMPOTENCY_KEY_REUSED,
-                            f"This key was first used for another {existing.operation} input.",
-                            "idempotencyKey",
-                        )
-                    stored = existing.result or {}
-                    return Outcome(
-                        {k: (v[0], v[1]) if v else None for k, v in stored.items()},
-                        replayed=True,
+            stored = await _claim(session, caller, key, operation, fingerprint)
+            if stored is None:
+                made = await work(session, caller)
+                if key is not None:
+                    await idempotency.store_result(
+                        session, actor=caller.actor, key=key, result=made.references()
                     )
-            rows = await work(session, caller)
-            keys = {
-                name: (type(row).__name__, row.id) if row is not None else None
-                for name, row in rows.items()
-            }
-            if key is not None:
-                await idempotency.store_result(
-                    session, actor=caller.actor, key=key, result={k: v for k, v in keys.items()}
-                )
     except (DomainError, DomainErrors) as exc:
-        return user_errors(exc)
-    context.loaders.prime(rows.values())
-    return Outcome(keys, replayed=False)
+        return payload(user_errors=user_errors(exc))
+    if stored is not None:
+        return await payload.replay(context.loaders, stored)
+    made.prime(context.loaders)
+    return made

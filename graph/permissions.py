@@ -1,14 +1,19 @@
-"""Permissions, declared on fields: which roles may call a root query, mutation or subscription."""
+"""Permissions, declared on fields: which roles may call a root query, mutation or subscription.
+
+Each guarded root field is made by its permission (``READ.field(...)``, ``DECIDE.mutation(...)``)
+so that the check and the roles named in the field's description come from one declaration.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import strawberry
 from strawberry.exceptions import StrawberryGraphQLError
 from strawberry.permission import BasePermission
 
 from graph.context import Info
-from lending.access import Permission
+from lending.access import Permission, Role, role_may
 
 
 def requires(permission: Permission) -> type[BasePermission]:
@@ -33,11 +38,41 @@ def requires(permission: Permission) -> type[BasePermission]:
     return Requires
 
 
-READ = requires(Permission.READ)
-APPLY = requires(Permission.APPLY)
-WITHDRAW = requires(Permission.WITHDRAW)
-DECIDE = requires(Permission.DECIDE)
-DISBURSE = requires(Permission.DISBURSE)
-RECORD_PAYMENT = requires(Permission.RECORD_PAYMENT)
-REVERSE_PAYMENT = requires(Permission.REVERSE_PAYMENT)
-MANAGE_PRODUCTS = requires(Permission.MANAGE_PRODUCTS)
+class Guard:
+    """Root fields guarded by one permission, their description naming the roles it grants."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+        self.check = requires(permission)
+        self.roles = tuple(role.value for role in Role if role_may(role, permission))
+
+    def describe(self, description: str) -> str:
+        """``description`` followed by the roles that may use the field."""
+        return f"{description} Roles: {', '.join(self.roles)}."
+
+    def field(self, description: str, **kwargs: Any) -> Any:
+        """A query field (as ``strawberry.field``) open to the roles with this permission."""
+        return strawberry.field(
+            description=self.describe(description), permission_classes=[self.check], **kwargs
+        )
+
+    def mutation(self, description: str, **kwargs: Any) -> Any:
+        """A mutation (as ``strawberry.mutation``) open to the roles with this permission."""
+        return strawberry.mutation(
+            description=self.describe(description), permission_classes=[self.check], **kwargs
+        )
+
+    def subscription(self, description: str, **kwargs: Any) -> Any:
+        """A subscription (as ``strawberry.subscription``) open to those roles."""
+        return strawberry.subscription(
+            description=self.describe(description), permission_classes=[self.check], **kwargs
+        )
+
+
+READ = Guard(Permission.READ)
+APPLY = Guard(Permission.APPLY)
+WITHDRAW = Guard(Permission.WITHDRAW)
+DECIDE = Guard(Permission.DECIDE)
+DISBURSE = Guard(Permission.DISBURSE)
+RECORD_PAYMENT = Guard(Permission.RECORD_PAYMENT)
+REVERSE_PAYMENT = Guard(Permission.REVERSE_PAYMENT)

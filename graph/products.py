@@ -1,8 +1,7 @@
-"""Loan products: the type and its query."""
+"""Root fields for loan products."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
 import strawberry
@@ -10,31 +9,8 @@ import strawberry
 from db.repositories import products as product_repo
 from graph.context import Info
 from graph.permissions import READ
-from graph.reads import Listed, column, private, reads
-from graph.relay import Node
-from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
-
-
-@strawberry.type(description="A loan product: the bounds and terms applications are made against.")
-class LoanProduct(Node):
-    """A loan product."""
-
-    key: strawberry.Private[int] = private("id")
-    code: str = column("code", "Stable product code, such as PERSONAL-USD.")
-    name: str = column("name", "Display name.")
-    description: str = column("description", "What the product is for.")
-    currency: str = column("currency", "ISO 4217 currency code of all amounts.")
-    min_amount: Decimal = column("min_amount", "Smallest amount lent.")
-    max_amount: Decimal = column("max_amount", "Largest amount lent.")
-    min_term_months: int = column("min_term_months", "Shortest term, in months.")
-    max_term_months: int = column("max_term_months", "Longest term, in months.")
-    annual_interest_rate: Decimal = column(
-        "annual_interest_rate", 'Nominal annual interest rate in percent, such as "9.99".'
-    )
-    amortization: AmortizationMethod = column("amortization", "How instalments are split.")
-    frequency: RepaymentFrequency = column("frequency", "How often instalments fall due.")
-    day_count: DayCount = column("day_count", "How interest is counted.")
-    active: bool = column("active", "Whether new applications may use the product.")
+from graph.reads import Listed, reads
+from graph.types.products import LoanProduct
 
 
 def only_active(active_only: bool = True) -> bool:
@@ -44,11 +20,8 @@ def only_active(active_only: bool = True) -> bool:
 
 @strawberry.type
 class ProductQueries:
-    """Root fields for products."""
-
-    @strawberry.field(
-        description="Loan products, ordered by code.",
-        permission_classes=[READ],
+    @READ.field(
+        "Loan products, ordered by code.",
         metadata=reads(Listed("loan_products", (("code", False),), only_active)),
     )
     async def loan_products(

@@ -21,16 +21,12 @@ from operator import attrgetter
 from typing import Any
 
 import strawberry
-from sqlalchemy import Date, DateTime, Integer, Numeric
-from sqlalchemy.orm import InstrumentedAttribute
 
 from db.read_plan import (
     Column,
     Computation,
     Domain,
     IsSet,
-    Kind,
-    Order,
     RowGlobalId,
     SumOf,
     TextGlobalId,
@@ -197,20 +193,10 @@ def row_values(cls: type, row: Any) -> dict[str, Any]:
     return _reader(cls)(row)
 
 
-def kind_of(attribute: InstrumentedAttribute[Any]) -> Kind:
-    """How a sort column's value is written in a cursor."""
-    column_type = attribute.property.columns[0].type
-    if isinstance(column_type, DateTime):
-        return Kind.DATETIME
-    if isinstance(column_type, Date):
-        return Kind.DATE
-    if isinstance(column_type, Numeric):
-        return Kind.DECIMAL
-    if isinstance(column_type, Integer):
-        return Kind.INT
-    raise TypeError(f"no cursor text for {attribute}")
-
-
-def order_of(attribute: InstrumentedAttribute[Any], name: str) -> Order:
-    """The order of a page sorted by ``attribute`` (ties by id), named ``name`` in cursors."""
-    return Order(column=attribute.key, kind=kind_of(attribute), name=name)
+@cache
+def attribute_of(cls: type, column_name: str) -> str:
+    """The attribute of ``cls``'s objects that holds its row's column ``column_name``."""
+    for name, leaf in _leaves(cls):
+        if type(leaf) is Column and leaf.name == column_name:
+            return name
+    raise LookupError(f"{cls.__name__} keeps no column {column_name}")

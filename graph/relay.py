@@ -1,4 +1,10 @@
-"""Relay plumbing: the Node interface, connections, and opaque keyset cursors."""
+"""Relay plumbing: objects made from rows, the Node interface, and the one pagination helper.
+
+Every connection is paginated the same way: ``paginate`` checks ``first`` and decodes
+``after`` into a ``PageArgs`` (filter, page, order), which the per-field path hands to
+db.repositories.pages and the compiled path to db.read_sql; ``connection`` turns the rows of
+a page into edges with their keyset cursors.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,16 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 import strawberry
+from sqlalchemy import Date, DateTime, Integer, Numeric
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db.pagination import PageRequest
-from db.read_plan import Order, RowGlobalId
+from db.read_plan import Kind, Order, PageArgs, RowGlobalId
 from graph.errors import ClientError
+from graph.loaders import Loaders
 from graph.reads import reads, row_values
 
 T = TypeVar("T")
@@ -29,24 +38,61 @@ After = Annotated[str | None, strawberry.argument(description="Return items afte
 GlobalId = Annotated[strawberry.ID, strawberry.argument(description="Global id.")]
 
 
-@strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
-class Node:
-    """Anything with a global id."""
+class RowView:
+    """A GraphQL object made from one row of a table, its fields read as declared.
 
+    A subclass names its table (``class Loan(Node, table="loans")``): relations declared with
+    that table resolve to it, and ``node(id:)`` finds it by its GraphQL name.
+    """
+
+    TABLE: ClassVar[str]
+    _by_table: ClassVar[dict[str, type[RowView]]] = {}
+
+    def __init_subclass__(cls, table: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if table is not None:
+            cls.TABLE = table
+            RowView._by_table[table] = cls
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        """The object of a row."""
+        return cls(**row_values(cls, row))
+
+    @classmethod
+    def of(cls, row: Any | None) -> Self | None:
+        """The object of a row, or None for none."""
+        return None if row is None else cls(**row_values(cls, row))
+
+    @classmethod
+    async def load(cls, loaders: Loaders, key: int) -> Self | None:
+        """The object with primary key ``key``, through the request's loaders."""
+        return cls.of(await loaders.one(cls.TABLE).load(key))
+
+    @staticmethod
+    def for_table(table: str) -> type[RowView]:
+        """The type made from rows of ``table``."""
+        return RowView._by_table[table]
+
+    @staticmethod
+    def named(type_name: str) -> type[Node] | None:
+        """The Node type called ``type_name`` in the schema, if any."""
+        for view in RowView._by_table.values():
+            definition = getattr(view, "__strawberry_definition__", None)
+            if issubclass(view, Node) and definition is not None and definition.name == type_name:
+                return view
+        return None
+
+
+@strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
+class Node(RowView):
     id: strawberry.ID = strawberry.field(
         description="Opaque global id.", metadata=reads(RowGlobalId())
     )
 
-    @classmethod
-    def from_row(cls, row: Any) -> Self:
-        """The GraphQL view of a row, every field read as declared."""
-        return cls(**row_values(cls, row))
-
 
 @strawberry.type(description="Where a page sits in its connection.")
 class PageInfo:
-    """Relay page information."""
-
     has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
     has_previous_page: bool = strawberry.field(
         description="Whether items precede this page (true when `after` was given)."
@@ -59,16 +105,12 @@ class PageInfo:
 
 @strawberry.type(description="An item of a connection with its cursor.")
 class Edge(Generic[T]):
-    """A node and where it sits."""
-
     cursor: str = strawberry.field(description="Opaque keyset cursor of this item.")
     node: T = strawberry.field(description="The item.")
 
 
 @strawberry.type(description="A page of items, paginated with keyset cursors.")
 class Connection(Generic[T]):
-    """A Relay connection."""
-
     edges: list[Edge[T]] = strawberry.field(description="The items of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page sits.")
     count: strawberry.Private[Callable[[], Awaitable[int]]]
@@ -85,68 +127,90 @@ def encode_cursor(order: str, value: Any, key: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _parse_sort_value(text: str, sample_type: type) -> Any:
-    if sample_type is datetime:
+def _parse_sort_value(text: str, kind: Kind) -> Any:
+    if kind is Kind.DATETIME:
         return datetime.fromisoformat(text)
-    if sample_type is int:
+    if kind is Kind.INT:
         return int(text)
-    if sample_type is date:
+    if kind is Kind.DATE:
         return date.fromisoformat(text)
-    if sample_type is Decimal:
+    if kind is Kind.DECIMAL:
         value = Decimal(text)
         if not value.is_finite():
             raise ValueError(text)
         return value
-    raise ValueError(sample_type)
+    raise ValueError(kind)
 
 
-def decode_cursor(cursor: str, order: str, value_type: type) -> tuple[Any, int]:
+def decode_cursor(cursor: str, order: Order) -> tuple[Any, int]:
     """(sort value, key) from a cursor made under ``order``; a ClientError otherwise."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_order, text, key = json.loads(raw)
-        if cursor_order != order:
+        if cursor_order != order.name:
             raise ClientError("The cursor was made for another ordering; restart without `after`.")
         if not isinstance(key, int) or not isinstance(text, str):
             raise ValueError(cursor)
-        return _parse_sort_value(text, value_type), key
+        return _parse_sort_value(text, order.kind), key
     except ClientError:
         raise
     except (binascii.Error, ValueError, TypeError, InvalidOperation, UnicodeDecodeError):
         raise ClientError("`after` is not a valid cursor.") from None
 
 
-def page_request(
-    first: int | None, after: tuple[Any, int] | None, *, descending: bool
-) -> PageRequest:
-    """Check ``first`` (0 to 100) and build the page request."""
+def _kind_of(attribute: InstrumentedAttribute[Any]) -> Kind:
+    """How a sort column's value is written in a cursor."""
+    column_type = attribute.property.columns[0].type
+    if isinstance(column_type, DateTime):
+        return Kind.DATETIME
+    if isinstance(column_type, Date):
+        return Kind.DATE
+    if isinstance(column_type, Numeric):
+        return Kind.DECIMAL
+    if isinstance(column_type, Integer):
+        return Kind.INT
+    raise TypeError(f"no cursor text for {attribute}")
+
+
+def paginate(
+    first: int | None,
+    after: str | None,
+    *,
+    sort: InstrumentedAttribute[Any],
+    name: str,
+    descending: bool = False,
+    filter: Any = None,
+) -> PageArgs:
+    """The checked arguments of a connection sorted by ``sort`` (ties by id).
+
+    ``name`` is written into every cursor, so that a cursor of another ordering (or, for a
+    list whose arguments define it, of other arguments) is refused.
+    """
+    order = Order(column=sort.key, kind=_kind_of(sort), name=name)
+    cursor = decode_cursor(after, order) if after else None
     size = DEFAULT_PAGE_SIZE if first is None else first
     if not 0 <= size <= MAX_PAGE_SIZE:
         raise ClientError(f"`first` must be between 0 and {MAX_PAGE_SIZE}; got {size}.")
-    return PageRequest(first=size, after=after, descending=descending)
+    return PageArgs(filter, PageRequest(first=size, after=cursor, descending=descending), order)
 
 
-def row_cursor(order: Order) -> Callable[[Any], str]:
-    """The cursor of a row on a page in ``order``."""
-    return lambda row: encode_cursor(order.name, getattr(row, order.column), row.id)
-
-
-def build_connection(
+def connection(
     rows: Sequence[R],
-    page: PageRequest,
-    *,
-    to_node: Callable[[R], T],
-    cursor_of: Callable[[R], str],
+    args: PageArgs,
+    node: Callable[[R], T],
     count: Callable[[], Awaitable[int]],
 ) -> Connection[T]:
     """A connection from up to ``first + 1`` rows (the extra row only says more follow)."""
-    visible = list(rows[: page.first])
-    edges = [Edge(cursor=cursor_of(row), node=to_node(row)) for row in visible]
+    first, order = args.page.first, args.order
+    edges = [
+        Edge(cursor=encode_cursor(order.name, getattr(row, order.column), row.id), node=node(row))  # type: ignore[attr-defined]
+        for row in rows[:first]
+    ]
     return Connection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=len(rows) > page.first,
-            has_previous_page=page.after is not None,
+            has_next_page=len(rows) > first,
+            has_previous_page=args.page.after is not None,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),

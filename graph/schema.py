@@ -10,19 +10,17 @@ from strawberry.types import ExecutionContext
 
 import graph.enums  # noqa: F401 - registers the domain enums with GraphQL
 from graph.applicants import ApplicantQueries
-from graph.application_mutations import ApplicationMutations
-from graph.applications import ApplicationQueries
+from graph.applications import ApplicationMutations, ApplicationQueries
 from graph.audit import AuditQueries
 from graph.compiled import CompiledExecutor, CompiledReadsExtension
 from graph.errors import MaskUnexpectedErrors, log_errors
 from graph.events import EventSubscriptions
 from graph.limits import limit_extensions
-from graph.loans import LoanQueries
+from graph.loans import LoanMutations, LoanQueries
 from graph.node import NodeQueries
 from graph.products import ProductQueries
 from graph.scalars import SCALAR_OVERRIDES
 from graph.servicing import ServicingQueries
-from graph.servicing_mutations import ServicingMutations, ServicingPreviewQueries
 from graph.settings import Settings
 
 
@@ -34,14 +32,13 @@ class Query(
     ApplicationQueries,
     LoanQueries,
     ServicingQueries,
-    ServicingPreviewQueries,
     AuditQueries,
 ):
     """Root query."""
 
 
 @strawberry.type(description="Change the lending data. Expected failures come back as userErrors.")
-class Mutation(ApplicationMutations, ServicingMutations):
+class Mutation(ApplicationMutations, LoanMutations):
     """Root mutation."""
 
 

@@ -1,386 +1,74 @@
-"""Schedules, instalments, payments and delinquency of loans: types and root queries."""
+"""Root fields for collections and schedules: overdue instalments, and schedule previews."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import strawberry
 
-from db import models
-from db.read_plan import Computation, Domain, IsSet, PageArgs, SumOf, ToMany, ToOne, Total
-from db.repositories import servicing as servicing_repo
-from db.repositories.servicing import OverdueFilter
+from db.read_plan import Domain
 from graph.context import Info
+from graph.errors import UserError, user_errors
 from graph.permissions import READ
-from graph.reads import (
-    Compute,
-    OldestOverdue,
-    Page,
-    column,
-    derived,
-    order_of,
-    private,
-    reads,
-    row_values,
-)
-from graph.relay import (
-    DEFAULT_PAGE_SIZE,
-    After,
-    Connection,
-    First,
-    Node,
-    build_connection,
-    decode_cursor,
-    page_request,
-    row_cursor,
-)
-from lending import clock
-from lending.allocation import InstallmentBalance, InstallmentDue
-from lending.delinquency import (
-    DelinquencyBucket,
-    InstallmentStatus,
-    delinquency,
-    installment_status,
-)
-from lending.repayment import PaidPart, balances_as_of
-from lending.schedule import Schedule
+from graph.reads import Page, reads
+from graph.relations import page_of
+from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First
+from graph.types.previews import SchedulePreview
+from graph.types.servicing import Installment, overdue_page
+from lending.errors import DomainError, DomainErrors
+from lending.services import loans as service
+from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
-if TYPE_CHECKING:
-    from graph.loans import Loan
+OVERDUE = Page(Domain.OVERDUE_INSTALLMENTS, overdue_page)
 
 
-async def loan_balances(
-    info: Info, loan_id: int, as_of: date | None
-) -> dict[int, InstallmentBalance]:
-    """A loan's instalments with what was paid by ``as_of`` (None: everything recorded)."""
-    loaders = info.context.loaders
-    key = (loan_id, as_of)
-    if key not in loaders.balances:
-        installments, allocations = await asyncio.gather(
-            loaders.installments_by_loan.load(loan_id), loaders.allocations_by_loan.load(loan_id)
-        )
-        number_of = {i.id: i.number for i in installments}
-        balances = balances_as_of(
-            [
-                InstallmentDue(i.number, i.due_date, i.principal_due, i.interest_due)
-                for i in installments
-            ],
-            [
-                PaidPart(number_of[a.installment_id], a.principal, a.interest, a.received_on)
-                for a in allocations
-            ],
-            as_of,
-        )
-        loaders.balances[key] = {b.number: b for b in balances}
-    return loaders.balances[key]
+@strawberry.input(description="Loan terms given explicitly instead of a product's.")
+class ScheduleTermsInput:
+    currency: str = strawberry.field(description="ISO 4217 currency code, such as USD or JPY.")
+    annual_interest_rate: Decimal = strawberry.field(description="Annual rate in percent.")
+    amortization: AmortizationMethod = strawberry.field(description="How instalments are split.")
+    frequency: RepaymentFrequency = strawberry.field(description="How often instalments fall due.")
+    day_count: DayCount = strawberry.field(description="How interest is counted.")
 
 
-AS_OF = "The date to assess on; default today (UTC). Payments received after it are ignored."
-
-
-def assessed_on(as_of: date | None = None) -> date:
-    """The date a field with an optional `asOf` assesses on: today (UTC) by default."""
-    return as_of or clock.today()
-
-
-INSTALLMENTS = ToMany("installments", "id", "loan_id", (("number", False),))
-
-
-@strawberry.type(description="One instalment of a disbursed loan's schedule.")
-class Installment(Node):
-    """An instalment."""
-
-    key: strawberry.Private[int] = private("id")
-    loan_key: strawberry.Private[int] = private("loan_id")
-    number: int = column("number", "Position in the schedule, from 1.")
-    due_date: date = column("due_date", "When it falls due.")
-    principal_due: Decimal = column("principal_due", "Principal part.")
-    interest_due: Decimal = column("interest_due", "Interest part.")
-    total_due: Decimal = derived(
-        Total(("principal_due", "interest_due")), "Principal plus interest."
+@strawberry.input(description="What to preview: a product's terms or explicit ones.")
+class SchedulePreviewInput:
+    product_code: str | None = strawberry.field(
+        default=None, description="Use this active product's terms and bounds."
     )
-    balance_after: Decimal = column(
-        "balance_after", "Principal left after this instalment, as scheduled."
+    terms: ScheduleTermsInput | None = strawberry.field(
+        default=None, description="Or these explicit terms (exactly one of the two)."
     )
-
-    async def _balance(self, info: Info, as_of: date | None) -> InstallmentBalance:
-        return (await loan_balances(info, self.loan_key, as_of))[self.number]
-
-    @strawberry.field(
-        description="Principal paid so far.", metadata=reads(Compute(Computation.PRINCIPAL_PAID))
+    amount: Decimal = strawberry.field(description="Principal.")
+    term_months: int = strawberry.field(
+        description="Term in months; biweekly and weekly loans get 26 or 52 instalments a year "
+        "over the same span, rounded up."
     )
-    async def principal_paid(self, info: Info) -> Decimal:
-        return (await self._balance(info, None)).principal_paid
-
-    @strawberry.field(
-        description="Interest paid so far.", metadata=reads(Compute(Computation.INTEREST_PAID))
+    disbursed_on: date | None = strawberry.field(
+        default=None, description="Disbursement date; default today (UTC)."
     )
-    async def interest_paid(self, info: Info) -> Decimal:
-        return (await self._balance(info, None)).interest_paid
-
-    @strawberry.field(
-        description="What is still to be paid on this instalment.",
-        metadata=reads(Compute(Computation.OUTSTANDING)),
-    )
-    async def amount_outstanding(self, info: Info) -> Decimal:
-        return (await self._balance(info, None)).outstanding
-
-    @strawberry.field(
-        description="When it was fully paid (received date of the last payment).",
-        metadata=reads(Compute(Computation.PAID_ON)),
-    )
-    async def paid_on(self, info: Info) -> date | None:
-        return (await self._balance(info, None)).paid_on
-
-    @strawberry.field(
-        description="Where the instalment stands on a date.",
-        metadata=reads(Compute(Computation.STATUS, bind=assessed_on)),
-    )
-    async def status(
-        self,
-        info: Info,
-        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
-    ) -> InstallmentStatus:
-        day = assessed_on(as_of)
-        return installment_status(await self._balance(info, day), day)
-
-    @strawberry.field(
-        description="Days past due on a date (0 unless overdue).",
-        metadata=reads(Compute(Computation.DAYS_PAST_DUE, bind=assessed_on)),
-    )
-    async def days_past_due(
-        self,
-        info: Info,
-        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
-    ) -> int:
-        day = assessed_on(as_of)
-        status = installment_status(await self._balance(info, day), day)
-        return (day - self.due_date).days if status is InstallmentStatus.OVERDUE else 0
-
-    @strawberry.field(
-        description="The loan this instalment belongs to.",
-        metadata=reads(ToOne("loans", "loan_id")),
-    )
-    async def loan(self, info: Info) -> Annotated[Loan, strawberry.lazy("graph.loans")]:
-        from graph.loans import Loan
-
-        row = await info.context.loaders.loan_by_id.load(self.loan_key)
-        assert row is not None
-        return Loan.from_row(row)
-
-
-@strawberry.type(description="A disbursed loan's repayment schedule and its totals.")
-class RepaymentSchedule:
-    """A booked schedule."""
-
-    installments: list[Installment] = strawberry.field(
-        description="Instalments in order.", metadata=reads(INSTALLMENTS)
-    )
-    total_principal: Decimal = strawberry.field(
-        description="Sum of principal; the loan amount.",
-        metadata=reads(SumOf("installments", "id", "loan_id", ("principal_due",))),
-    )
-    total_interest: Decimal = strawberry.field(
-        description="Sum of scheduled interest.",
-        metadata=reads(SumOf("installments", "id", "loan_id", ("interest_due",))),
-    )
-    total_payable: Decimal = strawberry.field(
-        description="Principal plus interest.",
-        metadata=reads(SumOf("installments", "id", "loan_id", ("principal_due", "interest_due"))),
-    )
-
-    @classmethod
-    def from_rows(cls, rows: list[models.Installment]) -> RepaymentSchedule:
-        """The schedule of a loan's instalment rows."""
-        principal = sum((r.principal_due for r in rows), Decimal(0))
-        interest = sum((r.interest_due for r in rows), Decimal(0))
-        return cls(
-            installments=[Installment.from_row(r) for r in rows],
-            total_principal=principal,
-            total_interest=interest,
-            total_payable=principal + interest,
-        )
-
-
-@strawberry.type(description="One instalment of a previewed schedule (nothing is booked).")
-class ScheduledInstallment:
-    """A previewed instalment."""
-
-    number: int = strawberry.field(description="Position in the schedule, from 1.")
-    due_date: date = strawberry.field(description="When it would fall due.")
-    principal_due: Decimal = strawberry.field(description="Principal part.")
-    interest_due: Decimal = strawberry.field(description="Interest part.")
-    total_due: Decimal = strawberry.field(description="Principal plus interest.")
-    balance_after: Decimal = strawberry.field(description="Principal left after this instalment.")
-
-
-@strawberry.type(description="A schedule computed by the same function that books loans.")
-class SchedulePreview:
-    """A previewed schedule."""
-
-    installments: list[ScheduledInstallment] = strawberry.field(description="Instalments.")
-    total_principal: Decimal = strawberry.field(description="Sum of principal; the amount.")
-    total_interest: Decimal = strawberry.field(description="Sum of interest.")
-    total_payable: Decimal = strawberry.field(description="Principal plus interest.")
-    maturity_date: date = strawberry.field(description="Due date of the last instalment.")
-
-    @classmethod
-    def from_schedule(cls, schedule: Schedule) -> SchedulePreview:
-        """The GraphQL view of a computed schedule."""
-        return cls(
-            installments=[
-                ScheduledInstallment(
-                    number=i.number,
-                    due_date=i.due_date,
-                    principal_due=i.principal,
-                    interest_due=i.interest,
-                    total_due=i.total,
-                    balance_after=i.balance_after,
-                )
-                for i in schedule.installments
-            ],
-            total_principal=schedule.total_principal,
-            total_interest=schedule.total_interest,
-            total_payable=schedule.total_payable,
-            maturity_date=schedule.maturity_date,
-        )
-
-
-@strawberry.type(description="Part of a payment applied to one instalment.")
-class PaymentAllocation:
-    """An allocation (derived from the loan's payments; recomputed after every change)."""
-
-    installment_key: strawberry.Private[int] = private("installment_id")
-    principal: Decimal = column("principal", "Applied to principal.")
-    interest: Decimal = column("interest", "Applied to interest.")
-    amount: Decimal = derived(Total(("principal", "interest")), "Principal plus interest.")
-
-    @classmethod
-    def from_row(cls, row: models.PaymentAllocation) -> PaymentAllocation:
-        """The GraphQL view of an allocation row."""
-        return cls(**row_values(cls, row))
-
-    @strawberry.field(
-        description="The instalment paid.",
-        metadata=reads(ToOne("installments", "installment_id")),
-    )
-    async def installment(self, info: Info) -> Installment:
-        row = await info.context.loaders.installment_by_id.load(self.installment_key)
-        assert row is not None
-        return Installment.from_row(row)
-
-
-@strawberry.type(description="Money received on a loan. Payments are never deleted or edited.")
-class Payment(Node):
-    """A payment."""
-
-    key: strawberry.Private[int] = private("id")
-    loan_key: strawberry.Private[int] = private("loan_id")
-    reference: str | None = column("reference", "External reference, if given.")
-    amount: Decimal = column("amount", "Amount received.")
-    received_on: date = column("received_on", "When the money was received.")
-    recorded_by: str = column("recorded_by", "Who recorded it.")
-    recorded_at: datetime = column("recorded_at", "When it was recorded.")
-    reversed: bool = derived(
-        IsSet("reversed_at"), "Whether it was reversed (it then counts for nothing)."
-    )
-    reversed_at: datetime | None = column("reversed_at", "When it was reversed.")
-    reversed_by: str | None = column("reversed_by", "Who reversed it.")
-    reversed_reason: str | None = column("reversed_reason", "Why it was reversed.")
-
-    @strawberry.field(
-        description="How the payment was applied: oldest instalment first, interest before "
-        "principal. Empty once reversed.",
-        metadata=reads(ToMany("payment_allocations", "id", "payment_id", (("id", False),))),
-    )
-    async def allocations(self, info: Info) -> list[PaymentAllocation]:
-        rows = await info.context.loaders.allocations_by_payment.load(self.key)
-        return [PaymentAllocation.from_row(r) for r in rows]
-
-    @strawberry.field(description="The loan paid.", metadata=reads(ToOne("loans", "loan_id")))
-    async def loan(self, info: Info) -> Annotated[Loan, strawberry.lazy("graph.loans")]:
-        from graph.loans import Loan
-
-        row = await info.context.loaders.loan_by_id.load(self.loan_key)
-        assert row is not None
-        return Loan.from_row(row)
-
-
-@strawberry.type(description="How far behind a loan is on a date.")
-class Delinquency:
-    """A loan's delinquency."""
-
-    loan_key: strawberry.Private[int] = private("loan_id")
-    oldest_number: strawberry.Private[int | None]
-    days_past_due: int = strawberry.field(
-        description="Days since the oldest overdue instalment fell due; 0 when none is.",
-        metadata=reads(Compute(Computation.LOAN_DAYS_PAST_DUE, from_parent=True)),
-    )
-    bucket: DelinquencyBucket = strawberry.field(
-        description="Days-past-due band.",
-        metadata=reads(Compute(Computation.LOAN_BUCKET, from_parent=True)),
-    )
-    overdue_amount: Decimal = strawberry.field(
-        description="Sum outstanding on overdue instalments.",
-        metadata=reads(Compute(Computation.LOAN_OVERDUE_AMOUNT, from_parent=True)),
-    )
-
-    @strawberry.field(
-        description="The oldest instalment overdue, if any.", metadata=reads(OldestOverdue())
-    )
-    async def oldest_overdue_installment(self, info: Info) -> Installment | None:
-        if self.oldest_number is None:
-            return None
-        rows = await info.context.loaders.installments_by_loan.load(self.loan_key)
-        return Installment.from_row(rows[self.oldest_number - 1])
-
-
-async def loan_delinquency(info: Info, loan_id: int, currency: str, day: date) -> Delinquency:
-    """The delinquency of a loan on ``day``."""
-    balances = await loan_balances(info, loan_id, day)
-    result = delinquency(balances.values(), day, currency)
-    return Delinquency(
-        loan_key=loan_id,
-        oldest_number=result.oldest_overdue_installment,
-        days_past_due=result.days_past_due,
-        bucket=result.bucket,
-        overdue_amount=result.overdue_amount,
+    first_due_date: date | None = strawberry.field(
+        default=None,
+        description="First due date; default one period after disbursement. Monthly dates keep "
+        "its day of month.",
     )
 
 
-def payment_page(first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None) -> PageArgs:
-    """The checked arguments of a loan's payments."""
-    name = "RECEIVED_ON:ASC"
-    cursor = decode_cursor(after, name, date) if after else None
-    page = page_request(first, cursor, descending=False)
-    return PageArgs(None, page, order_of(models.Payment.received_on, name))
-
-
-def overdue_page(
-    as_of: date,
-    min_days_past_due: int = 1,
-    first: int | None = DEFAULT_PAGE_SIZE,
-    after: str | None = None,
-) -> PageArgs:
-    """The checked arguments of `overdueInstallments`."""
-    name = f"OVERDUE:{as_of.isoformat()}:{min_days_past_due}"
-    cursor = decode_cursor(after, name, date) if after else None
-    page = page_request(first, cursor, descending=False)
-    flt = OverdueFilter.of(as_of, min_days_past_due)
-    return PageArgs(flt, page, order_of(models.Installment.due_date, name))
+@strawberry.type(description="Result of previewSchedule.")
+class SchedulePreviewPayload:
+    schedule: SchedulePreview | None = strawberry.field(
+        description="The schedule; null when there are userErrors."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why there is no schedule.")
 
 
 @strawberry.type
 class ServicingQueries:
-    """Root fields for collections."""
-
-    @strawberry.field(
-        description="Instalments of active loans overdue on a date, most overdue first.",
-        permission_classes=[READ],
-        metadata=reads(Page(Domain.OVERDUE_INSTALLMENTS, overdue_page)),
+    @READ.field(
+        "Instalments of active loans overdue on a date, most overdue first.",
+        metadata=reads(OVERDUE),
     )
     async def overdue_installments(
         self,
@@ -393,12 +81,38 @@ class ServicingQueries:
         after: After = None,
     ) -> Connection[Installment]:
         args = overdue_page(as_of, min_days_past_due, first, after)
-        db = info.context.db
-        rows = await db.run(servicing_repo.page_overdue_installments, args.filter, args.page)
-        return build_connection(
-            rows,
-            args.page,
-            to_node=Installment.from_row,
-            cursor_of=row_cursor(args.order),
-            count=lambda: db.run(servicing_repo.count_overdue_installments, args.filter),
+        return await page_of(info, OVERDUE, args)
+
+    @READ.field("The schedule a loan would get, from the same function that books loans.")
+    async def preview_schedule(
+        self,
+        info: Info,
+        input: Annotated[SchedulePreviewInput, strawberry.argument(description="What to preview.")],
+    ) -> SchedulePreviewPayload:
+        terms = input.terms
+        explicit = (
+            service.ExplicitTerms(
+                currency=terms.currency,
+                annual_interest_rate=terms.annual_interest_rate,
+                amortization=terms.amortization,
+                frequency=terms.frequency,
+                day_count=terms.day_count,
+            )
+            if terms
+            else None
+        )
+        try:
+            schedule = await info.context.db.run(
+                service.preview_schedule,
+                product_code=input.product_code,
+                explicit=explicit,
+                amount=input.amount,
+                term_months=input.term_months,
+                disbursed_on=input.disbursed_on,
+                first_due_date=input.first_due_date,
+            )
+        except (DomainError, DomainErrors) as exc:
+            return SchedulePreviewPayload(schedule=None, user_errors=user_errors(exc))
+        return SchedulePreviewPayload(
+            schedule=SchedulePreview.from_schedule(schedule), user_errors=[]
         )

@@ -1,37 +1,29 @@
-"""Configuration, read once from the environment (and an optional .env file)."""
+"""Configuration, read once from the environment (and an optional .env file).
+
+The database's own settings (URL, embedded server, pool) are db.settings'; the service's
+settings add what the HTTP server and the GraphQL layer need.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
+from db.settings import DatabaseSettings
 
 
-class Settings(BaseSettings):
+class Settings(DatabaseSettings):
     """Every setting of the service; the defaults suit the local demo."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     lending_env: Literal["development", "production"] = Field(
         default="development", description="'production' turns off demo conveniences."
     )
-    database_url: str | None = Field(
-        default=None, description="PostgreSQL URL; unset means the embedded server in pg_data_dir."
-    )
-    pg_data_dir: Path = Field(
-        default=ROOT / ".pgdata", description="Folder of the embedded PostgreSQL."
-    )
-    host: str = "127.0.0.1"
-    port: int = 8000
-    log_level: str = "INFO"
+    host: str = Field(default="127.0.0.1", description="Address `lending serve` listens on.")
+    port: int = Field(default=8000, description="Port `lending serve` listens on.")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     access_log: bool = Field(default=True, description="Log every HTTP request (uvicorn).")
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
     graphiql: bool | None = Field(
         default=None, description="Serve GraphiQL on GET /graphql; default: not in production."
     )

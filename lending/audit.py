@@ -20,6 +20,47 @@ def chain_of(application_id: int) -> str:
     return f"{CHAIN_PREFIX}{application_id}"
 
 
+class LoanEventType(enum.Enum):
+    """What subscribers to loan events hear about."""
+
+    DECIDED = "DECIDED"
+    WITHDRAWN = "WITHDRAWN"
+    DISBURSED = "DISBURSED"
+    PAYMENT_RECORDED = "PAYMENT_RECORDED"
+    PAYMENT_REVERSED = "PAYMENT_REVERSED"
+    PAID_OFF = "PAID_OFF"
+
+
+class AuditAction(enum.Enum):
+    """What an audit event records (its stored value, such as "application.decided")."""
+
+    APPLICATION_SUBMITTED = "application.submitted"
+    DECISION_RECORDED = "decision.recorded"
+    LOAN_CREATED = "loan.created"
+    APPLICATION_DECIDED = "application.decided"
+    APPLICATION_WITHDRAWN = "application.withdrawn"
+    LOAN_DISBURSED = "loan.disbursed"
+    PAYMENT_RECORDED = "payment.recorded"
+    LOAN_PAID_OFF = "loan.paid_off"
+    PAYMENT_REVERSED = "payment.reversed"
+    LOAN_REOPENED = "loan.reopened"
+
+    @property
+    def event(self) -> LoanEventType | None:
+        """The loan event announced for this action, if subscribers hear about it."""
+        return _ANNOUNCED.get(self)
+
+
+_ANNOUNCED = {
+    AuditAction.APPLICATION_DECIDED: LoanEventType.DECIDED,
+    AuditAction.APPLICATION_WITHDRAWN: LoanEventType.WITHDRAWN,
+    AuditAction.LOAN_DISBURSED: LoanEventType.DISBURSED,
+    AuditAction.PAYMENT_RECORDED: LoanEventType.PAYMENT_RECORDED,
+    AuditAction.PAYMENT_REVERSED: LoanEventType.PAYMENT_REVERSED,
+    AuditAction.LOAN_PAID_OFF: LoanEventType.PAID_OFF,
+}
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who asks, under which request and idempotency key: recorded with every change."""

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import LoanProduct, Payment
 from db.repositories import products as product_repo
-from db.repositories import servicing as servicing_repo
 from lending.audit import Caller
 from lending.services import applications as service
 from lending.services import loans as loan_service
@@ -428,7 +427,7 @@ async def _service_loan(
     session: AsyncSession, loan_id: int, disbursed_on: date, plan: str, today: date
 ) -> None:
     """Disburse a demo loan and repay it according to ``plan``."""
-    await loan_service.disburse_loan(
+    disbursed = await loan_service.disburse_loan(
         session,
         SERVICER,
         loan_id=loan_id,
@@ -436,7 +435,7 @@ async def _service_loan(
         first_due_date=None,
         today=today,
     )
-    installments = await servicing_repo.installments_by_loan_ids(session, [loan_id])
+    installments = sorted(disbursed.installments, key=lambda i: i.number)
 
     async def pay(amount: Decimal, on: date, reference: str | None = None) -> Payment:
         result = await loan_service.record_payment(

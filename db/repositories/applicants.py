@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,8 +10,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Applicant
-from db.pagination import PageRequest, keyset_page
-from db.repositories import records
 
 
 @dataclass(frozen=True)
@@ -61,12 +58,8 @@ async def get_or_create_applicant(
     return applicant
 
 
-async def applicants_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Applicant]:
-    """Applicants among ``ids`` (any order)."""
-    return await records(session, select(Applicant).where(Applicant.id.in_(ids)))
-
-
-def _filtered(flt: ApplicantFilter) -> Select[Applicant]:
+def filtered(flt: ApplicantFilter) -> Select[Applicant]:
+    """Applicants matching ``flt``."""
     stmt = select(Applicant)
     if flt.email is not None:
         stmt = stmt.where(func.lower(Applicant.email) == flt.email.strip().lower())
@@ -79,17 +72,3 @@ def _filtered(flt: ApplicantFilter) -> Select[Applicant]:
     if flt.created_to is not None:
         stmt = stmt.where(Applicant.created_at < flt.created_to)
     return stmt
-
-
-async def page_applicants(
-    session: AsyncSession, flt: ApplicantFilter, page: PageRequest
-) -> Sequence[Applicant]:
-    """One page of applicants by creation time (up to ``first + 1`` rows)."""
-    stmt = keyset_page(_filtered(flt), Applicant.created_at, Applicant.id, page)
-    return await records(session, stmt)
-
-
-async def count_applicants(session: AsyncSession, flt: ApplicantFilter) -> int:
-    """How many applicants match ``flt``."""
-    stmt = select(func.count()).select_from(_filtered(flt).subquery())
-    return int(await session.scalar(stmt) or 0)

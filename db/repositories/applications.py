@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,29 +10,14 @@ from typing import Any
 from sqlalchemy import Select, Update, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from db.models import Applicant, Decision, Loan, LoanApplication, LoanProduct
-from db.pagination import PageRequest, keyset_page, keyset_page_per_parent
-from db.repositories import column_values, index_named, insert_unless_taken, records
+from db.repositories import column_values, index_named, insert_unless_taken
 from lending.states import ApplicationStatus
 
 ONE_OPEN_PER_APPLICANT = index_named(
     LoanApplication.__table__, "uq_loan_applications_one_open_per_applicant"
 )
-
-
-class ApplicationSort(enum.Enum):
-    """Columns an application page can be ordered by."""
-
-    SUBMITTED_AT = "SUBMITTED_AT"
-    AMOUNT_REQUESTED = "AMOUNT_REQUESTED"
-
-
-SORT_COLUMNS: dict[ApplicationSort, InstrumentedAttribute[Any]] = {
-    ApplicationSort.SUBMITTED_AT: LoanApplication.submitted_at,
-    ApplicationSort.AMOUNT_REQUESTED: LoanApplication.amount_requested,
-}
 
 
 @dataclass(frozen=True)
@@ -50,7 +33,8 @@ class ApplicationFilter:
     amount_max: Decimal | None = None
 
 
-def _filtered(flt: ApplicationFilter) -> Select[LoanApplication]:
+def filtered(flt: ApplicationFilter) -> Select[LoanApplication]:
+    """Applications matching ``flt``."""
     stmt = select(LoanApplication)
     if flt.statuses is not None:
         stmt = stmt.where(LoanApplication.status.in_(flt.statuses))
@@ -77,59 +61,6 @@ def _filtered(flt: ApplicationFilter) -> Select[LoanApplication]:
     if flt.amount_max is not None:
         stmt = stmt.where(LoanApplication.amount_requested <= flt.amount_max)
     return stmt
-
-
-async def page_applications(
-    session: AsyncSession, flt: ApplicationFilter, sort: ApplicationSort, page: PageRequest
-) -> Sequence[LoanApplication]:
-    """One page of applications (up to ``first + 1`` rows)."""
-    stmt = keyset_page(_filtered(flt), SORT_COLUMNS[sort], LoanApplication.id, page)
-    return await records(session, stmt)
-
-
-async def count_applications(session: AsyncSession, flt: ApplicationFilter) -> int:
-    """How many applications match ``flt``."""
-    stmt = select(func.count()).select_from(_filtered(flt).subquery())
-    return int(await session.scalar(stmt) or 0)
-
-
-async def page_applications_per_applicant(
-    session: AsyncSession,
-    applicant_ids: Sequence[int],
-    flt: ApplicationFilter,
-    sort: ApplicationSort,
-    page: PageRequest,
-) -> Sequence[LoanApplication]:
-    """One page of applications for each of ``applicant_ids``, in one statement."""
-    stmt = _filtered(flt).where(LoanApplication.applicant_id.in_(applicant_ids))
-    paged = keyset_page_per_parent(
-        stmt,
-        LoanApplication,
-        LoanApplication.applicant_id,
-        SORT_COLUMNS[sort],
-        LoanApplication.id,
-        page,
-    )
-    return await records(session, paged)
-
-
-async def count_applications_per_applicant(
-    session: AsyncSession, applicant_ids: Sequence[int], flt: ApplicationFilter
-) -> dict[int, int]:
-    """How many applications match ``flt`` for each applicant."""
-    sub = _filtered(flt).where(LoanApplication.applicant_id.in_(applicant_ids)).subquery()
-    rows = await session.execute(
-        select(sub.c.applicant_id, func.count()).group_by(sub.c.applicant_id)
-    )
-    return {applicant_id: count for applicant_id, count in rows.all()}
-
-
-async def applications_by_ids(
-    session: AsyncSession, ids: Sequence[int]
-) -> Sequence[LoanApplication]:
-    """Applications among ``ids`` (any order)."""
-    stmt = select(LoanApplication).where(LoanApplication.id.in_(ids))
-    return await records(session, stmt)
 
 
 async def lock_application(session: AsyncSession, application_id: int) -> LoanApplication | None:
@@ -244,20 +175,3 @@ async def record_decision(
         loan.approved_at = decision.decided_at
     updated: LoanApplication = row[0]
     return updated
-
-
-async def decisions_by_application_ids(
-    session: AsyncSession, application_ids: Sequence[int]
-) -> Sequence[Decision]:
-    """Decisions of the given applications, oldest first."""
-    stmt = (
-        select(Decision)
-        .where(Decision.application_id.in_(application_ids))
-        .order_by(Decision.application_id, Decision.decided_at, Decision.id)
-    )
-    return await records(session, stmt)
-
-
-async def decisions_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Decision]:
-    """Decisions among ``ids`` (any order)."""
-    return await records(session, select(Decision).where(Decision.id.in_(ids)))

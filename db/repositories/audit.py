@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import inspect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditChainHead, AuditEvent
-from db.pagination import PageRequest, keyset_page
 from db.repositories import events as event_repo
+from lending.audit import json_safe
 
 
 async def lock_chain(session: AsyncSession, chain: str) -> str | None:
@@ -55,20 +55,6 @@ class ChainFilter:
     loan_key: int | None = None
 
 
-async def page_chain(session: AsyncSession, chain: str, page: PageRequest) -> Sequence[AuditEvent]:
-    """One page of a chain's events, oldest first."""
-    stmt = keyset_page(
-        select(AuditEvent).where(AuditEvent.chain == chain), AuditEvent.id, AuditEvent.id, page
-    )
-    return (await session.scalars(stmt)).all()
-
-
-async def count_chain(session: AsyncSession, chain: str) -> int:
-    """How many events a chain has."""
-    stmt = select(func.count()).where(AuditEvent.chain == chain)
-    return int(await session.scalar(stmt) or 0)
-
-
 async def all_events(session: AsyncSession, batch: int = 5000) -> AsyncIterator[AuditEvent]:
     """Every event in id order, streamed in batches."""
     last_id = 0
@@ -86,9 +72,5 @@ async def all_events(session: AsyncSession, batch: int = 5000) -> AsyncIterator[
 
 def snapshot(row: object) -> dict[str, object]:
     """A row's column values, JSON-ready (amounts as strings), for before/after states."""
-    from sqlalchemy import inspect
-
-    from lending.audit import json_safe
-
     mapper = inspect(type(row))
     return {attr.key: json_safe(getattr(row, attr.key)) for attr in mapper.column_attrs}

@@ -8,25 +8,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import LoanProduct
+from db.records import ProductRecord
 from db.repositories import records
 
 
-async def list_products(session: AsyncSession, *, active_only: bool) -> Sequence[LoanProduct]:
+async def list_products(session: AsyncSession, *, active_only: bool) -> Sequence[ProductRecord]:
     """Products ordered by code."""
     stmt = select(LoanProduct).order_by(LoanProduct.code)
     if active_only:
         stmt = stmt.where(LoanProduct.active.is_(True))
-    return (await session.scalars(stmt)).all()
+    return await records(session, stmt)
 
 
 async def product_by_code(session: AsyncSession, code: str) -> LoanProduct | None:
     """The product with ``code``, if any."""
     return await session.scalar(select(LoanProduct).where(LoanProduct.code == code))
-
-
-async def products_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[LoanProduct]:
-    """Products among ``ids`` (any order)."""
-    return await records(session, select(LoanProduct).where(LoanProduct.id.in_(ids)))
 
 
 async def add_product(session: AsyncSession, product: LoanProduct) -> LoanProduct:

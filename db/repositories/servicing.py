@@ -32,8 +32,7 @@ from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
 from db.models import Installment, Loan, Money, Payment, PaymentAllocation
-from db.pagination import PageRequest, keyset_page, keyset_page_per_parent
-from db.repositories import index_named, insert_unless_taken, records
+from db.repositories import index_named, insert_unless_taken
 from lending.states import LoanStatus
 
 REFERENCE_PER_LOAN = index_named(Payment.__table__, "uq_payments_loan_id_reference")
@@ -104,23 +103,6 @@ async def book_schedule(
         installment.id = key
     result: Loan = updated
     return result
-
-
-async def installments_by_loan_ids(
-    session: AsyncSession, loan_ids: Sequence[int]
-) -> Sequence[Installment]:
-    """Instalments of the given loans, in order."""
-    stmt = (
-        select(Installment)
-        .where(Installment.loan_id.in_(loan_ids))
-        .order_by(Installment.loan_id, Installment.number)
-    )
-    return await records(session, stmt)
-
-
-async def installments_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Installment]:
-    """Instalments among ``ids`` (any order)."""
-    return await records(session, select(Installment).where(Installment.id.in_(ids)))
 
 
 async def add_payment(session: AsyncSession, payment: Payment) -> Payment | None:
@@ -243,60 +225,6 @@ async def replace_allocations(
     return updated
 
 
-async def allocations_by_loan_ids(
-    session: AsyncSession, loan_ids: Sequence[int]
-) -> Sequence[PaymentAllocation]:
-    """Allocations of the given loans, in application order."""
-    stmt = (
-        select(PaymentAllocation)
-        .where(PaymentAllocation.loan_id.in_(loan_ids))
-        .order_by(PaymentAllocation.loan_id, PaymentAllocation.id)
-    )
-    return await records(session, stmt)
-
-
-async def allocations_by_payment_ids(
-    session: AsyncSession, payment_ids: Sequence[int]
-) -> Sequence[PaymentAllocation]:
-    """Allocations of the given payments, in application order."""
-    stmt = (
-        select(PaymentAllocation)
-        .where(PaymentAllocation.payment_id.in_(payment_ids))
-        .order_by(PaymentAllocation.payment_id, PaymentAllocation.id)
-    )
-    return await records(session, stmt)
-
-
-async def payments_by_ids(session: AsyncSession, ids: Sequence[int]) -> Sequence[Payment]:
-    """Payments among ``ids`` (any order)."""
-    return await records(session, select(Payment).where(Payment.id.in_(ids)))
-
-
-async def page_payments_per_loan(
-    session: AsyncSession, loan_ids: Sequence[int], page: PageRequest
-) -> Sequence[Payment]:
-    """One page of payments per loan, most recently received first, in one statement."""
-    stmt = keyset_page_per_parent(
-        select(Payment).where(Payment.loan_id.in_(loan_ids)),
-        Payment,
-        Payment.loan_id,
-        Payment.received_on,
-        Payment.id,
-        page,
-    )
-    return await records(session, stmt)
-
-
-async def count_payments_per_loan(session: AsyncSession, loan_ids: Sequence[int]) -> dict[int, int]:
-    """How many payments (reversed included) each loan has."""
-    rows = await session.execute(
-        select(Payment.loan_id, func.count())
-        .where(Payment.loan_id.in_(loan_ids))
-        .group_by(Payment.loan_id)
-    )
-    return {loan_id: count for loan_id, count in rows.all()}
-
-
 def _paid_by(as_of: date) -> Any:
     """Per instalment: what was paid on or before ``as_of``."""
     return (
@@ -341,25 +269,6 @@ def overdue_installments_stmt(flt: OverdueFilter) -> Select[Installment]:
             > func.coalesce(paid.c.paid, literal(0)),
         )
     )
-
-
-async def page_overdue_installments(
-    session: AsyncSession, flt: OverdueFilter, page: PageRequest
-) -> Sequence[Installment]:
-    """Overdue instalments, most overdue (oldest due date) first."""
-    stmt = keyset_page(
-        overdue_installments_stmt(flt),
-        Installment.due_date,
-        Installment.id,
-        page,
-    )
-    return (await session.scalars(stmt)).all()
-
-
-async def count_overdue_installments(session: AsyncSession, flt: OverdueFilter) -> int:
-    """How many instalments ``flt`` matches."""
-    sub = overdue_installments_stmt(flt).subquery()
-    return int(await session.scalar(select(func.count()).select_from(sub)) or 0)
 
 
 def days_past_due_stmt(as_of: date) -> Any:

@@ -13,7 +13,7 @@ from db.repositories import applicants as applicant_repo
 from db.repositories import applications as application_repo
 from db.repositories import products as product_repo
 from db.repositories.audit import snapshot
-from lending.audit import Caller
+from lending.audit import AuditAction, Caller
 from lending.errors import DomainError, ErrorCode, check_version
 from lending.references import new_reference
 from lending.services.audit import Change, record
@@ -103,7 +103,7 @@ async def apply_for_loan(
     await record(
         session,
         caller,
-        Change("application.submitted", application),
+        Change(AuditAction.APPLICATION_SUBMITTED, application),
         application_id=application.id,
         new_chain=True,
     )
@@ -180,11 +180,13 @@ async def decide_application(
     application = await application_repo.record_decision(
         session, application, status, decision, loan
     )
-    changes = [Change("decision.recorded", decision)]
+    changes = [Change(AuditAction.DECISION_RECORDED, decision)]
     if loan is not None:
-        changes.append(Change("loan.created", loan, loan_id=loan.id))
+        changes.append(Change(AuditAction.LOAN_CREATED, loan, loan_id=loan.id))
     changes.append(
-        Change("application.decided", application, before, loan_id=loan.id if loan else None)
+        Change(
+            AuditAction.APPLICATION_DECIDED, application, before, loan_id=loan.id if loan else None
+        )
     )
     await record(session, caller, *changes, application_id=application.id)
     return Decided(application=application, decision=decision, loan=loan)
@@ -221,7 +223,7 @@ async def withdraw_application(
     await record(
         session,
         caller,
-        Change("application.withdrawn", application, before),
+        Change(AuditAction.APPLICATION_WITHDRAWN, application, before),
         application_id=application.id,
     )
     return application

@@ -10,24 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditEvent
 from db.repositories import audit as audit_repo
-from lending.audit import Caller, StoredEvent, chain_of, event_hash, first_broken_link
-
-# Audit actions that subscribers to loanEvents hear about, with the event type they see.
-PUBLISHED = {
-    "application.decided": "DECIDED",
-    "application.withdrawn": "WITHDRAWN",
-    "loan.disbursed": "DISBURSED",
-    "payment.recorded": "PAYMENT_RECORDED",
-    "payment.reversed": "PAYMENT_REVERSED",
-    "loan.paid_off": "PAID_OFF",
-}
+from lending.audit import (
+    AuditAction,
+    Caller,
+    StoredEvent,
+    chain_of,
+    event_hash,
+    first_broken_link,
+)
 
 
 @dataclass(frozen=True)
 class Change:
     """One change to record: what was done to which row, and the row's state before."""
 
-    action: str
+    action: AuditAction
     entity: object
     before: dict[str, Any] | None = None
     loan_id: int | None = None
@@ -56,7 +53,7 @@ async def record(
         content: dict[str, Any] = {
             "chain": chain,
             "actor": caller.actor,
-            "action": change.action,
+            "action": change.action.value,
             "entity_type": entity_type,
             "entity_id": f"{entity_type}:{entity_key}",
             "before": change.before,
@@ -75,10 +72,10 @@ async def record(
             }
         )
         previous = digest
-        if change.action in PUBLISHED:
+        if change.action.event is not None:
             announcements.append(
                 {
-                    "type": PUBLISHED[change.action],
+                    "type": change.action.event.value,
                     "applicationId": application_id,
                     "loanId": change.loan_id,
                     "entityId": content["entity_id"],

@@ -20,7 +20,7 @@ from lending.allocation import (
     PaymentIn,
     allocate,
 )
-from lending.audit import Caller
+from lending.audit import AuditAction, Caller
 from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
 from lending.money import parse_amount, parse_rate
 from lending.repayment import (
@@ -183,7 +183,7 @@ async def disburse_loan(
     await record(
         session,
         caller,
-        Change("loan.disbursed", loan, before, loan_id=loan.id),
+        Change(AuditAction.LOAN_DISBURSED, loan, before, loan_id=loan.id),
         application_id=loan.application_id,
     )
     return Disbursed(loan=loan, installments=installments)
@@ -293,9 +293,9 @@ async def record_payment(
         repo.LivePayment(payment.id, payment.amount, payment.received_on, payment.recorded_at),
     ]
     loan = await _reallocate(session, loan, installments, live, loan.status)
-    changes = [Change("payment.recorded", payment, loan_id=loan.id)]
+    changes = [Change(AuditAction.PAYMENT_RECORDED, payment, loan_id=loan.id)]
     if loan.status is LoanStatus.PAID_OFF:
-        changes.append(Change("loan.paid_off", loan, before, loan_id=loan.id))
+        changes.append(Change(AuditAction.LOAN_PAID_OFF, loan, before, loan_id=loan.id))
     await record(session, caller, *changes, application_id=loan.application_id)
     return PaymentResult(payment=payment, loan=loan)
 
@@ -330,8 +330,8 @@ async def reverse_payment(
     installments, payments = await repo.allocation_inputs(session, loan.id)
     was_paid_off = loan.status is LoanStatus.PAID_OFF
     loan = await _reallocate(session, loan, installments, payments, status)
-    changes = [Change("payment.reversed", payment, payment_before, loan_id=loan.id)]
+    changes = [Change(AuditAction.PAYMENT_REVERSED, payment, payment_before, loan_id=loan.id)]
     if was_paid_off and loan.status is LoanStatus.ACTIVE:
-        changes.append(Change("loan.reopened", loan, loan_before, loan_id=loan.id))
+        changes.append(Change(AuditAction.LOAN_REOPENED, loan, loan_before, loan_id=loan.id))
     await record(session, caller, *changes, application_id=loan.application_id)
     return PaymentResult(payment=payment, loan=loan)

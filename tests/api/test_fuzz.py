@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
 from graph.ids import to_global_id
-from graph.node import RESOLVERS
+from graph.node import TABLES
 from graph.schema import schema
 from tests.dbfixtures import gql
 from tests.examples import collect
@@ -79,7 +79,7 @@ def datetimes() -> st.SearchStrategy[ValueNode]:
 
 
 def ids(existing: list[str]) -> st.SearchStrategy[ValueNode]:
-    type_names = st.sampled_from([*RESOLVERS, "Nope"])
+    type_names = st.sampled_from([*TABLES, "Nope"])
     keys = st.integers(min_value=-5, max_value=2**64)
     return st.one_of(
         as_strings(

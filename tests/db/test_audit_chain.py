@@ -13,7 +13,7 @@ from db.embedded import recreate_database
 from db.migrate import alembic_config
 from db.models import Decision
 from db.session import create_engine, create_sessionmaker
-from lending.audit import Caller, event_hash
+from lending.audit import AuditAction, Caller, event_hash
 from lending.services import audit as audit_service
 from lending.states import DecisionOutcome
 
@@ -54,8 +54,8 @@ async def test_concurrent_appends_to_one_chain_take_turns(engine):
             await audit_service.record(
                 session,
                 Caller(f"agent-{i}"),
-                audit_service.Change("test.poked", marker(i)),
-                audit_service.Change("test.poked.again", marker(i)),
+                audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(i)),
+                audit_service.Change(AuditAction.LOAN_REOPENED, marker(i)),
                 application_id=42,
             )
             await asyncio.sleep(0.02)
@@ -77,7 +77,7 @@ async def test_an_event_that_does_not_follow_the_head_is_refused(engine):
         await audit_service.record(
             session,
             Caller("tester"),
-            audit_service.Change("test.poked", marker(1)),
+            audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(1)),
             application_id=7,
         )
     first = (await chain_rows(engine, "application:7"))[0]
@@ -105,7 +105,7 @@ async def test_a_chain_without_a_head_gets_one_when_first_appended(engine):
         await audit_service.record(
             session,
             Caller("tester"),
-            audit_service.Change("test.poked", marker(2)),
+            audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(2)),
             application_id=9,
         )
     # then the chain starts there and has a head
@@ -150,7 +150,7 @@ async def test_upgrading_sets_each_chain_head_to_its_last_event(server_url):
             await audit_service.record(
                 session,
                 Caller("tester"),
-                audit_service.Change("test.poked", marker(1)),
+                audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(1)),
                 application_id=1,
             )
         async with scratch.connect() as conn:

@@ -13,6 +13,7 @@ from graphql import (
 )
 
 from graph.schema import schema
+from graph.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT_IN_SCALARS = {"String", "Int", "Float", "Boolean", "ID"}
@@ -52,3 +53,18 @@ def undescribed() -> list[str]:
 
 def test_every_type_field_argument_and_enum_value_is_described():
     assert undescribed() == []
+
+
+def test_every_guarded_root_field_names_the_roles_it_is_open_to():
+    for root in (schema._schema.query_type, schema._schema.mutation_type):
+        assert root is not None
+        for name, field in root.fields.items():
+            assert field.description is not None
+            assert "Roles: " in field.description, f"{root.name}.{name}"
+
+
+def test_every_setting_is_described():
+    undescribed_settings = [
+        name for name, field in Settings.model_fields.items() if not field.description
+    ]
+    assert undescribed_settings == []

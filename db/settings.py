@@ -1,0 +1,31 @@
+"""The database settings, read from the environment: where PostgreSQL is, and the pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class DatabaseSettings(BaseSettings):
+    """How the service reaches PostgreSQL; the defaults start an embedded server for the demo."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset means the embedded server in pg_data_dir."
+    )
+    pg_data_dir: Path = Field(
+        default=ROOT / ".pgdata", description="Folder of the embedded PostgreSQL."
+    )
+    db_pool_size: int = Field(
+        default=10,
+        description="Connections each server process keeps open (compiled reads keep a second "
+        "pool of up to as many).",
+    )
+    db_max_overflow: int = Field(
+        default=10, description="Connections a process may open beyond the pool under load."
+    )

@@ -1,0 +1,90 @@
+"""Relations and pages: per-field resolvers of declared reads, so each is written once.
+
+``to_one`` and ``to_many`` make a field from its db.read_plan link (table, columns, order):
+the compiled path renders the link as a join, and the resolver here loads it through the
+request's batched loaders and builds the related type's objects (the type made from rows of
+that table), so a type needs no import of the types it links to. ``page_of`` does the same
+for connections, from their ``Page`` declaration, and ``lookup`` for a root field by id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from db.read_plan import PageArgs, ToMany, ToOne
+from db.repositories import pages
+from graph.context import Info
+from graph.ids import key_for
+from graph.loaders import Nested
+from graph.permissions import Guard
+from graph.reads import ById, Page, attribute_of, reads
+from graph.relay import Connection, GlobalId, Node, RowView, connection
+
+
+def _local(root: Any, column: str) -> Any:
+    view: type = type(root)
+    return getattr(root, attribute_of(view, column))
+
+
+def to_one(link: ToOne, description: str) -> Any:
+    """A field holding the row of ``link.table`` linked to this object's row (or null)."""
+
+    async def resolve(root: Any, info: Info) -> Any:
+        row = await info.context.loaders.one(link.table, link.remote).load(_local(root, link.local))
+        return RowView.for_table(link.table).of(row)
+
+    return strawberry.field(resolver=resolve, description=description, metadata=reads(link))
+
+
+def to_many(link: ToMany, description: str) -> Any:
+    """A field holding the rows of ``link.table`` linked to this object's row, in order."""
+
+    async def resolve(root: Any, info: Info) -> Any:
+        rows = await info.context.loaders.many(link).load(_local(root, link.local))
+        view = RowView.for_table(link.table)
+        return [view.from_row(row) for row in rows]
+
+    return strawberry.field(resolver=resolve, description=description, metadata=reads(link))
+
+
+async def page_of(
+    info: Info, declaration: Page, args: PageArgs, parent: Any = None
+) -> Connection[Any]:
+    """The connection a ``Page`` declaration reads: a root list, or ``parent``'s nested one.
+
+    Nested pages of sibling parents are batched by the request's loaders (one statement per
+    distinct set of arguments); ``totalCount`` runs only when selected.
+    """
+    domain, view = declaration.domain, RowView.for_table(declaration.domain.value)
+    if declaration.remote is None:
+        db = info.context.db
+        rows = await db.run(pages.page, domain, args)
+        return connection(
+            rows, args, view.from_row, lambda: db.run(pages.count, domain, args.filter)
+        )
+    assert declaration.local is not None
+    loaders, remote, key = (
+        info.context.loaders,
+        declaration.remote,
+        _local(parent, declaration.local),
+    )
+    rows = await loaders.pages(domain, remote).load(Nested(key, args))
+    return connection(
+        rows,
+        args,
+        view.from_row,
+        lambda: loaders.counts(domain, remote).load(Nested(key, args.filter)),
+    )
+
+
+def lookup(guard: Guard, view: type[Node], description: str) -> Any:
+    """A root field holding the ``view`` object with a global id (null for any other id)."""
+    key = key_for(view.__strawberry_definition__.name)  # type: ignore[attr-defined]
+
+    async def resolve(info: Info, id: GlobalId) -> Any:
+        found = key(id)
+        return await view.load(info.context.loaders, found) if found else None
+
+    return guard.field(description, resolver=resolve, metadata=reads(ById(view.TABLE, key)))

@@ -1,0 +1,181 @@
+"""Loans: terms, status, schedule, payments, balances and delinquency."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from db import models
+from db.read_plan import Computation, Domain, PageArgs, ToOne
+from db.repositories.loans import LoanFilter
+from graph.context import Info
+from graph.reads import ByStatus, Compute, Embedded, Page, column, private, reads
+from graph.relations import page_of, to_one
+from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First, Node, paginate
+from graph.types.servicing import (
+    AS_OF,
+    Delinquency,
+    Payment,
+    RepaymentSchedule,
+    assessed_on,
+    loan_balances,
+    loan_delinquency,
+    payment_page,
+)
+from lending import clock
+from lending.delinquency import BUCKET_BOUNDS, DelinquencyBucket
+from lending.repayment import left_to_pay
+from lending.states import LoanAction, LoanStatus, available_loan_actions
+from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
+
+if TYPE_CHECKING:
+    from graph.types.applicants import Applicant
+    from graph.types.applications import LoanApplication
+
+
+PAYMENTS = Page(Domain.PAYMENTS, payment_page, "id", "loan_id")
+
+
+@strawberry.type(description="A loan created by an approved application, with its terms.")
+class Loan(Node, table="loans"):
+    key: strawberry.Private[int] = private("id")
+    application_key: strawberry.Private[int] = private("application_id")
+    applicant_key: strawberry.Private[int] = private("applicant_id")
+    reference: str = column("reference", "Human-friendly reference, such as LN-4F7P2K9QZM.")
+    principal: Decimal = column("principal", "Amount lent.")
+    currency: str = column("currency", "ISO 4217 currency code of all amounts.")
+    annual_interest_rate: Decimal = column(
+        "annual_interest_rate", 'Nominal annual interest rate in percent, such as "9.99".'
+    )
+    term_months: int = column("term_months", "Term in months.")
+    amortization: AmortizationMethod = column("amortization", "How instalments are split.")
+    frequency: RepaymentFrequency = column("frequency", "How often instalments fall due.")
+    day_count: DayCount = column("day_count", "How interest is counted.")
+    status: LoanStatus = column("status", "Current status.")
+    version: int = column(
+        "version",
+        "Incremented on every change; pass as expectedVersion to avoid lost updates.",
+    )
+    approved_at: datetime = column("approved_at", "When the approving decision was made.")
+    disbursed_on: date | None = column("disbursed_on", "When the money was paid out.")
+    maturity_date: date | None = column("maturity_date", "Due date of the last instalment.")
+    application: Annotated[LoanApplication, strawberry.lazy("graph.types.applications")] = to_one(
+        ToOne("loan_applications", "application_id"), "The application the loan was approved on."
+    )
+
+    @strawberry.field(
+        description="The booked repayment schedule; null until the loan is disbursed.",
+        metadata=reads(Embedded(when="disbursed_on")),
+    )
+    async def schedule(self, info: Info) -> RepaymentSchedule | None:
+        if self.disbursed_on is None:
+            return None
+        rows = await info.context.loaders.installments_by_loan.load(self.key)
+        return RepaymentSchedule.from_rows(rows)
+
+    @strawberry.field(
+        description="Payments on the loan, reversed ones included, oldest received first.",
+        metadata=reads(PAYMENTS),
+    )
+    async def payments(
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
+    ) -> Connection[Payment]:
+        return await page_of(info, PAYMENTS, payment_page(first, after), self)
+
+    @strawberry.field(
+        description="Principal not yet repaid; null until disbursed.",
+        metadata=reads(Compute(Computation.OUTSTANDING_PRINCIPAL)),
+    )
+    async def outstanding_principal(self, info: Info) -> Decimal | None:
+        if self.disbursed_on is None:
+            return None
+        balances = await loan_balances(info, self.key, None)
+        return sum((b.principal_due - b.principal_paid for b in balances.values()), Decimal(0))
+
+    @strawberry.field(
+        description="Everything left to pay on a date (null until disbursed): what the schedule "
+        "asks for less payments received by then. Prepayments reduce future instalments in "
+        "order; in this version there is no re-amortization and no rebate of future interest.",
+        metadata=reads(Compute(Computation.PAYOFF, bind=assessed_on)),
+    )
+    async def payoff_amount(
+        self,
+        info: Info,
+        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
+    ) -> Decimal | None:
+        if self.disbursed_on is None:
+            return None
+        balances = await loan_balances(info, self.key, assessed_on(as_of))
+        return left_to_pay(balances.values())
+
+    @strawberry.field(
+        description="How far behind the loan is on a date.",
+        metadata=reads(Embedded(bind=assessed_on)),
+    )
+    async def delinquency(
+        self,
+        info: Info,
+        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
+    ) -> Delinquency:
+        return await loan_delinquency(info, self.key, self.currency, assessed_on(as_of))
+
+    @strawberry.field(
+        description="What may be done to the loan now; the mutations enforce the same table.",
+        metadata=reads(ByStatus("status", LoanStatus, available_loan_actions)),
+    )
+    def available_actions(self) -> list[LoanAction]:
+        return available_loan_actions(self.status)
+
+    applicant: Annotated[Applicant, strawberry.lazy("graph.types.applicants")] = to_one(
+        ToOne("applicants", "applicant_id"), "The borrower."
+    )
+
+
+@strawberry.input(description="Conditions on loans; all given conditions must hold.")
+class LoanFilterInput:
+    status: list[LoanStatus] | None = strawberry.field(
+        default=None, description="Any of these statuses."
+    )
+    delinquency_bucket: list[DelinquencyBucket] | None = strawberry.field(
+        default=None, description="Active loans in any of these delinquency buckets on `asOf`."
+    )
+    as_of: date | None = strawberry.field(
+        default=None, description="The date delinquency is assessed on; default today (UTC)."
+    )
+
+
+LoanFilterArg = Annotated[
+    LoanFilterInput | None, strawberry.argument(description="Conditions on loans.")
+]
+
+
+def loan_filter(f: LoanFilterInput | None) -> LoanFilter:
+    """The repository filter of a GraphQL loan filter."""
+    if f is None:
+        return LoanFilter()
+    return LoanFilter(
+        statuses=tuple(f.status) if f.status is not None else None,
+        days_past_due=tuple(BUCKET_BOUNDS[b] for b in f.delinquency_bucket)
+        if f.delinquency_bucket is not None
+        else None,
+        as_of=(f.as_of or clock.today()) if f.delinquency_bucket is not None else None,
+    )
+
+
+def loan_page(
+    first: int | None = DEFAULT_PAGE_SIZE,
+    after: str | None = None,
+    filter: LoanFilterInput | None = None,
+) -> PageArgs:
+    """The checked arguments of a loans connection: most recently approved first."""
+    return paginate(
+        first,
+        after,
+        sort=models.Loan.approved_at,
+        name="APPROVED_AT:DESC",
+        descending=True,
+        filter=loan_filter(filter),
+    )
