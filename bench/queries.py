@@ -54,6 +54,9 @@ from typing import Any
 from graph.ids import to_global_id
 from graph.relay import encode_cursor
 
+# The read workloads, in the order they are measured and reported (R3 is R2 from a cursor).
+READS = ("R1", "R2", "R3")
+
 # ---- our service ------------------------------------------------------------------------
 
 _OUR_FIELDS = (

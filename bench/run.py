@@ -32,9 +32,11 @@ from typing import Any
 import httpx
 
 from bench import queries
-from bench.data import database_name
-from bench.data import run as fill
+from bench.fill import database_name
+from bench.fill import run as fill
 from bench.measure import count_statements, cpu_seconds, peak_rss_mb, postmaster_pid
+from bench.queries import READS
+from bench.report import write_results
 from db.embedded import EmbeddedPostgres, admin_connection, with_database
 from db.session import raw_connection
 
@@ -43,9 +45,7 @@ WORK = ROOT / "bench" / ".work"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 KEY = "lnd_bench_admin"
 PY = sys.executable
-READS = ("R1", "R2", "R3")
 CONCURRENCY = (1, 16)
-BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 @dataclass(frozen=True)
@@ -600,227 +600,6 @@ def main(argv: list[str] | None = None) -> None:
     (WORK / "results.json").write_text(json.dumps(run, indent=2, default=str))
     write_results(args.output, run)
     print(f"wrote {args.output} in {run['minutes']} minutes", flush=True)
-
-
-# ---- the report --------------------------------------------------------------------------
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if a and b else "–"
-
-
-def _find(results: list[dict[str, Any]], **where: Any) -> dict[str, Any] | None:
-    for r in results:
-        if all(r[k] == v for k, v in where.items()):
-            return r
-    return None
-
-
-# The targets of the compiled read path: (label, workload, reference, at least), each at
-# concurrency 1 and at the highest concurrency of the run (16 by default).
-TARGETS = (
-    ("R1 ≥ 1.0× PostGraphile's throughput", "R1", "postgraphile", 1.0),
-    ("R2 ≥ 1.5× PostGraphile's throughput", "R2", "postgraphile", 1.5),
-    ("R3 ≥ 1.5× PostGraphile's throughput", "R3", "postgraphile", 1.5),
-    ("R2 ≥ 0.6× the ceiling SQL's throughput", "R2", "ceiling-sql", 0.6),
-)
-P99_LIMIT_MS = 100.0  # R2 at the highest concurrency with two workers
-STATEMENTS_LIMIT = 8.0  # W1, per mutation
-
-
-def _verdict(met: bool | None) -> str:
-    return "–" if met is None else ("met" if met else "**missed**")
-
-
-def targets(results: list[dict[str, Any]], scale: float) -> list[str]:
-    """The targets table: each figure of this run against what the compiled path must reach."""
-    out = [
-        "",
-        f"### Targets of the compiled read path (scale {scale:g}, one worker unless noted)",
-        "",
-        "| target | c | measured | |",
-        "|---|---:|---:|---|",
-    ]
-    top = max((r["concurrency"] for r in results), default=16)
-    for label, workload, reference, at_least in TARGETS:
-        for c in sorted({1, top}):
-            mine = _find(results, scale=scale, workload=workload, server="ours-1w", concurrency=c)
-            other = _find(results, scale=scale, workload=workload, server=reference, concurrency=c)
-            ratio = mine["rps"] / other["rps"] if mine and other and other["rps"] else None
-            shown = f"{ratio:.2f}×" if ratio is not None else "–"
-            met = None if ratio is None else ratio >= at_least
-            out.append(f"| {label} | {c} | {shown} | {_verdict(met)} |")
-    two = _find(results, scale=scale, workload="R2", server="ours-2w", concurrency=top)
-    p99 = two["p99_ms"] if two else None
-    out.append(
-        f"| R2 p99 < {P99_LIMIT_MS:g} ms, two workers | {top} | "
-        + (f"{p99:.1f} ms" if p99 is not None else "–")
-        + f" | {_verdict(None if p99 is None else p99 < P99_LIMIT_MS)} |"
-    )
-    writes = _find(results, scale=scale, workload="W1", server="ours-1w", concurrency=1)
-    statements = writes["statements"] if writes else None
-    out.append(
-        f"| W1 ≤ {STATEMENTS_LIMIT:g} statements per mutation | 1 | "
-        + (f"{statements:g}" if statements is not None else "–")
-        + f" | {_verdict(None if statements is None else statements <= STATEMENTS_LIMIT)} |"
-    )
-    out += ["", "Compiled ÷ field by field, our throughput at the same concurrency:", ""]
-    out += [
-        "| workload | c | compiled req/s | field by field req/s | × |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for workload in READS:
-        for c in sorted({r["concurrency"] for r in results if r["workload"] == workload}):
-            on = _find(results, scale=scale, workload=workload, server="ours-1w", concurrency=c)
-            off = _find(
-                results, scale=scale, workload=workload, server="ours-off-1w", concurrency=c
-            )
-            if on and off:
-                out.append(
-                    f"| {workload} | {c} | {on['rps']:.1f} | {off['rps']:.1f} | "
-                    f"{_ratio(on['rps'], off['rps'])} |"
-                )
-    return out
-
-
-def render(run: dict[str, Any]) -> str:
-    """The measured part of RESULTS.md."""
-    results: list[dict[str, Any]] = run["results"]
-    main_scale = run["scales"]["main"]
-    small_scale = run["scales"]["small"]
-    machine = run["machine"]
-    out = [
-        BEGIN,
-        f"Run {run['when']} with `{run['command']}` in {run['minutes']} minutes, on "
-        f"{machine['cores']} cores ({machine['system']}, Python {machine['python']}); load "
-        "generator, servers and PostgreSQL share those cores. Each measurement: "
-        f"{run['budget']['warmup_seconds']:g} s warm-up, then up to "
-        f"{run['budget']['requests']} requests or {run['budget']['seconds']:g} s. "
-        f"PostGraphile: {run['postgraphile']}.",
-        "",
-        "Data: "
-        + "; ".join(
-            f"scale {k} = {v['loans']:,} loans, {v['applications']:,} applications, "
-            f"{v['installments']:,} instalments ("
-            + ("reused" if v["reused"] else f"generated in {v['seconds']} s")
-            + ")"
-            for k, v in run["generation"].items()
-        )
-        + ".",
-        "",
-        f"### Ratios at scale {main_scale:g} (ours ÷ reference)",
-        "",
-        "Throughput ratio = our requests/s ÷ theirs (above 1: we are faster); latency ratio = "
-        "our p50 ÷ theirs (below 1: we are faster).",
-        "",
-        "| workload | c | ours | vs ceiling SQL: rps | p50 | vs ceiling Python: rps | p50 "
-        "| vs PostGraphile: rps | p50 |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for workload in READS:
-        for c in sorted({r["concurrency"] for r in results if r["workload"] == workload}):
-            for ours_name, label in (("ours-1w", "compiled"), ("ours-off-1w", "per field")):
-                mine = _find(results, scale=main_scale, workload=workload, server=ours_name,
-                             concurrency=c)  # fmt: skip
-                if mine is None:
-                    continue
-                cells = []
-                for ref in ("ceiling-sql", "ceiling-py", "postgraphile"):
-                    other = _find(results, scale=main_scale, workload=workload, server=ref,
-                                  concurrency=c)  # fmt: skip
-                    if other is None:
-                        cells += ["–", "–"]
-                    else:
-                        cells += [_ratio(mine["rps"], other["rps"]),
-                                  _ratio(mine["p50_ms"], other["p50_ms"])]  # fmt: skip
-                out.append(f"| {workload} | {c} | {label} | " + " | ".join(cells) + " |")
-    out += targets(results, main_scale)
-    out += [
-        "",
-        "### Every measurement",
-        "",
-        "CPU ms are per request: the server's process tree, and all of PostgreSQL's processes. "
-        "Statements per request are counted from PostgreSQL's own log (log_statement = all) in a "
-        "separate window of 20 requests at concurrency 1 (W1: 5 sequences), transaction control "
-        "excluded.",
-        "",
-        "| scale | workload | c | server | req/s | p50 ms | p99 ms | server CPU ms | "
-        "PG CPU ms | statements | peak RSS MiB | requests | errors |",
-        "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        statements = "" if r["statements"] is None else f"{r['statements']:g}"
-        out.append(
-            f"| {r['scale']:g} | {r['workload']} | {r['concurrency']} | {r['server']} | "
-            f"{r['rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['server_cpu_ms']:.2f} | "
-            f"{r['pg_cpu_ms']:.2f} | {statements} | {r['rss_mb']:.0f} | {r['requests']} | "
-            f"{r['errors']} |"
-        )
-    notes = [r for r in results if r["note"]]
-    if notes:
-        out += ["", "Notes: " + "; ".join(f"{r['workload']} {r['server']} c={r['concurrency']}: "
-                                           f"{r['note']}" for r in notes)]  # fmt: skip
-    if small_scale:
-        out += [
-            "",
-            f"### Table size: p50 ms at concurrency 1, scale {small_scale:g} → {main_scale:g}",
-            "",
-            "| workload | server | small | main |",
-            "|---|---|---:|---:|",
-        ]
-        for workload in READS:
-            for server in ("ours-1w", "ours-off-1w", "postgraphile"):
-                small = _find(results, scale=small_scale, workload=workload, server=server,
-                              concurrency=1)  # fmt: skip
-                big = _find(results, scale=main_scale, workload=workload, server=server,
-                            concurrency=1)  # fmt: skip
-                if small and big:
-                    out.append(
-                        f"| {workload} | {server} | {small['p50_ms']:.2f} | {big['p50_ms']:.2f} |"
-                    )
-    top = max((r["concurrency"] for r in results if r["server"] == "ours-2w"), default=16)
-    out += [
-        "",
-        f"### One worker process or two (ours, concurrency {top})",
-        "",
-        "| workload | 1 worker req/s | 2 workers req/s |",
-        "|---|---:|---:|",
-    ]
-    for workload in (*READS, "W1"):
-        one = _find(results, scale=main_scale, workload=workload, server="ours-1w",
-                    concurrency=top)  # fmt: skip
-        two = _find(results, scale=main_scale, workload=workload, server="ours-2w",
-                    concurrency=top)  # fmt: skip
-        if one and two:
-            out.append(f"| {workload} | {one['rps']:.1f} | {two['rps']:.1f} |")
-    for profile in run["profiles"]:
-        how = "compiled" if profile["compiled"] else "field by field"
-        out += [
-            "",
-            f"### Profile of {profile['workload']}, {how} (pyinstrument, in-process, "
-            f"{profile['requests']} requests, {profile['ms_per_request']} ms each)",
-            "",
-            "| layer | ms per request | share |",
-            "|---|---:|---:|",
-        ]
-        layers = profile["layers_ms"]
-        total = sum(layers.values()) or 1
-        for name, ms in sorted(layers.items(), key=lambda kv: -kv[1]):
-            if ms >= 0.005:
-                out.append(f"| {name} | {ms:.2f} | {ms / total:.0%} |")
-    out.append(END)
-    return "\n".join(out)
-
-
-def write_results(path: Path, run: dict[str, Any]) -> None:
-    """Replace the measured part of ``path``; keep what is written around it."""
-    measured = render(run)
-    if path.exists() and BEGIN in (text := path.read_text()) and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        path.write_text(head + measured + tail)
-    else:
-        path.write_text("# Benchmark results\n\n" + measured + "\n")
 
 
 if __name__ == "__main__":

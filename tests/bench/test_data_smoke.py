@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from bench import data
+from bench.book import build_book
+from bench.bulk_copy import BATCH_LOANS, chunks
+from bench.columns import TABLES
+from bench.distributions import REFERENCE_DATE
+from bench.fill import generate, loans_for
+from bench.servicer import Servicer
 from db.embedded import admin_connection, ensure_database
 from db.migrate import upgrade_to_head
 from db.session import raw_connection
@@ -74,7 +79,7 @@ async def _fingerprint(url: str) -> tuple[Decimal, dict[str, str]]:
             table: await connection.fetchval(
                 f"SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM {table} t"
             )
-            for table in data.TABLES
+            for table in TABLES
         }
     finally:
         await connection.close()
@@ -102,7 +107,7 @@ async def _generate_twice(server_url: str) -> Runs:
     url = await ensure_database(server_url, DATABASE)
     counts, fingerprints = [], []
     for _ in range(2):
-        counts.append(await data.generate(url, SCALE, seed=SEED, fresh=True))
+        counts.append(await generate(url, SCALE, seed=SEED, fresh=True))
         fingerprints.append(await _fingerprint(url))
     reference = await ensure_database(server_url, REFERENCE)
     await asyncio.to_thread(upgrade_to_head, reference)
@@ -127,8 +132,8 @@ async def _fetch(url: str, query: str, *args: Any) -> list[Any]:
 
 def test_every_table_is_filled(runs: Runs) -> None:
     counts = runs.counts[-1]
-    assert {table: counts[table] > 0 for table in data.TABLES} == dict.fromkeys(data.TABLES, True)
-    assert counts["loans"] == data.loans_for(SCALE)
+    assert {table: counts[table] > 0 for table in TABLES} == dict.fromkeys(TABLES, True)
+    assert counts["loans"] == loans_for(SCALE)
     assert counts["audit_events"] == counts["idempotency_keys"] == 0
     keys = asyncio.run(_fetch(runs.url, "SELECT name, role, key_hash, revoked_at FROM api_keys"))
     assert [tuple(k) for k in keys] == [("bench", "ADMIN", hash_api_key("lnd_bench_admin"), None)]
@@ -149,7 +154,7 @@ def test_indexes_constraints_and_triggers_are_as_migrated(runs: Runs) -> None:
             " UNION ALL ".join(
                 f"SELECT '{t}', (SELECT max(id) FROM {t}), "
                 f"pg_sequence_last_value(pg_get_serial_sequence('{t}', 'id'))"
-                for t in data.TABLES
+                for t in TABLES
             ),
         )
     )
@@ -244,7 +249,7 @@ def test_payments_and_allocations_follow_allocate(runs: Runs) -> None:
         allocated_per_installment[a["installment_id"]] += a["principal"] + a["interest"]
     for p in payments:
         loan = loans[p["loan_id"]]
-        assert loan["disbursed_on"] <= p["received_on"] <= data.REFERENCE_DATE
+        assert loan["disbursed_on"] <= p["received_on"] <= REFERENCE_DATE
         if p["reversed_at"] is None:
             assert allocated_per_payment[p["id"]] == p["amount"]
         else:
@@ -282,9 +287,9 @@ def test_payments_and_allocations_follow_allocate(runs: Runs) -> None:
 
 def test_every_delinquency_bucket_and_status_appears_at_a_larger_scale() -> None:
     """Without the database: the servicing mix of 1,500 loans covers every case."""
-    book = data.build_book(SEED, 1_500)
-    servicer = data.Servicer(SEED)
-    for index, loans in enumerate(data.chunks(book.loans, data.BATCH_LOANS)):
+    book = build_book(SEED, 1_500)
+    servicer = Servicer(SEED)
+    for index, loans in enumerate(chunks(book.loans, BATCH_LOANS)):
         servicer.batch(index, loans)
     mix = servicer.mix
     for bucket in ("CURRENT", "DPD_1_30", "DPD_31_60", "DPD_61_90", "DPD_91_PLUS"):

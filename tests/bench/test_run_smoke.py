@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.run import BEGIN, END, ROOT, WORK
+from bench.report import BEGIN, END
+from bench.run import ROOT, WORK
 
 
 def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
