@@ -92,6 +92,32 @@ class EmbeddedPostgres:
         self._url = f"postgresql://postgres@/postgres?host={socket_dir}"
         return self._url
 
+    def interrupt(self) -> None:
+        """Stop the server as a restart or a failover does: a fast shutdown that disconnects
+        every client. ``resume`` starts it again at the same URL (used by the fault tests)."""
+        if self._handle is not None:
+            from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+            pg_ctl(
+                ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._handle.system_user
+            )
+        else:
+            assert self._system_ctl is not None, "server not started here"
+            subprocess.run(
+                [str(self._system_ctl), "-D", str(self.data_dir), "-w", "-m", "fast", "stop"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+
+    def resume(self) -> None:
+        """Start the server again after ``interrupt``; returns once it accepts connections."""
+        if self._handle is not None:
+            with self._handle._lock:
+                self._handle.ensure_postgres_running()
+        else:
+            self._system_ctl = None
+            self._start_system()
+
     def stop(self) -> None:
         """Stop the server if this process started it."""
         if self._handle is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -15,47 +16,93 @@ from db.session import raw_connection
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
+LISTEN_WAIT = 5.0  # seconds a new subscriber waits for the LISTEN connection
+RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0)  # then every second until the database answers
+
+# Put in every subscriber's queue when events stop arriving because the database went away.
+INTERRUPTED: dict[str, Any] = {"type": "__interrupted__"}
 
 
 class EventListener:
-    """Listens on the events channel while anyone subscribes; every subscriber gets every event."""
+    """One LISTEN connection per process, kept up while the process runs; fans events out.
+
+    When the connection is lost (a restart, a failover) every subscriber is told once
+    (``INTERRUPTED`` in its queue: events committed meanwhile are not heard), and the listener
+    reconnects by itself; subscribers keep their queues and hear events again once it has.
+    """
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._connection: Any = None
         self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._lock = asyncio.Lock()
-
-    async def _ensure_listening(self) -> None:
-        async with self._lock:
-            if self._connection is None or self._connection.is_closed():
-                self._connection = await raw_connection(self._url)
-                await self._connection.add_listener(CHANNEL, self._deliver)
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._connection: Any = None
 
     def _deliver(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        event = json.loads(payload)
+        self._broadcast(json.loads(payload))
+
+    def _broadcast(self, event: dict[str, Any]) -> None:
         for queue in list(self._queues):
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
                 log.warning("subscriber too slow: dropped event %s", event.get("type"))
 
+    async def _run(self) -> None:
+        attempt, failing = 0, False
+        while True:
+            lost = asyncio.Event()
+            try:
+                connection = await raw_connection(self._url)
+                await connection.add_listener(CHANNEL, self._deliver)
+                connection.add_termination_listener(lambda _, lost=lost: lost.set())
+            except Exception as error:
+                if not failing:
+                    log.warning("cannot listen for loan events (%s); retrying", error)
+                    failing = True
+                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+                attempt += 1
+                continue
+            if failing:
+                log.warning("listening for loan events again")
+            attempt, failing = 0, False
+            self._connection = connection
+            self._listening.set()
+            await lost.wait()
+            self._connection = None
+            self._listening.clear()
+            self._broadcast(INTERRUPTED)
+
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        """A queue receiving every event committed from now on, by any server process."""
-        await self._ensure_listening()
+        """A queue receiving every event committed from now on, by any server process.
+
+        It holds ``INTERRUPTED`` instead when the database cannot be listened to right now.
+        """
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._queues.add(queue)
         try:
+            if not self._listening.is_set():
+                try:
+                    await asyncio.wait_for(self._listening.wait(), LISTEN_WAIT)
+                except TimeoutError:
+                    queue.put_nowait(INTERRUPTED)
             yield queue
         finally:
             self._queues.discard(queue)
 
     async def close(self) -> None:
         """Stop listening."""
-        if self._connection is not None and not self._connection.is_closed():
-            await self._connection.close()
-        self._connection = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            await connection.close()
 
 
 class ChannelWatch:

@@ -74,6 +74,8 @@ class LoanProduct(Base):
         CheckConstraint(
             "min_term_months >= 1 AND max_term_months >= min_term_months", name="term_bounds"
         ),
+        # lending.repayment.MAX_TERM_MONTHS: what bounds a schedule's length (and a query's cost).
+        CheckConstraint("max_term_months <= 600", name="term_within_limit"),
         CheckConstraint(
             "annual_interest_rate >= 0 AND annual_interest_rate <= 100", name="rate_range"
         ),
@@ -212,6 +214,7 @@ class Loan(Base):
     __table_args__ = (
         CheckConstraint("principal > 0", name="principal_positive"),
         CheckConstraint("term_months >= 1", name="term_positive"),
+        CheckConstraint("term_months <= 600", name="term_within_limit"),
         CheckConstraint(
             "annual_interest_rate >= 0 AND annual_interest_rate <= 100", name="rate_range"
         ),

@@ -8,7 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from db.session import connect_arguments
+from db.errors import OUTAGE, disconnected
+from db.session import connect_arguments, server_settings
 
 # Compiled statements are long (planning one takes milliseconds) and their parameters are
 # keys, page sizes and dates that do not change the best plan: plan each once per connection.
@@ -35,9 +36,16 @@ class ReadPool:
     the BEGIN and ROLLBACK that a pooled ORM connection would send around it.
     """
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(
+        self, url: str, size: int, *, timeout: float = 5.0, statement_timeout: float = 0.0
+    ) -> None:
         self._url = url
         self._size = size
+        self._timeout = timeout  # to connect, or to wait for a free connection
+        self._settings = {
+            **SESSION,
+            **server_settings(SESSION["application_name"], statement_timeout),
+        }
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
         # Called with each statement's text before it runs (tests count statements with it).
@@ -48,19 +56,34 @@ class ReadPool:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
                     **connect_arguments(self._url),
-                    min_size=1,
+                    min_size=0,
                     max_size=self._size,
-                    server_settings=SESSION,
+                    server_settings=self._settings,
                     reset=_nothing_to_reset,
+                    timeout=self._timeout,
                 )
             return self._pool
 
     async def fetch_text(self, sql: str, arguments: Sequence[Any]) -> str:
-        """The single text value a statement returns."""
+        """The single text value a statement returns.
+
+        A connection the server closed meanwhile is replaced by the pool before it is used; one
+        found dead only when used (its server went away without a word) is replaced once, since
+        a read is safe to send again.
+        """
         pool = self._pool or await self._open()
         for observe in self.observers:
             observe(sql)
-        value: str = await pool.fetchval(sql, *arguments)
+        for attempt in (1, 2):
+            try:
+                async with pool.acquire(timeout=self._timeout) as connection:
+                    value: str = await connection.fetchval(sql, *arguments)
+                break
+            except Exception as error:
+                if attempt == 2 or not disconnected(error):
+                    raise
+        if OUTAGE.ongoing:
+            OUTAGE.recovered()
         return value
 
     async def close(self) -> None:

@@ -7,13 +7,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from db.errors import OUTAGE, disconnected
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -44,15 +48,50 @@ async def raw_connection(url: str) -> Any:
     return await asyncpg.connect(**connect_arguments(url))
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    """An asyncpg engine; prepared statements are cached per connection by asyncpg."""
-    return create_async_engine(
+def server_settings(application_name: str, statement_timeout: float) -> dict[str, str]:
+    """The session settings of the service's connections."""
+    found = {"application_name": application_name}
+    if statement_timeout > 0:
+        found["statement_timeout"] = str(round(statement_timeout * 1000))
+    return found
+
+
+def _refuse_closed(dbapi_connection: Any, *_: Any) -> None:
+    """A pooled connection the server has closed (a restart, a failover) is replaced, unused.
+
+    asyncpg notices the server's goodbye when it arrives, so this costs no round trip; the
+    pool then opens a fresh connection for the same checkout.
+    """
+    if dbapi_connection._connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 5.0,
+    statement_timeout: float = 0.0,
+) -> AsyncEngine:
+    """An asyncpg engine; prepared statements are cached per connection by asyncpg.
+
+    A request waits at most ``pool_timeout`` seconds for a free connection, or to connect.
+    """
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"application_name": "lending"}},
+        connect_args={
+            "server_settings": server_settings("lending", statement_timeout),
+            "timeout": pool_timeout,
+        },
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    event.listen(engine.sync_engine, "connect", lambda *_: OUTAGE.recovered())
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -77,6 +116,7 @@ class RequestSession:
         self._session: AsyncSession | None = None
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Task[Any]] = set()
+        self._used = False  # a statement has succeeded in this request
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[AsyncSession]:
@@ -92,11 +132,23 @@ class RequestSession:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Call a repository function with the request's session, shielded from cancellation."""
+        """Call a repository function with the request's session, shielded from cancellation.
+
+        The request's first read is sent once more on a fresh connection when its connection
+        is found dead (its server went away without a word): nothing was read on it yet.
+        """
 
         async def call() -> T:
             async with self.use() as session:
-                return await fn(session, *args, **kwargs)
+                try:
+                    found = await fn(session, *args, **kwargs)
+                except Exception as error:
+                    if self._used or not disconnected(error):
+                        raise
+                    await session.close()
+                    found = await fn(session, *args, **kwargs)
+                self._used = True
+                return found
 
         task = asyncio.ensure_future(call())
         self._running.add(task)

@@ -29,3 +29,13 @@ class DatabaseSettings(BaseSettings):
     db_max_overflow: int = Field(
         default=10, description="Connections a process may open beyond the pool under load."
     )
+    db_pool_timeout: float = Field(
+        default=5.0,
+        description="Seconds a request waits for a free connection (or to connect) before it is "
+        "answered 503 SERVICE_UNAVAILABLE.",
+    )
+    db_statement_timeout: float = Field(
+        default=15.0,
+        description="Seconds one SQL statement may run before PostgreSQL cancels it (the request "
+        "is answered 503); 0 for no limit.",
+    )

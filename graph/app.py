@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 
+from db.errors import OUTAGE, unavailable
 from db.listener import EventListener
 from db.migrate import current_revision, head_revision
 from db.read_pool import ReadPool
@@ -24,6 +25,14 @@ from db.session import RequestSession, create_engine, create_sessionmaker
 from graph.compiled import CompiledReads, RequestReads
 from graph.context import Context
 from graph.fast_path import CompiledReadsMiddleware, request_id
+from graph.http import (
+    RETRY_AFTER,
+    BodyLimitMiddleware,
+    ServiceUnavailable,
+    error_body,
+    unavailable_body,
+    unavailable_errors,
+)
 from graph.principals import PrincipalCache
 from graph.schema import LendingSchema, build_schema
 from graph.settings import Settings
@@ -34,10 +43,27 @@ log = logging.getLogger("lending.app")
 
 
 class JSONRouter(GraphQLRouter[Any, None]):
-    """Strawberry's router, writing responses with orjson (which embeds compiled fragments)."""
+    """Strawberry's router, writing responses with orjson (which embeds compiled fragments).
+
+    A result the database could not serve is HTTP 503 with Retry-After, its body only the
+    retryable SERVICE_UNAVAILABLE error: there is nothing partial a client should keep.
+    """
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        errors = unavailable_errors(
+            response_data.get("errors") if isinstance(response_data, dict) else None
+        )
+        if errors:
+            return Response(
+                orjson.dumps({"errors": errors[:1]}),
+                status_code=503,
+                media_type="application/json",
+                headers={"Retry-After": RETRY_AFTER},
+            )
+        return super().create_response(response_data, sub_response)
 
 
 class Unauthenticated(Exception):
@@ -76,15 +102,23 @@ def create_app(
     validation caches: the tests run one document through two apps that way.
     """
     engine: AsyncEngine = create_engine(
-        database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        statement_timeout=settings.db_statement_timeout,
     )
     sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
     head = head_revision()
     events = EventListener(database_url)
     schema = schema or build_schema(settings)
-    compiled = CompiledReads(
-        schema, ReadPool(database_url, settings.db_pool_size), enabled=settings.compiled_reads
+    read_pool = ReadPool(
+        database_url,
+        settings.db_pool_size,
+        timeout=settings.db_pool_timeout,
+        statement_timeout=settings.db_statement_timeout,
     )
+    compiled = CompiledReads(schema, read_pool, enabled=settings.compiled_reads)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -105,7 +139,13 @@ def create_app(
     async def context(connection: HTTPConnection) -> AsyncIterator[Context]:
         principal = None
         if connection.scope["type"] == "http" and not _is_ide_page(connection):
-            principal = await authenticate(connection.headers.get("authorization"))
+            try:
+                principal = await authenticate(connection.headers.get("authorization"))
+            except Exception as error:
+                reason = unavailable(error)
+                if reason is None:
+                    raise
+                raise ServiceUnavailable(reason) from error
             if principal is None:
                 raise Unauthenticated
         db = RequestSession(sessionmaker)
@@ -137,12 +177,16 @@ def create_app(
 
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(request: Request, _: Unauthenticated) -> JSONResponse:
-        message = "Send a valid API key: Authorization: Bearer <key>."
         return JSONResponse(
-            {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+            error_body("Send a valid API key: Authorization: Bearer <key>.", "UNAUTHENTICATED"),
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+    @app.exception_handler(ServiceUnavailable)
+    async def service_unavailable(request: Request, error: ServiceUnavailable) -> JSONResponse:
+        OUTAGE.noticed(error.reason)
+        return _unavailable_response(error.reason, request.state.request_id)
 
     app.state.sessionmaker = sessionmaker
 
@@ -153,19 +197,21 @@ def create_app(
         request.state.request_id = request_id(request.headers.get("x-request-id", ""))
         try:
             response = await call_next(request)
-        except Exception:
-            log.exception("unhandled error [request_id=%s]", request.state.request_id)
-            response = JSONResponse(
-                {
-                    "errors": [
-                        {
-                            "message": "Internal server error.",
-                            "extensions": {"requestId": request.state.request_id},
-                        }
-                    ]
-                },
-                status_code=500,
-            )
+        except Exception as error:
+            reason = unavailable(error)
+            if reason is not None:
+                OUTAGE.noticed(reason)
+                response = _unavailable_response(reason, request.state.request_id)
+            else:
+                log.exception("unhandled error [request_id=%s]", request.state.request_id)
+                response = JSONResponse(
+                    error_body(
+                        f"Internal server error (request id {request.state.request_id}).",
+                        "INTERNAL_SERVER_ERROR",
+                        requestId=request.state.request_id,
+                    ),
+                    status_code=500,
+                )
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 
@@ -176,6 +222,8 @@ def create_app(
         principals=principals,
         cost_limit=settings.max_query_cost,
     )
+    # Outermost: nothing reads a body before its size is known to be acceptable.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
 
     router: GraphQLRouter[Any, None] = JSONRouter(
         schema,
@@ -195,8 +243,16 @@ def create_app(
                 await connection.execute(text("SELECT 1"))
                 revision = await current_revision(connection)
         except Exception as exc:
-            log.warning("readiness check failed: %s", exc)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+            reason = unavailable(exc)
+            if reason is None:
+                log.warning("readiness check failed: %s", exc)
+            else:
+                OUTAGE.noticed(reason)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable"},
+                503,
+                headers={"Retry-After": RETRY_AFTER},
+            )
         if revision != head:
             return JSONResponse(
                 {"status": "unavailable", "database": "ok", "migration": revision, "head": head},
@@ -205,6 +261,12 @@ def create_app(
         return JSONResponse({"status": "ok", "database": "ok", "migration": revision})
 
     return app
+
+
+def _unavailable_response(reason: str, request_id: str) -> JSONResponse:
+    return JSONResponse(
+        unavailable_body(reason, request_id), 503, headers={"Retry-After": RETRY_AFTER}
+    )
 
 
 def tune_garbage_collector() -> None:

@@ -102,6 +102,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         "port": port,
         "log_level": settings.log_level.lower(),
         "access_log": settings.access_log,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
     }
     if args.workers > 1:
         # Worker processes build their own app from the environment.

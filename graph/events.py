@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
+from graphql import GraphQLError
 
+from db.listener import INTERRUPTED
 from graph.context import Info
 from graph.enums import graphql_enum
-from graph.errors import ClientError
+from graph.errors import ClientError, unavailable_error
 from graph.ids import key_of, to_global_id
 from graph.permissions import READ
 from lending.audit import LoanEventType
@@ -65,11 +67,21 @@ def _key(global_id: str | None, type_name: str, field: str) -> int | None:
         raise ClientError(exc.message) from None
 
 
+def _interrupted(info: Info) -> dict[str, Any]:
+    found = unavailable_error(
+        "the database stopped sending events; they resume by themselves once it is back",
+        info.context.request_id,
+    )
+    return {"message": found["message"], "extensions": found["extensions"]}
+
+
 @strawberry.type
 class EventSubscriptions:
     @READ.subscription(
         "Changes to one application and its loan (or to everything when no id is given), from "
-        "any server process, once committed."
+        "any server process, once committed. If the database goes away, the subscription gets "
+        "one SERVICE_UNAVAILABLE error (events committed until it is back are not heard: "
+        "re-read what you follow) and carries on by itself."
     )
     async def loan_events(
         self,
@@ -86,6 +98,9 @@ class EventSubscriptions:
         async with info.context.events.subscribe() as queue:
             while True:
                 payload = await queue.get()
+                if payload is INTERRUPTED:
+                    yield GraphQLError(**_interrupted(info))  # type: ignore[misc]
+                    continue
                 if application is not None and payload["applicationId"] != application:
                     continue
                 if loan is not None and payload.get("loanId") != loan:

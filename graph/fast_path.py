@@ -14,7 +14,7 @@ ASGI middleware answers such a request itself when everything it needs is alread
 The answer is the same bytes the full path writes (the differential tests send every request
 both ways). Anything else — a first sighting, a bad cursor, a key never seen, an unusual
 request, a database error — goes down the full path unchanged, which then answers or reports
-the problem the usual way.
+the problem the usual way. A database that cannot serve is answered 503 at once.
 """
 
 from __future__ import annotations
@@ -22,24 +22,29 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 from graphql import get_operation_ast
 from graphql.execution.values import get_variable_values
 
+from db.errors import OUTAGE, unavailable
 from graph.compiled import CachedDocument, CompiledReads
+from graph.http import (
+    RETRY_AFTER,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    send_json,
+    unavailable_body,
+)
 from graph.limits import query_cost
 from graph.principals import PrincipalCache
 
 log = logging.getLogger("lending.compiled")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BODY = 1 << 20  # a larger request is left to the full path
@@ -127,9 +132,20 @@ class CompiledReadsMiddleware:
             return False
         try:
             data = await self.compiled.run_data(plan, bound)
-        except Exception:
-            log.warning("compiled read failed; answering on the full path", exc_info=True)
-            return False
+        except Exception as error:
+            reason = unavailable(error)
+            if reason is None:
+                log.warning("compiled read failed; answering on the full path", exc_info=True)
+                return False
+            OUTAGE.noticed(reason)
+            rid = request_id(headers.get("x-request-id", ""))
+            await send_json(
+                send,
+                503,
+                unavailable_body(reason, rid),
+                {"retry-after": RETRY_AFTER, "x-request-id": rid},
+            )
+            return True
         extensions = orjson.dumps(
             {"cost": {"requestedNodes": cost, "limit": self.cost_limit}, "compiled": plan.reading}
         )

@@ -9,7 +9,12 @@ number of objects it may return, counted in the manner of GitHub's node limit::
     cost(field)         = 0                          a scalar, an enum, or an introspection field
                         = first × cost(selection)    a field whose type is named *Connection
                         = len(ids) × (1 + cost(sel)) a list field fetched by an `ids` list (nodes)
-                        = 1 + cost(selection)        any other object field, list or not
+                        = bound × (1 + cost(sel))    any other list of objects (but a connection's
+                                                     edges, counted by its `first`), by the most
+                                                     items it can hold (LIST_BOUNDS: an
+                                                     application's decisions, a schedule's
+                                                     instalments …)
+                        = 1 + cost(selection)        any other object field
 
 ``first`` is the argument's value after variables are substituted: 20 when absent, null or not
 a whole number, clamped to 0..100 (the resolver refuses anything outside that range anyway);
@@ -65,8 +70,24 @@ from strawberry.extensions import (
 
 from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from graph.settings import Settings
+from lending.repayment import MAX_INSTALLMENTS
+from lending.states import MAX_DECISIONS
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+# The most items a plain list (not a connection) of objects can hold, counted in full.
+LIST_BOUNDS: dict[tuple[str, str], int] = {
+    ("LoanApplication", "decisions"): MAX_DECISIONS,
+    ("RepaymentSchedule", "installments"): MAX_INSTALLMENTS,
+    ("SchedulePreview", "installments"): MAX_INSTALLMENTS,
+    # A payment is applied to each instalment at most once.
+    ("Payment", "allocations"): MAX_INSTALLMENTS,
+    # Product catalogues are short; this one bound is assumed, not enforced.
+    ("Query", "loanProducts"): 100,
+}
+# A mutation reports at most one userError per input field, and no input has 20.
+USER_ERRORS = 20
 
 
 def _clamp(value: Any, default: int) -> int:
@@ -129,9 +150,13 @@ class _CostWalk:
         inner = self.selections(named, node.selection_set)
         if named.name.endswith("Connection"):
             return _clamp(self.argument(node, "first"), DEFAULT_PAGE_SIZE) * inner
-        if is_list_type(get_nullable_type(definition.type)) and "ids" in definition.args:
-            ids = self.argument(node, "ids")
-            return min(len(ids) if isinstance(ids, list) else 1, MAX_PAGE_SIZE) * (1 + inner)
+        name = node.name.value
+        if is_list_type(get_nullable_type(definition.type)) and name != "edges":
+            if "ids" in definition.args:
+                ids = self.argument(node, "ids")
+                return min(len(ids) if isinstance(ids, list) else 1, MAX_PAGE_SIZE) * (1 + inner)
+            bound = USER_ERRORS if name == "userErrors" else LIST_BOUNDS.get((parent.name, name))
+            return (bound or MAX_PAGE_SIZE) * (1 + inner)
         return 1 + inner
 
 

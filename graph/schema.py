@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 import graph.enums  # noqa: F401 - registers the domain enums with GraphQL
 from graph.applicants import ApplicantQueries
 from graph.applications import ApplicationMutations, ApplicationQueries
 from graph.audit import AuditQueries
 from graph.compiled import CompiledExecutor, CompiledReadsExtension
-from graph.errors import MaskUnexpectedErrors, log_errors
+from graph.errors import MaskUnexpectedErrors, log_errors, mask
 from graph.events import EventSubscriptions
 from graph.limits import limit_extensions
 from graph.loans import LoanMutations, LoanQueries
@@ -48,12 +50,23 @@ class Subscription(EventSubscriptions):
 
 
 class LendingSchema(strawberry.Schema):
-    """Logs unexpected faults with the request id before they are masked."""
+    """Logs unexpected faults with the request id, and masks them whatever raised them.
+
+    Errors are masked by an extension as the operation ends; a fault raised by an extension's
+    own hook ends the operation before that, so what is returned is masked here once more.
+    """
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         log_errors(errors, execution_context)
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(*args, **kwargs)
+        if result.errors:
+            request_id = str(getattr(kwargs.get("context_value"), "request_id", None) or "-")
+            result.errors = [mask(error, request_id) for error in result.errors]
+        return result
 
 
 def build_schema(settings: Settings | None = None) -> LendingSchema:

@@ -24,6 +24,14 @@ class Settings(DatabaseSettings):
     port: int = Field(default=8000, description="Port `lending serve` listens on.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     access_log: bool = Field(default=True, description="Log every HTTP request (uvicorn).")
+    max_request_bytes: int = Field(
+        default=1 << 20, description="Largest request body accepted; larger ones get HTTP 413."
+    )
+    shutdown_timeout: float = Field(
+        default=10.0,
+        description="Seconds in-flight requests get to finish after SIGTERM before they are "
+        "cancelled; subscriptions are closed with code 1012 (service restart).",
+    )
     graphiql: bool | None = Field(
         default=None, description="Serve GraphiQL on GET /graphql; default: not in production."
     )
@@ -39,9 +47,10 @@ class Settings(DatabaseSettings):
     max_aliases: int = Field(default=30, description="Most aliases in one operation.")
     max_tokens: int = Field(default=5000, description="Most lexical tokens in one document.")
     max_query_cost: int = Field(
-        default=50_000,
-        description="Most nodes one query may return: connections count `first` times their "
-        "selection, as GitHub does.",
+        default=500_000,
+        description="Most nodes one query may return, as GitHub counts them: connections count "
+        "`first` times their selection, plain lists their longest possible length (2 "
+        "decisions, 2,600 instalments).",
     )
 
     @property

@@ -103,9 +103,16 @@ class _Running:
         )
 
 
-def payment_order(payment: PaymentIn) -> tuple[date, datetime, str]:
-    """Sort key that makes replay independent of the order payments are listed in."""
-    return (payment.received_on, payment.recorded_at, str(payment.key))
+def payment_order(payment: PaymentIn) -> tuple[date, datetime, tuple[int, int, str]]:
+    """Sort key that makes replay independent of the order payments are listed in.
+
+    Ties fall to the key: numbers (database ids, in the order they were given) as numbers,
+    anything else as text after them.
+    """
+    key = payment.key
+    if isinstance(key, int) and not isinstance(key, bool):
+        return (payment.received_on, payment.recorded_at, (0, key, ""))
+    return (payment.received_on, payment.recorded_at, (1, 0, str(key)))
 
 
 def _validate(installments: Sequence[InstallmentDue], payments: Sequence[PaymentIn]) -> None:

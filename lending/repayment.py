@@ -19,6 +19,9 @@ _ZERO = Decimal(0)
 # How far after disbursement an explicitly given first due date may fall.
 MAX_FIRST_DUE_DAYS = 92
 
+# The longest term anything is lent or previewed for (products are held to it by the database).
+MAX_TERM_MONTHS = 600
+
 
 def installment_count(term_months: int, frequency: RepaymentFrequency) -> int:
     """Instalments in a term: one a month, or every 14 / 7 days over the same span (rounded up)."""
@@ -26,6 +29,10 @@ def installment_count(term_months: int, frequency: RepaymentFrequency) -> int:
         return term_months
     per_year = 26 if frequency is RepaymentFrequency.BIWEEKLY else 52
     return math.ceil(term_months * per_year / 12)
+
+
+# The most instalments a schedule can have: the longest term, paid weekly.
+MAX_INSTALLMENTS = installment_count(MAX_TERM_MONTHS, RepaymentFrequency.WEEKLY)
 
 
 def schedule_terms(

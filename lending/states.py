@@ -88,6 +88,27 @@ def next_status(status: ApplicationStatus, action: ApplicationAction) -> Applica
         ) from None
 
 
+def most_decisions() -> int:
+    """The most decisions one application can receive: its longest path of decided steps.
+
+    The transition table has no cycle, so the longest path from SUBMITTED is finite.
+    """
+    decided = set(ACTION_FOR_OUTCOME.values())
+
+    def longest(status: ApplicationStatus) -> int:
+        steps = [
+            (1 if action in decided else 0) + longest(target)
+            for (source, action), target in APPLICATION_TRANSITIONS.items()
+            if source is status
+        ]
+        return max(steps, default=0)
+
+    return longest(ApplicationStatus.SUBMITTED)
+
+
+MAX_DECISIONS = most_decisions()
+
+
 def statuses_allowing(action: ApplicationAction) -> frozenset[ApplicationStatus]:
     """Every status from which ``action`` is allowed."""
     return frozenset(s for (s, a) in APPLICATION_TRANSITIONS if a is action)

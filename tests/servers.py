@@ -48,6 +48,7 @@ class Servers:
     ports: tuple[int, ...]
     key: str
     url: str
+    processes: tuple[subprocess.Popen[bytes], ...] = ()
 
 
 @asynccontextmanager
@@ -75,9 +76,10 @@ async def servers(server_url: str, name: str, count: int = 2) -> AsyncIterator[S
     ]
     try:
         await asyncio.gather(*(wait_ready(port) for port in ports))
-        yield Servers(ports, key, url)
+        yield Servers(ports, key, url, tuple(processes))
     finally:
         for process in processes:
-            process.terminate()
+            if process.poll() is None:
+                process.terminate()
         for process in processes:
             await asyncio.to_thread(process.wait, 10)

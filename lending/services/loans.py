@@ -24,6 +24,7 @@ from lending.audit import AuditAction, Caller
 from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
 from lending.money import parse_amount, parse_rate
 from lending.repayment import (
+    MAX_TERM_MONTHS,
     check_not_overpaid,
     check_received_on,
     left_to_pay,
@@ -96,9 +97,11 @@ async def preview_schedule(
     try:
         if product is not None:
             check_term_in_range(term_months, product, "termMonths")
-        elif not 1 <= term_months <= 600:
+        elif not 1 <= term_months <= MAX_TERM_MONTHS:
             raise DomainError(
-                ErrorCode.TERM_OUT_OF_RANGE, "The term must be 1 to 600 months.", "termMonths"
+                ErrorCode.TERM_OUT_OF_RANGE,
+                f"The term must be 1 to {MAX_TERM_MONTHS} months.",
+                "termMonths",
             )
     except DomainError as e:
         errors.append(e)

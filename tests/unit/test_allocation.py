@@ -105,6 +105,15 @@ def test_payments_are_applied_by_received_on_then_recorded_at_then_key() -> None
         assert allocate(dues(), ordering) == allocate(dues(), payments)
 
 
+def test_ties_between_numeric_keys_compare_as_numbers() -> None:
+    # Payment 10 was recorded after payment 9 in the same instant; "10" < "9" as text.
+    day = date(2024, 2, 1)
+    stamp = datetime(2024, 2, 1, 9, tzinfo=UTC)
+    payments = [pay(10, "1.00", day, stamp), pay(9, "1.00", day, stamp)]
+    keys = [a.payment_key for a in allocate(dues(), payments).allocations]
+    assert keys == [9, 10]
+
+
 def test_full_payoff_and_overpayment() -> None:
     total = outstanding_total(dues(), [])
     result = allocate(dues(), [pay("p", str(total), date(2024, 2, 1))])

@@ -72,3 +72,14 @@ def test_overpayment_names_the_payoff():
     with pytest.raises(DomainError, match=r"75\.00 USD") as raised:
         check_not_overpaid(D("75.01"), D("75.00"), "USD")
     assert raised.value.code is ErrorCode.OVERPAYMENT
+
+
+def test_the_term_limit_in_the_database_is_the_rules():
+    from db.models import Loan, LoanProduct
+    from lending.repayment import MAX_TERM_MONTHS
+
+    for model in (Loan, LoanProduct):
+        [check] = [
+            c for c in model.__table__.constraints if str(c.name).endswith("term_within_limit")
+        ]
+        assert str(check.sqltext).endswith(f"<= {MAX_TERM_MONTHS}")
