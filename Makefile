@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format schema migrate seed clean-db bench
+.PHONY: install run test faults lint format schema migrate seed clean-db bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)  ## serve GraphiQL on http://127.0.0.1:8000/graphql with demo data
 
 test: $(STAMP)  ## run the whole test suite against a PostgreSQL it starts itself
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, 10,000 fuzzed requests, races (~7 min)
+	$(BIN)/python -m pytest tests/faults -p no:cacheprovider -q $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

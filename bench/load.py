@@ -9,7 +9,7 @@ CPU per request than the servers it measures.
     python -m bench.load --url http://127.0.0.1:8000/graphql --bodies b.jsonl \\
         --concurrency 16 --requests 2000 --seconds 30 [--header 'Authorization: Bearer …']
 
-Prints one JSON line: requests, errors, seconds, rps, p50_ms, p99_ms, mean_ms.
+Prints one JSON line: requests, errors, statuses, seconds, rps, p50_ms, p99_ms, mean_ms.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ async def _worker(
     remaining: list[int],
     latencies: list[float],
     errors: list[str],
+    statuses: Counter[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     index = start_index
@@ -75,6 +77,7 @@ async def _worker(
             payload = await (_read_chunked(reader) if chunked else reader.readexactly(length))
             latencies.append(time.perf_counter() - began)
             status = int(status_line.split()[1])
+            statuses[status] += 1
             if status != 200 or b'"errors"' in payload[:200]:
                 errors.append(f"{status} {payload[:200]!r}")
     finally:
@@ -94,6 +97,7 @@ async def run(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     latencies: list[float] = []
     errors: list[str] = []
+    statuses: Counter[int] = Counter()
     remaining = [requests]
     began = time.perf_counter()
     deadline = began + seconds
@@ -110,6 +114,7 @@ async def run(
                 remaining,
                 latencies,
                 errors,
+                statuses,
             )
             for i in range(concurrency)
         )
@@ -121,6 +126,7 @@ async def run(
         "requests": n,
         "errors": len(errors),
         "first_error": errors[0] if errors else "",
+        "statuses": {str(code): count for code, count in sorted(statuses.items())},
         "seconds": round(elapsed, 3),
         "rps": round(n / elapsed, 1) if elapsed else 0.0,
         "p50_ms": round(ordered[n // 2] * 1000, 2) if n else 0.0,

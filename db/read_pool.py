@@ -77,7 +77,12 @@ class ReadPool:
         for attempt in (1, 2):
             try:
                 async with pool.acquire(timeout=self._timeout) as connection:
-                    value: str = await connection.fetchval(sql, *arguments)
+                    try:
+                        value: str = await connection.fetchval(sql, *arguments)
+                    except asyncpg.InternalClientError as error:
+                        # A goodbye from a server shutting down can reach an idle connection
+                        # mid-use and confuse asyncpg's state: the connection is gone.
+                        raise asyncpg.ConnectionDoesNotExistError(str(error)) from error
                 break
             except Exception as error:
                 if attempt == 2 or not disconnected(error):

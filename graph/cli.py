@@ -103,6 +103,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         "log_level": settings.log_level.lower(),
         "access_log": settings.access_log,
         "timeout_graceful_shutdown": settings.shutdown_timeout,
+        "timeout_keep_alive": settings.keep_alive_timeout,
     }
     if args.workers > 1:
         # Worker processes build their own app from the environment.

@@ -13,7 +13,7 @@ import binascii
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 import strawberry
@@ -25,6 +25,8 @@ from db.read_plan import Kind, Order, PageArgs, RowGlobalId
 from graph.errors import ClientError
 from graph.loaders import Loaders
 from graph.reads import reads, row_values
+from lending.errors import DomainError
+from lending.money import to_decimal
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -135,10 +137,10 @@ def _parse_sort_value(text: str, kind: Kind) -> Any:
     if kind is Kind.DATE:
         return date.fromisoformat(text)
     if kind is Kind.DECIMAL:
-        value = Decimal(text)
-        if not value.is_finite():
-            raise ValueError(text)
-        return value
+        try:
+            return to_decimal(text, "after")
+        except DomainError:  # not finite, or beyond any amount: no row sorts there
+            raise ValueError(text) from None
     raise ValueError(kind)
 
 

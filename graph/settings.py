@@ -24,6 +24,11 @@ class Settings(DatabaseSettings):
     port: int = Field(default=8000, description="Port `lending serve` listens on.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     access_log: bool = Field(default=True, description="Log every HTTP request (uvicorn).")
+    keep_alive_timeout: float = Field(
+        default=75.0,
+        description="Seconds an idle keep-alive connection stays open. Keep it above a load "
+        "balancer's idle timeout (60 s on most), or it may reuse a connection being closed.",
+    )
     max_request_bytes: int = Field(
         default=1 << 20, description="Largest request body accepted; larger ones get HTTP 413."
     )

@@ -20,6 +20,8 @@ MINOR_DIGITS: dict[str, int] = {
 
 # Largest amount a NUMERIC(18, 2) column holds, and a sane ceiling for any input.
 MAX_AMOUNT = Decimal("9999999999999999.99")
+# More decimals than any amount or rate has; longer inputs cost the database driver dearly.
+MAX_DECIMALS = 18
 
 
 def minor_digits(currency: str) -> int:
@@ -28,6 +30,18 @@ def minor_digits(currency: str) -> int:
         return MINOR_DIGITS[currency]
     except KeyError:
         raise ValueError(f"unsupported currency {currency!r}") from None
+
+
+def parse_currency(raw: str, field: str) -> str:
+    """A currency code the service supports, exactly as ISO 4217 writes it, or VALIDATION_FAILED."""
+    if raw not in MINOR_DIGITS:
+        supported = ", ".join(sorted(MINOR_DIGITS))
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED,
+            f"{raw[:12]!r} is not a supported currency; use one of {supported}.",
+            field,
+        )
+    return raw
 
 
 def quantum(currency: str) -> Decimal:
@@ -67,7 +81,27 @@ def to_decimal(raw: object, field: str) -> Decimal:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "Amount must be a finite number.", field)
     if value.copy_abs() > MAX_AMOUNT:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "Amount is too large.", field)
+    if decimal_places(value) > MAX_DECIMALS:  # 1E-999999999 is finite and small: no amount
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "Too many decimal places.", field)
     return value
+
+
+def decimal_places(value: Decimal) -> int:
+    """How many decimals a finite value has, trailing zeros aside ("1.50" has 1).
+
+    Worked out on the digits, not with ``normalize``, which rounds values whose exponent is
+    beyond the context's range.
+    """
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite values have an integer exponent
+    if not any(digits):
+        return 0
+    trailing = 0
+    for digit in reversed(digits):
+        if digit != 0 or trailing >= -exponent:
+            break
+        trailing += 1
+    return max(0, -exponent - trailing)
 
 
 def parse_amount(raw: object, currency: str, field: str) -> Decimal:
@@ -76,9 +110,7 @@ def parse_amount(raw: object, currency: str, field: str) -> Decimal:
     if value <= 0:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "Amount must be greater than zero.", field)
     digits = minor_digits(currency)
-    exponent = value.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite values have an integer exponent
-    if -exponent > digits:
+    if decimal_places(value) > digits:
         raise DomainError(
             ErrorCode.VALIDATION_FAILED,
             f"{currency} amounts have at most {digits} decimal places.",
@@ -94,9 +126,7 @@ def parse_rate(raw: object, field: str) -> Decimal:
         raise DomainError(
             ErrorCode.VALIDATION_FAILED, "Interest rate must be between 0 and 100 percent.", field
         )
-    exponent = value.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > 6:
+    if decimal_places(value) > 6:
         raise DomainError(
             ErrorCode.VALIDATION_FAILED, "Interest rate has at most 6 decimal places.", field
         )

@@ -23,6 +23,8 @@ from graph.relations import to_many, to_one
 from graph.relay import DEFAULT_PAGE_SIZE, Node, paginate
 from graph.types.loans import Loan
 from graph.types.products import LoanProduct
+from lending.errors import DomainError
+from lending.money import to_decimal
 from lending.states import ApplicationAction, ApplicationStatus, DecisionOutcome, available_actions
 
 if TYPE_CHECKING:
@@ -195,7 +197,10 @@ def _exact(value: Any, name: str) -> Decimal | None:
         return None
     if not isinstance(value, Decimal | int) or isinstance(value, bool):
         raise ClientError(f"`{name}` must be a decimal number sent as a string.")
-    return Decimal(value)
+    try:
+        return to_decimal(value, name)
+    except DomainError as error:  # NaN, infinite, or beyond any amount (PostgreSQL would fail)
+        raise ClientError(f"`{name}`: {error.message}") from None
 
 
 def application_page(

@@ -22,7 +22,7 @@ from lending.allocation import (
 )
 from lending.audit import AuditAction, Caller
 from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
-from lending.money import parse_amount, parse_rate
+from lending.money import parse_amount, parse_currency, parse_rate
 from lending.repayment import (
     MAX_TERM_MONTHS,
     check_not_overpaid,
@@ -79,13 +79,17 @@ async def preview_schedule(
         method, frequency, day_count = product.amortization, product.frequency, product.day_count
     else:
         assert explicit is not None
-        currency = explicit.currency
         method, frequency, day_count = explicit.amortization, explicit.frequency, explicit.day_count
         rate = Decimal(0)
         try:
             rate = parse_rate(explicit.annual_interest_rate, "terms.annualInterestRate")
         except DomainError as e:
             errors.append(e)
+        try:
+            currency = parse_currency(explicit.currency, "terms.currency")
+        except DomainError as e:
+            errors.append(e)
+            raise DomainErrors(errors) from None  # no amount can be read without a currency
         product = None
     principal = Decimal(0)
     try:

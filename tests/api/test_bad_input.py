@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 from sqlalchemy import text
@@ -256,3 +257,46 @@ async def test_a_withdrawn_application_frees_the_applicant_to_apply_again(client
     assert errors == []
     assert payload["application"]["applicant"]["email"] == "again@example.com"
     assert await row_counts(engine) == (1, 2, 0, 0)
+
+
+PREVIEW_TERMS = """query($currency: String!) { previewSchedule(input: { amount: "100",
+  termMonths: 12, terms: { amortization: ANNUITY, annualInterestRate: "9", currency: $currency,
+  dayCount: THIRTY_360, frequency: MONTHLY } }) { schedule { totalPayable }
+  userErrors { code field message } } }"""
+
+
+@pytest.mark.parametrize("currency", ["XX\r", "", "usd", "XYZ", "USD "])
+async def test_an_unknown_currency_in_explicit_terms_is_a_validation_error(client, currency):
+    # found by schemathesis and by the fault suite's fuzzer: it was an internal error
+    body = await gql(client, PREVIEW_TERMS, {"currency": currency})
+    assert "errors" not in body, body
+    payload = body["data"]["previewSchedule"]
+    assert payload["schedule"] is None
+    [error] = payload["userErrors"]
+    assert error["code"] == "VALIDATION_FAILED"
+    assert error["field"] == ["input", "terms", "currency"]
+    assert "USD" in error["message"]
+
+
+@pytest.mark.parametrize("amount", ["1E+999999999", "1E-999999999", "-1E+40", "NaN", "Infinity"])
+async def test_an_amount_filter_beyond_any_amount_is_a_client_error(client, amount):
+    # found by the fault suite's fuzzer: PostgreSQL's numeric overflowed, an internal error
+    query = "query($a: Decimal!) { applications(filter: { amountMin: $a }) { totalCount } }"
+    body = await gql(client, query, {"a": amount})
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", body
+    assert "amountMin" in error["message"]
+
+
+async def test_a_cursor_with_an_absurd_amount_is_refused_at_once(client):
+    # a forged cursor: 1E-999999999 would take the database driver minutes to encode
+    raw = json.dumps(["AMOUNT_REQUESTED:DESC", "1E-999999999", 1]).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    query = (
+        "query($after: String!) { applications(after: $after, "
+        "orderBy: { field: AMOUNT_REQUESTED }) { totalCount } }"
+    )
+    body = await gql(client, query, {"after": cursor})
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == "`after` is not a valid cursor."

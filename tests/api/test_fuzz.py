@@ -91,9 +91,9 @@ def ids(existing: list[str]) -> st.SearchStrategy[ValueNode]:
     )
 
 
-async def seed_data(engine) -> list[str]:
+async def seed_data(engine, product_code: str = "PERSONAL-USD") -> list[str]:
     """A product, an application, a disbursed loan with a payment; their global ids."""
-    product = await create_product(engine)
+    product = await create_product(engine, code=product_code)
     application = await create_application(engine)
     loan = await create_loan(engine, disbursed_on=date(2024, 1, 10))
     paid = await pay(engine, loan.id, "150.00", date(2024, 2, 10))

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from lending.errors import DomainError, ErrorCode
-from lending.money import parse_amount, parse_rate, round_money
+from lending.money import decimal_places, parse_amount, parse_rate, round_money, to_decimal
 
 
 @pytest.mark.parametrize(
@@ -78,3 +78,23 @@ def test_invalid_rates(raw):
 def test_rate_keeps_six_decimals():
     assert str(parse_rate("9.99", "r")) == "9.990000"
     assert parse_rate("0", "r") == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "places"),
+    [
+        ("1.50", 1),
+        ("100", 0),
+        ("1E+3", 0),
+        ("0.000", 0),
+        ("12.345", 3),
+        ("1E-999999999", 999999999),
+    ],
+)
+def test_decimal_places_ignore_trailing_zeros_and_never_round(text, places):
+    assert decimal_places(Decimal(text)) == places
+
+
+def test_a_vanishingly_small_amount_is_refused():
+    with pytest.raises(DomainError):
+        to_decimal("1E-999999999", "amount")
