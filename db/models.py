@@ -29,7 +29,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from lending.access import Role
-from lending.states import ApplicationStatus, DecisionOutcome, LoanStatus
+from lending.states import (
+    ApplicationStatus,
+    DecisionOutcome,
+    LoanStatus,
+    ReminderChannel,
+    ReminderStatus,
+)
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 # Stable constraint names, so migrations can refer to them.
@@ -43,6 +49,7 @@ NAMING_CONVENTION = {
 
 Money = Numeric(18, 2)
 Rate = Numeric(9, 6)
+Score = Numeric(8, 4)  # 0 to 1000, four decimals
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -98,6 +105,9 @@ class LoanProduct(Base):
     frequency: Mapped[RepaymentFrequency] = mapped_column(_enum(RepaymentFrequency, "frequency"))
     day_count: Mapped[DayCount] = mapped_column(_enum(DayCount, "day_count"))
     active: Mapped[bool] = mapped_column(server_default=text("true"))
+    # An APPROVED decision with a score below this is refused (DOMAIN: Assessment).
+    refer_below_score: Mapped[Decimal | None] = mapped_column(Score)
+    assessment_required: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -193,6 +203,8 @@ class Decision(Base):
             name="rate_range",
         ),
         CheckConstraint("length(reason) BETWEEN 1 AND 2000", name="reason_length"),
+        CheckConstraint("(score IS NULL) = (model IS NULL)", name="assessment_complete"),
+        CheckConstraint("score IS NULL OR score BETWEEN 0 AND 1000", name="score_range"),
         Index("ix_decisions_application_id_decided_at_id", "application_id", "decided_at", "id"),
     )
 
@@ -205,6 +217,10 @@ class Decision(Base):
     approved_amount: Mapped[Decimal | None] = mapped_column(Money)
     annual_interest_rate: Mapped[Decimal | None] = mapped_column(Rate)
     term_months: Mapped[int | None] = mapped_column(Integer)
+    # The assessment behind the decision, if one was given (its factors: AssessmentFactor).
+    score: Mapped[Decimal | None] = mapped_column(Score)
+    model: Mapped[str | None] = mapped_column(String(100))
+    evidence: Mapped[list[str] | None] = mapped_column(JSONB)
 
 
 class Loan(Base):
@@ -247,6 +263,12 @@ class Loan(Base):
     )
     disbursed_on: Mapped[date | None] = mapped_column(Date)
     maturity_date: Mapped[date | None] = mapped_column(Date)
+    # Why and when a loan was cancelled or written off; what was written off; the interest
+    # waived by an early settlement (kept here: instalments are never edited).
+    closed_reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    written_off_amount: Mapped[Decimal | None] = mapped_column(Money)
+    settlement_rebate: Mapped[Decimal | None] = mapped_column(Money)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -302,6 +324,8 @@ class Payment(Base):
     reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reversed_by: Mapped[str | None] = mapped_column(String(200))
     reversed_reason: Mapped[str | None] = mapped_column(Text)
+    # An early settlement: it pays what is left less the interest not yet accrued.
+    settlement: Mapped[bool] = mapped_column(server_default=text("false"))
 
 
 class PaymentAllocation(Base):
@@ -310,7 +334,8 @@ class PaymentAllocation(Base):
     __tablename__ = "payment_allocations"
     __table_args__ = (
         CheckConstraint(
-            "principal >= 0 AND interest >= 0 AND principal + interest > 0",
+            "principal >= 0 AND interest >= 0 AND interest_waived >= 0 "
+            "AND principal + interest + interest_waived > 0",
             name="amounts_positive",
         ),
         Index("ix_payment_allocations_loan_id", "loan_id"),
@@ -326,6 +351,63 @@ class PaymentAllocation(Base):
     received_on: Mapped[date] = mapped_column(Date)
     principal: Mapped[Decimal] = mapped_column(Money)
     interest: Mapped[Decimal] = mapped_column(Money)
+    # Interest an early settlement waived on this instalment (paid by nobody, owed no more).
+    interest_waived: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
+
+
+class AssessmentFactor(Base):
+    """One factor of the assessment behind a decision; append-only like the decision."""
+
+    __tablename__ = "assessment_factors"
+    __table_args__ = (
+        UniqueConstraint("decision_id", "position", name="uq_assessment_factors_decision_id"),
+        CheckConstraint("length(name) BETWEEN 1 AND 100", name="name_length"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    contribution: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class Reminder(Base):
+    """A reminder on an overdue instalment: an outbox row, QUEUED until delivery is reported."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        # One reminder per instalment, channel and (UTC) day, also under concurrent requests.
+        Index(
+            "uq_reminders_installment_id_channel_requested_on",
+            "installment_id",
+            "channel",
+            "requested_on",
+            unique=True,
+        ),
+        Index("ix_reminders_loan_id_requested_at_id", "loan_id", "requested_at", "id"),
+        CheckConstraint("length(message) BETWEEN 1 AND 1000", name="message_length"),
+        CheckConstraint(
+            "(status = 'QUEUED') = (reported_at IS NULL)", name="reported_once_delivered"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))
+    installment_id: Mapped[int] = mapped_column(ForeignKey("installments.id"))
+    channel: Mapped[ReminderChannel] = mapped_column(_enum(ReminderChannel, "reminder_channel"))
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[ReminderStatus] = mapped_column(
+        _enum(ReminderStatus, "reminder_status"), server_default=text("'QUEUED'")
+    )
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    requested_on: Mapped[date] = mapped_column(Date)
+    reported_by: Mapped[str | None] = mapped_column(String(200))
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    detail: Mapped[str | None] = mapped_column(String(1000))
 
 
 class ApiKey(Base):

@@ -224,6 +224,7 @@ class Domain(enum.Enum):
     APPLICATIONS = "loan_applications"
     LOANS = "loans"
     PAYMENTS = "payments"
+    REMINDERS = "reminders"
     OVERDUE_INSTALLMENTS = "installments"
     AUDIT_EVENTS = "audit_events"
 

@@ -62,7 +62,7 @@ from db.repositories.servicing import OverdueFilter
 from lending.audit import CHAIN_PREFIX
 from lending.delinquency import BUCKET_BOUNDS, OTHERWISE, STATUS_RULES, StatusTest
 from lending.money import MINOR_DIGITS
-from lending.states import LoanStatus
+from lending.states import LoanStatus, ReminderStatus
 
 Bound = Mapping[int, Any]
 Extract = Callable[[Bound], Any]
@@ -160,6 +160,10 @@ _CAST = {
     Kind.INT: "bigint",
     Kind.TEXT: "text",
 }
+
+
+# What settles an instalment in an allocation: principal and interest paid, interest waived.
+_SETTLED = "principal + {a}.interest + {a}.interest_waived"
 
 
 def _slot(slot: int, read: Callable[[Any], Any] = lambda value: value) -> Extract:
@@ -349,10 +353,8 @@ class _Render:
 
     # ---- computed values (the rules come from lending, as data) ------------------------------
 
-    def paid(
-        self, installment: str, day: str | None, what: str = "principal + {a}.interest"
-    ) -> str:
-        """What was paid against an instalment (received by ``day``, when given); 0 for none."""
+    def paid(self, installment: str, day: str | None, what: str = _SETTLED) -> str:
+        """What was paid (or waived) against an instalment (received by ``day``, when given)."""
         a = self.alias("a")
         by = f" AND {a}.received_on <= {day}" if day else ""
         return (
@@ -396,7 +398,7 @@ class _Render:
         if kind is Computation.PAID_ON:
             a = self.alias("a")
             return (
-                f"(SELECT CASE WHEN count(*) > 0 AND sum({a}.principal + {a}.interest) >= "
+                f"(SELECT CASE WHEN count(*) > 0 AND sum({a}.{_SETTLED.format(a=a)}) >= "
                 f"{row}.principal_due + {row}.interest_due "
                 f"THEN max({a}.received_on) END "
                 f"FROM payment_allocations {a} WHERE {a}.installment_id = {row}.id)"
@@ -411,9 +413,7 @@ class _Render:
         if kind is Computation.OUTSTANDING_PRINCIPAL:
             return self.loan_left(row, "principal_due", "principal", None)
         if kind is Computation.PAYOFF:
-            return self.loan_left(
-                row, "principal_due + {i}.interest_due", "principal + {a}.interest", day
-            )
+            return self.loan_left(row, "principal_due + {i}.interest_due", _SETTLED, day)
         assert day is not None
         if kind is Computation.LOAN_DAYS_PAST_DUE:
             return self.loan_days_past_due(row, day)
@@ -581,7 +581,23 @@ class _Render:
             out.append(
                 f"{t}.applicant_id IN (SELECT id FROM applicants WHERE lower(email) = {email})"
             )
+        if f.on_latest_decision:
+            out.append(f"{t}.id IN ({self.latest_decisions(f, slot)})")
         return out + self.ranges(f, t, slot, _APPLICATION_RANGES)
+
+    def latest_decisions(self, f: ApplicationFilter, slot: int) -> str:
+        """The applications whose latest decision meets the filter's decision conditions."""
+        d = self.alias("d")
+        conditions = [
+            f"{d}.{column} {compare} {self.filter_param(slot, name, cast)}"
+            for name, column, compare, cast in _LATEST_DECISION
+            if getattr(f, name) is not None
+        ]
+        return (
+            f"SELECT {d}.application_id FROM (SELECT DISTINCT ON (application_id) "
+            "application_id, decided_by, score FROM decisions "
+            f"ORDER BY application_id, decided_at DESC, id DESC) {d} WHERE {_all(conditions)}"
+        )
 
     def applicant_filter(self, f: ApplicantFilter, t: str, slot: int) -> list[str]:
         out = []
@@ -637,11 +653,20 @@ class _Render:
         day = self.filter_param(slot, "as_of", "date")
         latest = self.filter_param(slot, "latest_due", "date")
         active = _literal(LoanStatus.ACTIVE.value)
-        return [
+        out = [
             f"{t}.loan_id IN (SELECT id FROM loans WHERE status = {active})",
             f"{t}.due_date <= {latest}",
             f"{t}.principal_due + {t}.interest_due > {self.paid(t, day)}",
         ]
+        if f.not_reminded_since is not None:
+            since = self.filter_param(slot, "not_reminded_since", "date")
+            r = self.alias("r")
+            failed = _literal(ReminderStatus.FAILED.value)
+            out.append(
+                f"NOT EXISTS (SELECT 1 FROM reminders {r} WHERE {r}.installment_id = {t}.id "
+                f"AND {r}.requested_on >= {since} AND {r}.status <> {failed})"
+            )
+        return out
 
     def chain_filter(self, f: ChainFilter, t: str, slot: int) -> list[str]:
         if f.chain is not None:
@@ -660,6 +685,11 @@ _APPLICATION_RANGES: tuple[Range, ...] = (
     ("submitted_to", "submitted_at", "<", "timestamptz"),
     ("amount_min", "amount_requested", ">=", "numeric"),
     ("amount_max", "amount_requested", "<=", "numeric"),
+)
+_LATEST_DECISION: tuple[Range, ...] = (
+    ("decided_by", "decided_by", "=", "text"),
+    ("score_min", "score", ">=", "numeric"),
+    ("score_max", "score", "<=", "numeric"),
 )
 _APPLICANT_RANGES: tuple[Range, ...] = (
     ("created_from", "created_at", ">=", "timestamptz"),

@@ -24,6 +24,7 @@ from graph.types.applications import (
     application_page,
 )
 from graph.types.loans import Loan
+from lending.assessment import RawFactor
 from lending.audit import Caller
 from lending.services import applications as service
 
@@ -82,6 +83,33 @@ class ApplyForLoanPayload(Payload):
     )
 
 
+@strawberry.input(description="What moved an assessment's score.")
+class AssessmentFactorInput:
+    name: str = strawberry.field(description="What was weighed, 1 to 100 characters.")
+    contribution: Decimal = strawberry.field(
+        description="How much it moved the score, signed, at most 4 decimals."
+    )
+    detail: str | None = strawberry.field(
+        default=None, description="A short explanation, up to 500 characters."
+    )
+
+
+@strawberry.input(description="The assessment a decision is made on; stored with it.")
+class AssessmentInput:
+    score: Decimal = strawberry.field(description="0 to 1000, at most 4 decimals.")
+    model: str = strawberry.field(
+        description="The model that produced it, name@version (1 to 100 characters)."
+    )
+    factors: list[AssessmentFactorInput] = strawberry.field(
+        default_factory=list, description="What moved the score, at most 50."
+    )
+    evidence: list[str] = strawberry.field(
+        default_factory=list,
+        description="References (document or data-source ids, not documents), at most 20, "
+        "each 1 to 200 characters.",
+    )
+
+
 @strawberry.input(description="A decision on an application.")
 class DecideApplicationInput(VersionedInput):
     application_id: strawberry.ID = strawberry.field(description="Global id of the application.")
@@ -105,6 +133,11 @@ class DecideApplicationInput(VersionedInput):
         default=None,
         description="APPROVED only: term in months, within the product's bounds; "
         "default the term requested.",
+    )
+    assessment: AssessmentInput | None = strawberry.field(
+        default=None,
+        description="The score and evidence behind the decision. Required when the product "
+        "says so, and for an approval when it sets a referBelowScore (POLICY_VIOLATION).",
     )
 
 
@@ -132,6 +165,17 @@ class WithdrawApplicationInput(VersionedInput):
 class WithdrawApplicationPayload(Payload):
     application: LoanApplication | None = strawberry.field(
         default=None, description="The withdrawn application; null when there are userErrors."
+    )
+
+
+def _assessment(given: AssessmentInput | None) -> service.AssessmentIn | None:
+    if given is None:
+        return None
+    return service.AssessmentIn(
+        score=given.score,
+        model=given.model,
+        factors=[RawFactor(f.name, f.contribution, f.detail) for f in given.factors],
+        evidence=list(given.evidence),
     )
 
 
@@ -183,6 +227,7 @@ class ApplicationMutations:
                 annual_interest_rate=input.annual_interest_rate,
                 term_months=input.term_months,
                 expected_version=input.expected_version,
+                assessment=_assessment(input.assessment),
             )
             return DecideApplicationPayload(
                 application=written(LoanApplication, decided.application),

@@ -15,6 +15,8 @@ from lending.states import (
     DecisionOutcome,
     LoanAction,
     LoanStatus,
+    ReminderChannel,
+    ReminderStatus,
 )
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
@@ -65,6 +67,17 @@ graphql_enum(
         ),
         DomainErrorCode.DUPLICATE_PAYMENT_REFERENCE: (
             "A payment with this external reference is already recorded on the loan."
+        ),
+        DomainErrorCode.POLICY_VIOLATION: (
+            "The product's policy refuses this: an assessment it requires is missing, or the "
+            "score is below its threshold (the message says which)."
+        ),
+        DomainErrorCode.NOT_OVERDUE: "The instalment is not overdue today.",
+        DomainErrorCode.REMINDER_TOO_SOON: (
+            "A reminder on this instalment and channel was already requested today (UTC)."
+        ),
+        DomainErrorCode.SETTLEMENT_AMOUNT_MISMATCH: (
+            "The amount is not what settles the loan on that date; the message gives it."
         ),
     },
 )
@@ -121,6 +134,30 @@ graphql_enum(
         LoanAction.DISBURSE: "disburseLoan: pay the loan out and book its schedule.",
         LoanAction.RECORD_PAYMENT: "recordPayment.",
         LoanAction.REVERSE_PAYMENT: "reversePayment on one of the loan's payments.",
+        LoanAction.SETTLE: "settleLoan: repay everything early, less the interest not accrued.",
+        LoanAction.CANCEL: "cancelLoan: it will not be paid out.",
+        LoanAction.WRITE_OFF: "writeOffLoan: what is left is deemed uncollectable.",
+    },
+)
+
+graphql_enum(
+    ReminderChannel,
+    "How a borrower is reminded.",
+    {
+        ReminderChannel.SMS: "A text message.",
+        ReminderChannel.EMAIL: "An email.",
+        ReminderChannel.PHONE: "A phone call.",
+        ReminderChannel.LETTER: "A letter.",
+    },
+)
+
+graphql_enum(
+    ReminderStatus,
+    "Where a reminder stands.",
+    {
+        ReminderStatus.QUEUED: "Requested; the delivering service has not reported back yet.",
+        ReminderStatus.DELIVERED: "Delivered, as the delivering service reported.",
+        ReminderStatus.FAILED: "Not delivered, as the delivering service reported (see detail).",
     },
 )
 

@@ -28,6 +28,15 @@ graphql_enum(
         LoanEventType.PAYMENT_RECORDED: "A payment was recorded.",
         LoanEventType.PAYMENT_REVERSED: "A payment was reversed.",
         LoanEventType.PAID_OFF: "Nothing is left to pay.",
+        LoanEventType.SETTLED: "The loan was settled early and is PAID_OFF.",
+        LoanEventType.CANCELLED: "The loan was cancelled before it was paid out.",
+        LoanEventType.WRITTEN_OFF: "The loan was written off.",
+        LoanEventType.REMINDER_REQUESTED: (
+            "A reminder was requested on an overdue instalment (entityId: the Reminder); a "
+            "delivery worker sends it and reports back."
+        ),
+        LoanEventType.REMINDER_DELIVERED: "A reminder was reported delivered.",
+        LoanEventType.REMINDER_FAILED: "A reminder was reported not delivered.",
     },
 )
 

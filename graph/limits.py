@@ -70,8 +70,9 @@ from strawberry.extensions import (
 
 from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from graph.settings import Settings
+from lending.assessment import MAX_FACTORS
 from lending.repayment import MAX_INSTALLMENTS
-from lending.states import MAX_DECISIONS
+from lending.states import MAX_DECISIONS, MAX_REMINDERS
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
@@ -83,6 +84,8 @@ LIST_BOUNDS: dict[tuple[str, str], int] = {
     ("SchedulePreview", "installments"): MAX_INSTALLMENTS,
     # A payment is applied to each instalment at most once.
     ("Payment", "allocations"): MAX_INSTALLMENTS,
+    ("Assessment", "factors"): MAX_FACTORS,
+    ("Installment", "reminders"): MAX_REMINDERS,
     # Product catalogues are short; this one bound is assumed, not enforced.
     ("Query", "loanProducts"): 100,
 }

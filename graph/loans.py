@@ -1,4 +1,5 @@
-"""Root fields for loans: the queries, and the mutations disburse, record and reverse payment."""
+"""Root fields for loans: the queries, and the mutations that disburse, pay, settle, cancel
+and write off."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ from graph.context import Info
 from graph.ids import key_of
 from graph.loaders import Loaders
 from graph.mutation import IdempotentInput, Payload, VersionedInput, run_mutation, written
-from graph.permissions import DISBURSE, READ, RECORD_PAYMENT, REVERSE_PAYMENT
+from graph.permissions import (
+    CANCEL_LOAN,
+    DISBURSE,
+    READ,
+    RECORD_PAYMENT,
+    REVERSE_PAYMENT,
+    SETTLE_LOAN,
+    WRITE_OFF_LOAN,
+)
 from graph.reads import Page, reads
 from graph.relations import lookup, page_of
 from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First
@@ -24,6 +33,7 @@ from graph.types.loans import Loan, LoanFilterArg, loan_page
 from graph.types.servicing import Payment
 from lending.audit import Caller
 from lending.services import loans as service
+from lending.services import payments
 
 LOANS = Page(Domain.LOANS, loan_page)
 
@@ -103,6 +113,63 @@ class ReversePaymentInput(IdempotentInput):
     reason: str | None = strawberry.field(default=None, description="Why, up to 2000 characters.")
 
 
+@strawberry.input(description="Repay an active loan early, in full.")
+class SettleLoanInput(VersionedInput):
+    loan_id: strawberry.ID = strawberry.field(description="Global id of an ACTIVE loan.")
+    amount: Decimal = strawberry.field(
+        description="Exactly the loan's settlementQuote(asOf: receivedOn).amount; any other "
+        "amount is SETTLEMENT_AMOUNT_MISMATCH (the message gives the right one)."
+    )
+    received_on: date | None = strawberry.field(
+        default=None,
+        description="When it was received: not before disbursement or the latest payment, not "
+        "after maturity, not in the future; default today (UTC).",
+    )
+    reference: str | None = strawberry.field(
+        default=None, description="External reference (bank transfer id…), unique per loan."
+    )
+
+
+@strawberry.type(description="Result of settleLoan.")
+class SettleLoanPayload(Payload):
+    payment: Payment | None = strawberry.field(
+        default=None,
+        description="The settlement payment with its allocations (the interest waived shows "
+        "on each); null when there are userErrors.",
+    )
+    loan: Loan | None = strawberry.field(
+        default=None, description="The loan afterwards: PAID_OFF, with its settlementRebate."
+    )
+
+
+@strawberry.input(description="Call off an approved loan before it is paid out.")
+class CancelLoanInput(VersionedInput):
+    loan_id: strawberry.ID = strawberry.field(description="Global id of an APPROVED loan.")
+    reason: str = strawberry.field(description="Why, 1 to 2000 characters.")
+
+
+@strawberry.type(description="Result of cancelLoan.")
+class CancelLoanPayload(Payload):
+    loan: Loan | None = strawberry.field(
+        default=None, description="The loan, now CANCELLED; null when there are userErrors."
+    )
+
+
+@strawberry.input(description="Give up on collecting an active loan.")
+class WriteOffLoanInput(VersionedInput):
+    loan_id: strawberry.ID = strawberry.field(description="Global id of an ACTIVE loan.")
+    reason: str = strawberry.field(description="Why, 1 to 2000 characters.")
+
+
+@strawberry.type(description="Result of writeOffLoan.")
+class WriteOffLoanPayload(Payload):
+    loan: Loan | None = strawberry.field(
+        default=None,
+        description="The loan, now WRITTEN_OFF with its writtenOffAmount; null when there are "
+        "userErrors.",
+    )
+
+
 @strawberry.type
 class LoanMutations:
     @DISBURSE.mutation("Pay out an APPROVED loan: books its schedule and makes it ACTIVE.")
@@ -137,7 +204,7 @@ class LoanMutations:
         input: Annotated[RecordPaymentInput, strawberry.argument(description="The payment.")],
     ) -> PaymentPayload:
         async def work(session: AsyncSession, caller: Caller) -> PaymentPayload:
-            result = await service.record_payment(
+            result = await payments.record_payment(
                 session,
                 caller,
                 loan_id=key_of(input.loan_id, "Loan", "loanId"),
@@ -161,7 +228,7 @@ class LoanMutations:
         input: Annotated[ReversePaymentInput, strawberry.argument(description="What to reverse.")],
     ) -> PaymentPayload:
         async def work(session: AsyncSession, caller: Caller) -> PaymentPayload:
-            result = await service.reverse_payment(
+            result = await payments.reverse_payment(
                 session,
                 caller,
                 payment_id=key_of(input.payment_id, "Payment", "paymentId"),
@@ -172,3 +239,68 @@ class LoanMutations:
             )
 
         return await run_mutation(info, PaymentPayload, input, work)
+
+    @SETTLE_LOAN.mutation(
+        "Repay an ACTIVE loan early: a payment of exactly its settlement amount on a date. The "
+        "interest not yet accrued is waived and the loan becomes PAID_OFF; reversing the "
+        "payment (reversePayment) restores it."
+    )
+    async def settle_loan(
+        self,
+        info: Info,
+        input: Annotated[SettleLoanInput, strawberry.argument(description="The settlement.")],
+    ) -> SettleLoanPayload:
+        async def work(session: AsyncSession, caller: Caller) -> SettleLoanPayload:
+            result = await payments.settle_loan(
+                session,
+                caller,
+                loan_id=key_of(input.loan_id, "Loan", "loanId"),
+                amount=input.amount,
+                received_on=input.received_on,
+                reference=input.reference,
+                expected_version=input.expected_version,
+            )
+            return SettleLoanPayload(
+                payment=written(Payment, result.payment), loan=written(Loan, result.loan)
+            )
+
+        return await run_mutation(info, SettleLoanPayload, input, work)
+
+    @CANCEL_LOAN.mutation("Cancel an APPROVED loan that was not paid out (final).")
+    async def cancel_loan(
+        self,
+        info: Info,
+        input: Annotated[CancelLoanInput, strawberry.argument(description="What to cancel.")],
+    ) -> CancelLoanPayload:
+        async def work(session: AsyncSession, caller: Caller) -> CancelLoanPayload:
+            loan = await service.cancel_loan(
+                session,
+                caller,
+                loan_id=key_of(input.loan_id, "Loan", "loanId"),
+                reason=input.reason,
+                expected_version=input.expected_version,
+            )
+            return CancelLoanPayload(loan=written(Loan, loan))
+
+        return await run_mutation(info, CancelLoanPayload, input, work)
+
+    @WRITE_OFF_LOAN.mutation(
+        "Write an ACTIVE loan off (final): what is left to pay today is stored on it, and no "
+        "payment is taken afterwards."
+    )
+    async def write_off_loan(
+        self,
+        info: Info,
+        input: Annotated[WriteOffLoanInput, strawberry.argument(description="What to write off.")],
+    ) -> WriteOffLoanPayload:
+        async def work(session: AsyncSession, caller: Caller) -> WriteOffLoanPayload:
+            loan = await service.write_off_loan(
+                session,
+                caller,
+                loan_id=key_of(input.loan_id, "Loan", "loanId"),
+                reason=input.reason,
+                expected_version=input.expected_version,
+            )
+            return WriteOffLoanPayload(loan=written(Loan, loan))
+
+        return await run_mutation(info, WriteOffLoanPayload, input, work)

@@ -35,6 +35,8 @@ from graphql import (
     VariableNode,
     Visitor,
     get_named_type,
+    get_nullable_type,
+    is_list_type,
     visit,
 )
 from graphql.execution.collect_fields import (
@@ -268,7 +270,9 @@ class Planner:
             if takes_arguments:
                 raise NotCompilable(f"{parent.name}.{name}: arguments")
             if isinstance(declaration, rp.Column):
-                return rp.Column(declaration.name, _kind(named))
+                # A list held in one column is a JSON array column (an assessment's evidence).
+                listed = is_list_type(get_nullable_type(field_def.type))
+                return rp.Column(declaration.name, rp.Kind.JSON if listed else _kind(named))
             return declaration
         if isinstance(declaration, rp.RowGlobalId):
             return rp.RowGlobalId(parent.name)

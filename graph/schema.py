@@ -21,6 +21,7 @@ from graph.limits import limit_extensions
 from graph.loans import LoanMutations, LoanQueries
 from graph.node import NodeQueries
 from graph.products import ProductQueries
+from graph.reminders import ReminderMutations
 from graph.scalars import SCALAR_OVERRIDES
 from graph.servicing import ServicingQueries
 from graph.settings import Settings
@@ -40,7 +41,7 @@ class Query(
 
 
 @strawberry.type(description="Change the lending data. Expected failures come back as userErrors.")
-class Mutation(ApplicationMutations, LoanMutations):
+class Mutation(ApplicationMutations, LoanMutations, ReminderMutations):
     """Root mutation."""
 
 

@@ -79,8 +79,15 @@ class ServicingQueries:
         ] = 1,
         first: First = DEFAULT_PAGE_SIZE,
         after: After = None,
+        not_reminded_since: Annotated[
+            date | None,
+            strawberry.argument(
+                description="Only instalments with no reminder requested on or after this day "
+                "(failed ones do not count): who still needs one."
+            ),
+        ] = None,
     ) -> Connection[Installment]:
-        args = overdue_page(as_of, min_days_past_due, first, after)
+        args = overdue_page(as_of, min_days_past_due, first, after, not_reminded_since)
         return await page_of(info, OVERDUE, args)
 
     @READ.field("The schedule a loan would get, from the same function that books loans.")

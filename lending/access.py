@@ -27,20 +27,30 @@ class Permission(enum.Enum):
     DISBURSE = "DISBURSE"
     RECORD_PAYMENT = "RECORD_PAYMENT"
     REVERSE_PAYMENT = "REVERSE_PAYMENT"
+    SETTLE_LOAN = "SETTLE_LOAN"
+    CANCEL_LOAN = "CANCEL_LOAN"
+    WRITE_OFF_LOAN = "WRITE_OFF_LOAN"
+    REQUEST_REMINDER = "REQUEST_REMINDER"
+    REPORT_REMINDER = "REPORT_REMINDER"
     MANAGE_PRODUCTS = "MANAGE_PRODUCTS"
 
 
-_AGENT = {Permission.READ, Permission.APPLY, Permission.WITHDRAW}
+_AGENT = {Permission.READ, Permission.APPLY, Permission.WITHDRAW, Permission.REQUEST_REMINDER}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.AGENT: frozenset(_AGENT),
-    Role.UNDERWRITER: frozenset(_AGENT | {Permission.DECIDE}),
+    Role.UNDERWRITER: frozenset(_AGENT | {Permission.DECIDE, Permission.CANCEL_LOAN}),
     Role.SERVICER: frozenset(
         {
             Permission.READ,
             Permission.DISBURSE,
             Permission.RECORD_PAYMENT,
             Permission.REVERSE_PAYMENT,
+            Permission.SETTLE_LOAN,
+            Permission.CANCEL_LOAN,
+            Permission.WRITE_OFF_LOAN,
+            Permission.REQUEST_REMINDER,
+            Permission.REPORT_REMINDER,
         }
     ),
     Role.ADMIN: frozenset(Permission),

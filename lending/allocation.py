@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,12 +22,17 @@ class InstallmentDue:
 
 @dataclass(frozen=True)
 class PaymentIn:
-    """A non-reversed payment; ``key`` is an opaque payment identifier."""
+    """A non-reversed payment; ``key`` is an opaque payment identifier.
+
+    A settling payment (an early settlement) is applied by ``settle`` instead: everything left,
+    less the interest it waives.
+    """
 
     key: object
     amount: Decimal
     received_on: date
     recorded_at: datetime
+    settles: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,11 @@ class Allocation:
     installment_number: int
     principal: Decimal
     interest: Decimal
+    interest_waived: Decimal = _ZERO
 
     @property
     def amount(self) -> Decimal:
-        """Principal plus interest applied."""
+        """Principal plus interest applied (waived interest is no payment)."""
         return self.principal + self.interest
 
 
@@ -56,6 +62,7 @@ class InstallmentBalance:
     principal_paid: Decimal
     interest_paid: Decimal
     paid_on: date | None
+    interest_waived: Decimal = _ZERO
 
     @property
     def total_due(self) -> Decimal:
@@ -69,8 +76,8 @@ class InstallmentBalance:
 
     @property
     def outstanding(self) -> Decimal:
-        """What is still to be paid on the instalment."""
-        return self.total_due - self.paid
+        """What is still to be paid on the instalment (waived interest is owed no more)."""
+        return self.total_due - self.paid - self.interest_waived
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class _Running:
     principal_paid: Decimal = _ZERO
     interest_paid: Decimal = _ZERO
     paid_on: date | None = None
+    interest_waived: Decimal = _ZERO
 
     def freeze(self) -> InstallmentBalance:
         return InstallmentBalance(
@@ -100,6 +108,7 @@ class _Running:
             principal_paid=self.principal_paid,
             interest_paid=self.interest_paid,
             paid_on=self.paid_on,
+            interest_waived=self.interest_waived,
         )
 
 
@@ -128,10 +137,29 @@ def _validate(installments: Sequence[InstallmentDue], payments: Sequence[Payment
             raise ValueError(f"payment {payment.key!r} must have a non-negative amount")
 
 
+@dataclass(frozen=True)
+class SettledPart:
+    """What an early settlement pays and waives on one instalment."""
+
+    number: int
+    principal: Decimal
+    interest: Decimal
+    interest_waived: Decimal
+
+
+Settle = Callable[[Sequence[InstallmentBalance], date], Sequence[SettledPart]]
+
+
 def allocate(
-    installments: Sequence[InstallmentDue], payments: Iterable[PaymentIn]
+    installments: Sequence[InstallmentDue],
+    payments: Iterable[PaymentIn],
+    settle: Settle | None = None,
 ) -> AllocationResult:
-    """Apply payments in (received_on, recorded_at, key) order to the oldest instalment first."""
+    """Apply payments in (received_on, recorded_at, key) order to the oldest instalment first.
+
+    A settling payment is split by ``settle`` (lending.settlement, given the loan's terms) from
+    the balances the payments before it left; whatever it does not cover is unallocated.
+    """
     ordered = sorted(payments, key=payment_order)
     _validate(installments, ordered)
     running = [
@@ -141,6 +169,11 @@ def allocate(
     unallocated = _ZERO
     cursor = 0
     for payment in ordered:
+        if payment.settles:
+            assert settle is not None, "a settling payment needs the settlement rule"
+            unallocated += _apply_settlement(payment, running, settle, allocations)
+            cursor = len(running)
+            continue
         left = payment.amount
         while left > 0 and cursor < len(running):
             state = running[cursor]
@@ -165,6 +198,29 @@ def allocate(
         balances=tuple(balances[item.number] for item in installments),
         unallocated=unallocated,
     )
+
+
+def _apply_settlement(
+    payment: PaymentIn, running: list[_Running], settle: Settle, allocations: list[Allocation]
+) -> Decimal:
+    """Apply a settling payment; what it has beyond (or short of) what it settles."""
+    parts = settle([state.freeze() for state in running], payment.received_on)
+    by_number = {state.due.number: state for state in running}
+    applied = _ZERO
+    for part in parts:
+        state = by_number[part.number]
+        state.principal_paid += part.principal
+        state.interest_paid += part.interest
+        state.interest_waived += part.interest_waived
+        applied += part.principal + part.interest
+        if part.principal or part.interest or part.interest_waived:
+            allocations.append(
+                Allocation(
+                    payment.key, part.number, part.principal, part.interest, part.interest_waived
+                )
+            )
+            state.paid_on = payment.received_on
+    return payment.amount - applied
 
 
 def outstanding_total(

@@ -29,6 +29,12 @@ class LoanEventType(enum.Enum):
     PAYMENT_RECORDED = "PAYMENT_RECORDED"
     PAYMENT_REVERSED = "PAYMENT_REVERSED"
     PAID_OFF = "PAID_OFF"
+    SETTLED = "SETTLED"
+    CANCELLED = "CANCELLED"
+    WRITTEN_OFF = "WRITTEN_OFF"
+    REMINDER_REQUESTED = "REMINDER_REQUESTED"
+    REMINDER_DELIVERED = "REMINDER_DELIVERED"
+    REMINDER_FAILED = "REMINDER_FAILED"
 
 
 class AuditAction(enum.Enum):
@@ -44,6 +50,12 @@ class AuditAction(enum.Enum):
     LOAN_PAID_OFF = "loan.paid_off"
     PAYMENT_REVERSED = "payment.reversed"
     LOAN_REOPENED = "loan.reopened"
+    LOAN_SETTLED = "loan.settled"
+    LOAN_CANCELLED = "loan.cancelled"
+    LOAN_WRITTEN_OFF = "loan.written_off"
+    REMINDER_REQUESTED = "reminder.requested"
+    REMINDER_DELIVERED = "reminder.delivered"
+    REMINDER_FAILED = "reminder.failed"
 
     @property
     def event(self) -> LoanEventType | None:
@@ -58,6 +70,12 @@ _ANNOUNCED = {
     AuditAction.PAYMENT_RECORDED: LoanEventType.PAYMENT_RECORDED,
     AuditAction.PAYMENT_REVERSED: LoanEventType.PAYMENT_REVERSED,
     AuditAction.LOAN_PAID_OFF: LoanEventType.PAID_OFF,
+    AuditAction.LOAN_SETTLED: LoanEventType.SETTLED,
+    AuditAction.LOAN_CANCELLED: LoanEventType.CANCELLED,
+    AuditAction.LOAN_WRITTEN_OFF: LoanEventType.WRITTEN_OFF,
+    AuditAction.REMINDER_REQUESTED: LoanEventType.REMINDER_REQUESTED,
+    AuditAction.REMINDER_DELIVERED: LoanEventType.REMINDER_DELIVERED,
+    AuditAction.REMINDER_FAILED: LoanEventType.REMINDER_FAILED,
 }
 
 

@@ -13,6 +13,7 @@ from db.repositories import products as product_repo
 from lending.audit import Caller
 from lending.services import applications as service
 from lending.services import loans as loan_service
+from lending.services import payments as payment_service
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 
@@ -438,7 +439,7 @@ async def _service_loan(
     installments = sorted(disbursed.installments, key=lambda i: i.number)
 
     async def pay(amount: Decimal, on: date, reference: str | None = None) -> Payment:
-        result = await loan_service.record_payment(
+        result = await payment_service.record_payment(
             session,
             SERVICER,
             loan_id=loan_id,
@@ -469,6 +470,6 @@ async def _service_loan(
         await pay(item.principal_due + item.interest_due, item.due_date, f"DD-{item.number:03d}")
     if plan == "DPD_1_30":
         bounced = await pay(Decimal("250.00"), today - timedelta(days=7), "CHQ-1187")
-        await loan_service.reverse_payment(
+        await payment_service.reverse_payment(
             session, SERVICER, payment_id=bounced.id, reason="Cheque bounced."
         )

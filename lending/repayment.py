@@ -125,6 +125,7 @@ class PaidPart:
     principal: Decimal
     interest: Decimal
     received_on: date
+    interest_waived: Decimal = _ZERO
 
 
 def balances_as_of(
@@ -140,7 +141,8 @@ def balances_as_of(
         mine = paid[item.number]
         principal = sum((p.principal for p in mine), _ZERO)
         interest = sum((p.interest for p in mine), _ZERO)
-        complete = mine and principal + interest >= item.principal + item.interest
+        waived = sum((p.interest_waived for p in mine), _ZERO)
+        complete = mine and principal + interest + waived >= item.principal + item.interest
         result.append(
             InstallmentBalance(
                 number=item.number,
@@ -151,6 +153,7 @@ def balances_as_of(
                 interest_paid=interest,
                 # Payments are applied in received order, so the last one completed it.
                 paid_on=max(p.received_on for p in mine) if complete else None,
+                interest_waived=waived,
             )
         )
     return result

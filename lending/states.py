@@ -50,6 +50,26 @@ class LoanAction(enum.Enum):
     DISBURSE = "DISBURSE"
     RECORD_PAYMENT = "RECORD_PAYMENT"
     REVERSE_PAYMENT = "REVERSE_PAYMENT"
+    SETTLE = "SETTLE"
+    CANCEL = "CANCEL"
+    WRITE_OFF = "WRITE_OFF"
+
+
+class ReminderChannel(enum.Enum):
+    """How a borrower is reminded of an overdue instalment."""
+
+    SMS = "SMS"
+    EMAIL = "EMAIL"
+    PHONE = "PHONE"
+    LETTER = "LETTER"
+
+
+class ReminderStatus(enum.Enum):
+    """Where a reminder stands: queued until the delivering service reports back."""
+
+    QUEUED = "QUEUED"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
 
 
 OPEN_APPLICATION_STATUSES = frozenset({ApplicationStatus.SUBMITTED, ApplicationStatus.IN_REVIEW})
@@ -118,8 +138,11 @@ def statuses_allowing(action: ApplicationAction) -> frozenset[ApplicationStatus]
 # whether it ends PAID_OFF depends on the amounts, which lending.repayment decides.
 LOAN_TRANSITIONS: dict[tuple[LoanStatus, LoanAction], LoanStatus] = {
     (LoanStatus.APPROVED, LoanAction.DISBURSE): LoanStatus.ACTIVE,
+    (LoanStatus.APPROVED, LoanAction.CANCEL): LoanStatus.CANCELLED,
     (LoanStatus.ACTIVE, LoanAction.RECORD_PAYMENT): LoanStatus.ACTIVE,
     (LoanStatus.ACTIVE, LoanAction.REVERSE_PAYMENT): LoanStatus.ACTIVE,
+    (LoanStatus.ACTIVE, LoanAction.SETTLE): LoanStatus.PAID_OFF,
+    (LoanStatus.ACTIVE, LoanAction.WRITE_OFF): LoanStatus.WRITTEN_OFF,
     (LoanStatus.PAID_OFF, LoanAction.REVERSE_PAYMENT): LoanStatus.ACTIVE,
 }
 
@@ -138,3 +161,25 @@ def next_loan_status(status: LoanStatus, action: LoanAction) -> LoanStatus:
         raise DomainError(
             ErrorCode.INVALID_TRANSITION, f"Cannot {verb} on a loan that is {status.value}."
         ) from None
+
+
+# Past this many reminders an instalment is for a person (or a write-off), not for more
+# messages; it also bounds Installment.reminders.
+MAX_REMINDERS = 100
+
+# A reminder is queued, then delivered or failed, once: the only transitions.
+REMINDER_TRANSITIONS: dict[ReminderStatus, frozenset[ReminderStatus]] = {
+    ReminderStatus.QUEUED: frozenset({ReminderStatus.DELIVERED, ReminderStatus.FAILED}),
+    ReminderStatus.DELIVERED: frozenset(),
+    ReminderStatus.FAILED: frozenset(),
+}
+
+
+def check_reminder_report(status: ReminderStatus, outcome: ReminderStatus) -> None:
+    """INVALID_TRANSITION unless a reminder in ``status`` may become ``outcome``."""
+    if outcome not in REMINDER_TRANSITIONS[status]:
+        raise DomainError(
+            ErrorCode.INVALID_TRANSITION,
+            f"A reminder that is {status.value} cannot be reported {outcome.value}.",
+            "outcome",
+        )

@@ -15,6 +15,7 @@ from db.session import create_sessionmaker
 from lending.audit import Caller
 from lending.services import applications as service
 from lending.services import loans as loan_service
+from lending.services import payments as payment_service
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 _serial = itertools.count(1)
@@ -116,6 +117,6 @@ async def pay(
     """Commit a payment on a loan."""
     values: dict[str, Any] = {"reference": None} | kwargs
     async with create_sessionmaker(engine)() as session, session.begin():
-        return await loan_service.record_payment(
+        return await payment_service.record_payment(
             session, TESTER, loan_id=loan_id, amount=amount, received_on=received_on, **values
         )

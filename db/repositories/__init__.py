@@ -3,9 +3,11 @@
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Index, Select, Table, inspect
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Index, Select, Table, func, inspect, literal
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine
 
 T = TypeVar("T")
 
@@ -58,3 +60,9 @@ def index_named(table: Any, name: str) -> Index:
     """One of a mapped table's indexes, for an ON CONFLICT clause that names its columns."""
     assert isinstance(table, Table)
     return next(index for index in table.indexes if index.name == name)
+
+
+def unnest_rows(**columns: tuple[Sequence[Any], TypeEngine[Any]]) -> TableValuedAlias:
+    """Rows given as one array per column: a single parameter each, however many rows."""
+    arrays = [literal(list(values), ARRAY(type_)) for values, type_ in columns.values()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived()

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Update, func, select, update
+from sqlalchemy import Integer, Numeric, Select, String, Update, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Applicant, Decision, Loan, LoanApplication, LoanProduct
-from db.repositories import column_values, index_named, insert_unless_taken
+from db.models import (
+    Applicant,
+    AssessmentFactor,
+    Decision,
+    Loan,
+    LoanApplication,
+    LoanProduct,
+)
+from db.repositories import column_values, index_named, insert_unless_taken, unnest_rows
 from lending.states import ApplicationStatus
 
 ONE_OPEN_PER_APPLICANT = index_named(
@@ -31,6 +39,15 @@ class ApplicationFilter:
     submitted_to: datetime | None = None
     amount_min: Decimal | None = None
     amount_max: Decimal | None = None
+    # Conditions on the latest decision.
+    decided_by: str | None = None
+    score_min: Decimal | None = None
+    score_max: Decimal | None = None
+
+    @property
+    def on_latest_decision(self) -> bool:
+        """Whether any condition concerns the latest decision."""
+        return any(v is not None for v in (self.decided_by, self.score_min, self.score_max))
 
 
 def filtered(flt: ApplicationFilter) -> Select[LoanApplication]:
@@ -60,6 +77,26 @@ def filtered(flt: ApplicationFilter) -> Select[LoanApplication]:
         stmt = stmt.where(LoanApplication.amount_requested >= flt.amount_min)
     if flt.amount_max is not None:
         stmt = stmt.where(LoanApplication.amount_requested <= flt.amount_max)
+    if flt.on_latest_decision:
+        stmt = stmt.where(LoanApplication.id.in_(_latest_decisions(flt)))
+    return stmt
+
+
+def _latest_decisions(flt: ApplicationFilter) -> Select[Any]:
+    """The applications whose latest decision meets the filter's decision conditions."""
+    latest = (
+        select(Decision.application_id, Decision.decided_by, Decision.score)
+        .distinct(Decision.application_id)
+        .order_by(Decision.application_id, Decision.decided_at.desc(), Decision.id.desc())
+        .subquery("latest")
+    )
+    stmt = select(latest.c.application_id)
+    if flt.decided_by is not None:
+        stmt = stmt.where(latest.c.decided_by == flt.decided_by)
+    if flt.score_min is not None:
+        stmt = stmt.where(latest.c.score >= flt.score_min)
+    if flt.score_max is not None:
+        stmt = stmt.where(latest.c.score <= flt.score_max)
     return stmt
 
 
@@ -137,8 +174,10 @@ async def record_decision(
     status: ApplicationStatus,
     decision: Decision,
     loan: Loan | None,
+    factors: Sequence[AssessmentFactor] = (),
 ) -> LoanApplication:
-    """Append ``decision``, move the locked application to ``status`` and insert ``loan``, if any.
+    """Append ``decision`` (with its assessment's ``factors``), move the locked application to
+    ``status`` and insert ``loan``, if any.
 
     One statement. The loan is approved when the decision is made, and the decision and loan
     objects get what the database assigned (ids, times, version), as a flush would give them.
@@ -168,6 +207,19 @@ async def record_decision(
         )
         stmt = stmt.add_cte(created)
         returned += [select(c).scalar_subquery() for c in created.c]
+    if factors:
+        rows = unnest_rows(
+            position=([f.position for f in factors], Integer()),
+            name=([f.name for f in factors], String()),
+            contribution=([f.contribution for f in factors], Numeric(12, 4)),
+            detail=([f.detail for f in factors], String()),
+        )
+        listed = (
+            insert(AssessmentFactor)
+            .from_select(["decision_id", *rows.c.keys()], select(decided.c.id, *rows.c))
+            .cte("listed")
+        )
+        stmt = stmt.add_cte(listed)
     row = (await session.execute(stmt.add_cte(decided).returning(LoanApplication, *returned))).one()
     decision.id, decision.decided_at = row[1], row[2]
     if loan is not None:

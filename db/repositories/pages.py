@@ -13,7 +13,16 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Applicant, AuditEvent, Base, Installment, Loan, LoanApplication, Payment
+from db.models import (
+    Applicant,
+    AuditEvent,
+    Base,
+    Installment,
+    Loan,
+    LoanApplication,
+    Payment,
+    Reminder,
+)
 from db.pagination import keyset_page, keyset_page_per_parent
 from db.read_plan import Domain, PageArgs
 from db.repositories import applicants, applications, audit, loans, records, servicing
@@ -21,6 +30,10 @@ from db.repositories import applicants, applications, audit, loans, records, ser
 
 def _payments(_: None) -> Select[Any]:
     return select(Payment)
+
+
+def _reminders(_: None) -> Select[Any]:
+    return select(Reminder)
 
 
 def _chain(flt: audit.ChainFilter) -> Select[Any]:
@@ -33,6 +46,7 @@ FILTERED: dict[Domain, tuple[type[Base], Callable[[Any], Select[Any]]]] = {
     Domain.APPLICATIONS: (LoanApplication, applications.filtered),
     Domain.LOANS: (Loan, loans.filtered),
     Domain.PAYMENTS: (Payment, _payments),
+    Domain.REMINDERS: (Reminder, _reminders),
     Domain.OVERDUE_INSTALLMENTS: (Installment, servicing.overdue_installments_stmt),
     Domain.AUDIT_EVENTS: (AuditEvent, _chain),
 }

@@ -26,14 +26,12 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import TableValuedAlias
-from sqlalchemy.types import TypeEngine
 
-from db.models import Installment, Loan, Money, Payment, PaymentAllocation
-from db.repositories import index_named, insert_unless_taken
-from lending.states import LoanStatus
+from db.models import Installment, Loan, Money, Payment, PaymentAllocation, Reminder
+from db.repositories import index_named, insert_unless_taken, unnest_rows
+from lending.states import LoanStatus, ReminderStatus
 
 REFERENCE_PER_LOAN = index_named(Payment.__table__, "uq_payments_loan_id_reference")
 
@@ -65,12 +63,6 @@ def _loan_update(loan: Loan, **values: Any) -> Update:
     )
 
 
-def _unnest(**columns: tuple[Sequence[Any], TypeEngine[Any]]) -> TableValuedAlias:
-    """Rows given as one array per column: a single parameter each, however many rows."""
-    arrays = [literal(list(values), ARRAY(type_)) for values, type_ in columns.values()]
-    return func.unnest(*arrays).table_valued(*columns).render_derived()
-
-
 async def book_schedule(
     session: AsyncSession, loan: Loan, installments: Sequence[Installment], **values: Any
 ) -> Loan:
@@ -78,7 +70,7 @@ async def book_schedule(
 
     The instalment objects get their ids, as a flush would give them.
     """
-    rows = _unnest(
+    rows = unnest_rows(
         number=([i.number for i in installments], Integer()),
         due_date=([i.due_date for i in installments], Date()),
         principal_due=([i.principal_due for i in installments], Money),
@@ -124,6 +116,11 @@ async def lock_payment(session: AsyncSession, payment_id: int) -> Payment | None
     return await session.scalar(stmt)
 
 
+async def installment_loan_id(session: AsyncSession, installment_id: int) -> int | None:
+    """The loan an instalment belongs to."""
+    return await session.scalar(select(Installment.loan_id).where(Installment.id == installment_id))
+
+
 async def payment_loan_id(session: AsyncSession, payment_id: int) -> int | None:
     """The loan a payment belongs to."""
     return await session.scalar(select(Payment.loan_id).where(Payment.id == payment_id))
@@ -162,6 +159,7 @@ class LivePayment(NamedTuple):
     amount: Decimal
     received_on: date
     recorded_at: datetime
+    settlement: bool = False
 
 
 async def allocation_inputs(
@@ -176,6 +174,7 @@ async def allocation_inputs(
         Installment.principal_due.label("amount"),
         Installment.interest_due,
         null().label("recorded_at"),
+        literal(False).label("settlement"),
     ).where(Installment.loan_id == loan_id)
     payments = select(
         literal(False),
@@ -185,6 +184,7 @@ async def allocation_inputs(
         Payment.amount,
         null(),
         Payment.recorded_at,
+        Payment.settlement,
     ).where(Payment.loan_id == loan_id, Payment.reversed_at.is_(None))
     # One round trip for both: a union of the two, told apart by the first column.
     rows: Sequence[Any] = (await session.execute(union_all(installments, payments))).all()
@@ -197,7 +197,11 @@ async def allocation_inputs(
             ),
             key=lambda i: i.number,
         ),
-        [LivePayment(r.id, r.amount, r.on, r.recorded_at) for r in rows if not r.is_installment],
+        [
+            LivePayment(r.id, r.amount, r.on, r.recorded_at, r.settlement)
+            for r in rows
+            if not r.is_installment
+        ],
     )
 
 
@@ -205,12 +209,13 @@ async def replace_allocations(
     session: AsyncSession, loan: Loan, rows: Sequence[PaymentAllocation], **values: Any
 ) -> Loan:
     """Swap a locked loan's allocations for fresh ones and change it (as update_loan), at once."""
-    fresh = _unnest(
+    fresh = unnest_rows(
         payment_id=([a.payment_id for a in rows], BigInteger()),
         installment_id=([a.installment_id for a in rows], BigInteger()),
         received_on=([a.received_on for a in rows], Date()),
         principal=([a.principal for a in rows], Money),
         interest=([a.interest for a in rows], Money),
+        interest_waived=([a.interest_waived for a in rows], Money),
     )
     # Parts of one statement see the table as it was before it: the delete keeps the new rows.
     cleared = delete(PaymentAllocation).where(PaymentAllocation.loan_id == loan.id).cte("cleared")
@@ -226,11 +231,12 @@ async def replace_allocations(
 
 
 def _paid_by(as_of: date) -> Any:
-    """Per instalment: what was paid on or before ``as_of``."""
+    """Per instalment: what was paid (or waived) on or before ``as_of``."""
+    settled = PaymentAllocation.principal + PaymentAllocation.interest
     return (
         select(
             PaymentAllocation.installment_id,
-            func.sum(PaymentAllocation.principal + PaymentAllocation.interest).label("paid"),
+            func.sum(settled + PaymentAllocation.interest_waived).label("paid"),
         )
         .where(PaymentAllocation.received_on <= as_of)
         .group_by(PaymentAllocation.installment_id)
@@ -247,18 +253,22 @@ class OverdueFilter:
 
     as_of: date
     latest_due: date | None
+    # Only instalments with no reminder requested on or after this day (failed ones aside).
+    not_reminded_since: date | None = None
 
     @classmethod
-    def of(cls, as_of: date, min_days_past_due: int) -> OverdueFilter:
+    def of(
+        cls, as_of: date, min_days_past_due: int, not_reminded_since: date | None = None
+    ) -> OverdueFilter:
         """Instalments at least ``min_days_past_due`` days (and at least one day) late."""
         latest = as_of.toordinal() - max(min_days_past_due, 1)
-        return cls(as_of, date.fromordinal(latest) if latest >= 1 else None)
+        return cls(as_of, date.fromordinal(latest) if latest >= 1 else None, not_reminded_since)
 
 
 def overdue_installments_stmt(flt: OverdueFilter) -> Select[Installment]:
     """Instalments of active loans still unpaid some days after falling due."""
     paid = _paid_by(flt.as_of)
-    return (
+    stmt = (
         select(Installment)
         .join(Loan, Loan.id == Installment.loan_id)
         .outerjoin(paid, paid.c.installment_id == Installment.id)
@@ -269,6 +279,14 @@ def overdue_installments_stmt(flt: OverdueFilter) -> Select[Installment]:
             > func.coalesce(paid.c.paid, literal(0)),
         )
     )
+    if flt.not_reminded_since is not None:
+        reminded = select(Reminder.id).where(
+            Reminder.installment_id == Installment.id,
+            Reminder.requested_on >= flt.not_reminded_since,
+            Reminder.status != ReminderStatus.FAILED,
+        )
+        stmt = stmt.where(~reminded.exists())
+    return stmt
 
 
 def days_past_due_stmt(as_of: date) -> Any:

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from db import models
-from db.read_plan import PageArgs, ToOne
+from db.read_plan import PageArgs, ToMany, ToOne
 from db.repositories.applications import ApplicationFilter
 from graph.context import Info
 from graph.enums import OrderDirection, graphql_enum
 from graph.errors import ClientError
 from graph.inputs import refuse_nul
 from graph.loaders import DECISIONS
-from graph.reads import ByStatus, column, private, reads
+from graph.reads import ByStatus, Embedded, column, private, reads
 from graph.relations import to_many, to_one
-from graph.relay import DEFAULT_PAGE_SIZE, Node, paginate
+from graph.relay import DEFAULT_PAGE_SIZE, Node, RowView, paginate
 from graph.types.loans import Loan
 from graph.types.products import LoanProduct
 from lending.errors import DomainError
@@ -88,10 +88,41 @@ class LoanApplication(Node, table="loan_applications"):
         return available_actions(self.status)
 
 
+FACTORS = ToMany("assessment_factors", "id", "decision_id", (("position", False),))
+
+
+@strawberry.type(description="What moved an assessment's score, and by how much.")
+class AssessmentFactor(RowView, table="assessment_factors"):
+    name: str = column("name", "What was weighed, such as debt_to_income.")
+    contribution: Decimal = column(
+        "contribution", "How much it moved the score, signed (negative: it counted against)."
+    )
+    detail: str | None = column("detail", "A short explanation, if given.")
+
+
+@strawberry.type(
+    description="The assessment behind a decision: kept with it, never edited (append-only)."
+)
+class Assessment:
+    decision_key: strawberry.Private[int] = private("id")
+    score: Decimal = column("score", "The score, 0 to 1000.")
+    model: str = column("model", "The model that produced it, written name@version.")
+    factors: list[AssessmentFactor] = to_many(
+        FACTORS, "What moved the score, in the order the assessment gave them (at most 50)."
+    )
+    evidence: list[str] = column(
+        "evidence",
+        "References to the documents or data sources relied on (ids, not documents; at most 20).",
+    )
+
+
 @strawberry.type(description="An outcome recorded on an application. Decisions are never edited.")
 class Decision(Node, table="decisions"):
     key: strawberry.Private[int] = private("id")
     application_key: strawberry.Private[int] = private("application_id")
+    assessed_score: strawberry.Private[Decimal | None] = private("score")
+    assessed_model: strawberry.Private[str | None] = private("model")
+    assessed_evidence: strawberry.Private[list[str] | None] = private("evidence")
     outcome: DecisionOutcome = column("outcome", "What was decided.")
     reason: str = column("reason", "Why, in the decider's words.")
     decided_by: str = column("decided_by", "Who decided (the caller's name).")
@@ -109,6 +140,20 @@ class Decision(Node, table="decisions"):
     application: LoanApplication = to_one(
         ToOne("loan_applications", "application_id"), "The application decided."
     )
+
+    @strawberry.field(
+        description="The score and evidence the decision was made on; null when none was given.",
+        metadata=reads(Embedded(when="score")),
+    )
+    def assessment(self) -> Assessment | None:
+        if self.assessed_score is None or self.assessed_model is None:
+            return None
+        return Assessment(
+            decision_key=self.key,
+            score=self.assessed_score,
+            model=self.assessed_model,
+            evidence=list(self.assessed_evidence or ()),
+        )
 
 
 class ApplicationSort(enum.Enum):
@@ -155,6 +200,15 @@ class ApplicationFilterInput:
     amount_max: Decimal | None = strawberry.field(
         default=None, description="Amount requested at most this."
     )
+    decided_by: str | None = strawberry.field(
+        default=None, description="The latest decision was made by this caller (exact name)."
+    )
+    score_min: Decimal | None = strawberry.field(
+        default=None, description="The latest decision's assessment scored at least this."
+    )
+    score_max: Decimal | None = strawberry.field(
+        default=None, description="The latest decision's assessment scored at most this."
+    )
 
 
 @strawberry.input(description="How to order applications.")
@@ -189,6 +243,9 @@ def _filter(f: ApplicationFilterInput | None) -> ApplicationFilter:
         submitted_to=f.submitted_to,
         amount_min=_exact(f.amount_min, "amountMin"),
         amount_max=_exact(f.amount_max, "amountMax"),
+        decided_by=f.decided_by,
+        score_min=_exact(f.score_min, "scoreMin"),
+        score_max=_exact(f.score_max, "scoreMax"),
     )
 
 

@@ -19,15 +19,19 @@ from graph.types.servicing import (
     AS_OF,
     Delinquency,
     Payment,
+    Reminder,
     RepaymentSchedule,
     assessed_on,
     loan_balances,
     loan_delinquency,
     payment_page,
+    reminder_page,
 )
 from lending import clock
 from lending.delinquency import BUCKET_BOUNDS, DelinquencyBucket
 from lending.repayment import left_to_pay
+from lending.settlement import AccrualTerms, settlement_quote
+from lending.settlement import SettlementQuote as Quote
 from lending.states import LoanAction, LoanStatus, available_loan_actions
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
@@ -37,6 +41,39 @@ if TYPE_CHECKING:
 
 
 PAYMENTS = Page(Domain.PAYMENTS, payment_page, "id", "loan_id")
+REMINDERS = Page(Domain.REMINDERS, reminder_page, "id", "loan_id")
+
+
+@strawberry.type(description="What settles a loan early on a date, and what it waives.")
+class SettlementQuote:
+    amount: Decimal = strawberry.field(
+        description="What to pay: overdue + principal + accruedInterest."
+    )
+    principal: Decimal = strawberry.field(
+        description="Principal of the instalments falling due after the date, still unpaid."
+    )
+    accrued_interest: Decimal = strawberry.field(
+        description="Interest of the current period up to the date, by the loan's day count."
+    )
+    overdue: Decimal = strawberry.field(
+        description="Everything unpaid of the instalments due on or before the date."
+    )
+    rebate: Decimal = strawberry.field(
+        description="Scheduled interest not yet accrued, which settling waives."
+    )
+    valid_on: date = strawberry.field(description="The date the quote is for.")
+
+    @classmethod
+    def of(cls, quote: Quote) -> SettlementQuote:
+        """The GraphQL view of a quote."""
+        return cls(
+            amount=quote.amount,
+            principal=quote.principal,
+            accrued_interest=quote.accrued_interest,
+            overdue=quote.overdue,
+            rebate=quote.rebate,
+            valid_on=quote.valid_on,
+        )
 
 
 @strawberry.type(description="A loan created by an approved application, with its terms.")
@@ -62,6 +99,18 @@ class Loan(Node, table="loans"):
     approved_at: datetime = column("approved_at", "When the approving decision was made.")
     disbursed_on: date | None = column("disbursed_on", "When the money was paid out.")
     maturity_date: date | None = column("maturity_date", "Due date of the last instalment.")
+    closed_reason: str | None = column(
+        "closed_reason", "Why the loan was cancelled or written off, if it was."
+    )
+    closed_at: datetime | None = column("closed_at", "When it was cancelled or written off.")
+    written_off_amount: Decimal | None = column(
+        "written_off_amount", "What was left to pay when the loan was written off."
+    )
+    settlement_rebate: Decimal | None = column(
+        "settlement_rebate",
+        "The interest an early settlement waived (instalments keep their scheduled interest; "
+        "their allocations show it as waived); null unless settled.",
+    )
     application: Annotated[LoanApplication, strawberry.lazy("graph.types.applications")] = to_one(
         ToOne("loan_applications", "application_id"), "The application the loan was approved on."
     )
@@ -84,6 +133,39 @@ class Loan(Node, table="loans"):
         self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
     ) -> Connection[Payment]:
         return await page_of(info, PAYMENTS, payment_page(first, after), self)
+
+    @strawberry.field(
+        description="Reminders requested on the loan's instalments, newest first.",
+        metadata=reads(REMINDERS),
+    )
+    async def reminders(
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
+    ) -> Connection[Reminder]:
+        return await page_of(info, REMINDERS, reminder_page(first, after), self)
+
+    @strawberry.field(
+        description="What would repay the loan in full on a date (default today, UTC): "
+        "everything due by then, the principal of later instalments and the interest accrued "
+        "in the current period; the rest of the interest is waived. Null unless ACTIVE, or for "
+        "a date before disbursement or the latest payment, or after maturity. A quote assumes "
+        "no other payment arrives first; settleLoan takes exactly its amount."
+    )
+    async def settlement_quote(
+        self,
+        info: Info,
+        as_of: Annotated[date | None, strawberry.argument(description=AS_OF)] = None,
+    ) -> SettlementQuote | None:
+        if self.status is not LoanStatus.ACTIVE or self.disbursed_on is None:
+            return None
+        assert self.maturity_date is not None
+        day = assessed_on(as_of)
+        allocations = await info.context.loaders.allocations_by_loan.load(self.key)
+        last = max((a.received_on for a in allocations), default=self.disbursed_on)
+        if not max(self.disbursed_on, last) <= day <= self.maturity_date:
+            return None
+        balances = await loan_balances(info, self.key, None)
+        terms = AccrualTerms(self.disbursed_on, self.day_count, self.currency)
+        return SettlementQuote.of(settlement_quote(list(balances.values()), day, terms))
 
     @strawberry.field(
         description="Principal not yet repaid; null until disbursed.",

@@ -29,3 +29,11 @@ class LoanProduct(Node, table="loan_products"):
     frequency: RepaymentFrequency = column("frequency", "How often instalments fall due.")
     day_count: DayCount = column("day_count", "How interest is counted.")
     active: bool = column("active", "Whether new applications may use the product.")
+    refer_below_score: Decimal | None = column(
+        "refer_below_score",
+        "An APPROVED decision needs an assessment scoring at least this (else POLICY_VIOLATION: "
+        "refer it instead); null: no threshold.",
+    )
+    assessment_required: bool = column(
+        "assessment_required", "Whether every decision must carry an assessment."
+    )

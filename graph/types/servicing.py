@@ -24,6 +24,7 @@ from lending.allocation import InstallmentBalance, InstallmentDue
 from lending.delinquency import DelinquencyBucket, InstallmentStatus, installment_status
 from lending.delinquency import delinquency as delinquency_of
 from lending.repayment import PaidPart, balances_as_of
+from lending.states import ReminderChannel, ReminderStatus
 
 if TYPE_CHECKING:
     from graph.types.loans import Loan
@@ -53,7 +54,13 @@ async def loan_balances(
                 for i in installments
             ],
             [
-                PaidPart(number_of[a.installment_id], a.principal, a.interest, a.received_on)
+                PaidPart(
+                    number_of[a.installment_id],
+                    a.principal,
+                    a.interest,
+                    a.received_on,
+                    a.interest_waived,
+                )
                 for a in allocations
             ],
             as_of,
@@ -78,6 +85,10 @@ class Installment(Node, table="installments"):
     )
     loan: Annotated[Loan, strawberry.lazy("graph.types.loans")] = to_one(
         ToOne("loans", "loan_id"), "The loan this instalment belongs to."
+    )
+    reminders: list[Reminder] = to_many(
+        ToMany("reminders", "id", "installment_id", (("requested_at", False), ("id", False))),
+        "Reminders requested on this instalment, oldest first.",
     )
 
     async def _balance(self, info: Info, as_of: date | None) -> InstallmentBalance:
@@ -192,6 +203,9 @@ class Payment(Node, table="payments"):
     reversed_at: datetime | None = column("reversed_at", "When it was reversed.")
     reversed_by: str | None = column("reversed_by", "Who reversed it.")
     reversed_reason: str | None = column("reversed_reason", "Why it was reversed.")
+    settlement: bool = column(
+        "settlement", "Whether it settled the loan early (see settleLoan and the loan's rebate)."
+    )
     allocations: list[PaymentAllocation] = to_many(
         ToMany("payment_allocations", "id", "payment_id", (("id", False),)),
         "How the payment was applied: oldest instalment first, interest before principal. "
@@ -242,6 +256,44 @@ async def loan_delinquency(info: Info, loan_id: int, currency: str, day: date) -
     )
 
 
+@strawberry.type(
+    description="A reminder on an overdue instalment: QUEUED until the delivering service "
+    "reports it DELIVERED or FAILED."
+)
+class Reminder(Node, table="reminders"):
+    key: strawberry.Private[int] = private("id")
+    installment_key: strawberry.Private[int] = private("installment_id")
+    loan_key: strawberry.Private[int] = private("loan_id")
+    channel: ReminderChannel = column("channel", "How the borrower is to be reminded.")
+    message: str = column("message", "What to tell the borrower.")
+    status: ReminderStatus = column("status", "Where it stands.")
+    requested_by: str = column("requested_by", "Who asked for it.")
+    requested_at: datetime = column("requested_at", "When it was asked for.")
+    delivered_at: datetime | None = column(
+        "reported_at",
+        "When the delivering service reported back (delivered or failed); null while QUEUED.",
+    )
+    reported_by: str | None = column("reported_by", "Who reported back.")
+    detail: str | None = column("detail", "What the delivering service said (why it failed).")
+    installment: Installment = to_one(
+        ToOne("installments", "installment_id"), "The overdue instalment."
+    )
+    loan: Annotated[Loan, strawberry.lazy("graph.types.loans")] = to_one(
+        ToOne("loans", "loan_id"), "The loan."
+    )
+
+
+def reminder_page(first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None) -> PageArgs:
+    """The checked arguments of a loan's reminders: newest first."""
+    return paginate(
+        first,
+        after,
+        sort=models.Reminder.requested_at,
+        name="REQUESTED_AT:DESC",
+        descending=True,
+    )
+
+
 def payment_page(first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None) -> PageArgs:
     """The checked arguments of a loan's payments: oldest received first."""
     return paginate(first, after, sort=models.Payment.received_on, name="RECEIVED_ON:ASC")
@@ -252,15 +304,19 @@ def overdue_page(
     min_days_past_due: int = 1,
     first: int | None = DEFAULT_PAGE_SIZE,
     after: str | None = None,
+    not_reminded_since: date | None = None,
 ) -> PageArgs:
     """The checked arguments of `overdueInstallments`: most overdue first.
 
     The cursor names the arguments, since they define the list it walks.
     """
+    name = f"OVERDUE:{as_of.isoformat()}:{min_days_past_due}"
+    if not_reminded_since is not None:  # cursors without it stay as they were
+        name += f":{not_reminded_since.isoformat()}"
     return paginate(
         first,
         after,
         sort=models.Installment.due_date,
-        name=f"OVERDUE:{as_of.isoformat()}:{min_days_past_due}",
-        filter=OverdueFilter.of(as_of, min_days_past_due),
+        name=name,
+        filter=OverdueFilter.of(as_of, min_days_past_due, not_reminded_since),
     )

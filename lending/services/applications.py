@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Decision, Loan, LoanApplication
+from db.models import AssessmentFactor, Decision, Loan, LoanApplication, LoanProduct
 from db.repositories import applicants as applicant_repo
 from db.repositories import applications as application_repo
 from db.repositories import products as product_repo
 from db.repositories.audit import snapshot
+from lending.assessment import Assessment, RawFactor, check_policy, validate_assessment
 from lending.audit import AuditAction, Caller
-from lending.errors import DomainError, ErrorCode, check_version
+from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
 from lending.references import new_reference
 from lending.services.audit import Change, record
 from lending.states import (
@@ -27,6 +29,7 @@ from lending.states import (
 )
 from lending.validation import (
     MAX_REASON_LENGTH,
+    DecisionInput,
     clean_text,
     validate_application,
     validate_decision,
@@ -133,23 +136,30 @@ async def decide_application(
     term_months: int | None,
     expected_version: int | None = None,
     decided_at: datetime | None = None,
+    assessment: AssessmentIn | None = None,
 ) -> Decided:
-    """Record a decision; an APPROVED one also creates the loan with the approved terms."""
+    """Record a decision; an APPROVED one also creates the loan with the approved terms.
+
+    The assessment behind it, if given, is kept with it and checked against the product's
+    policy (POLICY_VIOLATION).
+    """
     locked = await application_repo.lock_application_with_product(session, application_id)
     if locked is None:
         raise _not_found()
     application, product = locked
     check_version(expected_version, application.version)
     before = snapshot(application)
-    valid = validate_decision(
+    valid, assessed = _validated(
         outcome=outcome,
         reason=reason,
         approved_amount=approved_amount,
         annual_interest_rate=annual_interest_rate,
         term_months=term_months,
         product=product,
+        assessment=assessment,
     )
     status = next_status(application.status, ACTION_FOR_OUTCOME[valid.outcome])
+    check_policy(product, valid.outcome, assessed)
     decision = Decision(
         application_id=application.id,
         outcome=valid.outcome,
@@ -158,7 +168,14 @@ async def decide_application(
         approved_amount=valid.approved_amount,
         annual_interest_rate=valid.annual_interest_rate,
         term_months=valid.term_months,
+        score=assessed.score if assessed else None,
+        model=assessed.model if assessed else None,
+        evidence=list(assessed.evidence) if assessed else None,
     )
+    factors = [
+        AssessmentFactor(position=n, name=f.name, contribution=f.contribution, detail=f.detail)
+        for n, f in enumerate(assessed.factors if assessed else ())
+    ]
     if decided_at is not None:
         decision.decided_at = decided_at
     loan = None
@@ -178,9 +195,10 @@ async def decide_application(
             status=LoanStatus.APPROVED,
         )
     application = await application_repo.record_decision(
-        session, application, status, decision, loan
+        session, application, status, decision, loan, factors
     )
-    changes = [Change(AuditAction.DECISION_RECORDED, decision)]
+    listed = {"factors": [snapshot(f) | {"decision_id": decision.id} for f in factors]}
+    changes = [Change(AuditAction.DECISION_RECORDED, decision, also=listed if assessed else None)]
     if loan is not None:
         changes.append(Change(AuditAction.LOAN_CREATED, loan, loan_id=loan.id))
     changes.append(
@@ -190,6 +208,57 @@ async def decide_application(
     )
     await record(session, caller, *changes, application_id=application.id)
     return Decided(application=application, decision=decision, loan=loan)
+
+
+def _validated(
+    *,
+    outcome: str,
+    reason: str,
+    approved_amount: object | None,
+    annual_interest_rate: object | None,
+    term_months: int | None,
+    product: LoanProduct,
+    assessment: AssessmentIn | None,
+) -> tuple[DecisionInput, Assessment | None]:
+    """The decision and its assessment checked, every problem of both reported at once."""
+    errors: list[DomainError] = []
+    valid = assessed = None
+    try:
+        valid = validate_decision(
+            outcome=outcome,
+            reason=reason,
+            approved_amount=approved_amount,
+            annual_interest_rate=annual_interest_rate,
+            term_months=term_months,
+            product=product,
+        )
+    except DomainErrors as found:
+        errors += found.errors
+    except DomainError as found:
+        errors.append(found)
+    if assessment is not None:
+        try:
+            assessed = validate_assessment(
+                score=assessment.score,
+                model=assessment.model,
+                factors=assessment.factors,
+                evidence=assessment.evidence,
+            )
+        except DomainErrors as found:
+            errors += found.errors
+    if errors or valid is None:
+        raise DomainErrors(errors)
+    return valid, assessed
+
+
+@dataclass(frozen=True)
+class AssessmentIn:
+    """An assessment as a client sent it (checked by lending.assessment)."""
+
+    score: object
+    model: str
+    factors: Sequence[RawFactor] = ()
+    evidence: Sequence[str] = ()
 
 
 def _first(given: T | None, default: T) -> T:

@@ -17,17 +17,23 @@ from lending.audit import (
     chain_of,
     event_hash,
     first_broken_link,
+    json_safe,
 )
 
 
 @dataclass(frozen=True)
 class Change:
-    """One change to record: what was done to which row, and the row's state before."""
+    """One change to record: what was done to which row, and the row's state before.
+
+    The state after is the row's columns, with ``also`` added (what the row's children hold,
+    such as a decision's assessment factors).
+    """
 
     action: AuditAction
     entity: object
     before: dict[str, Any] | None = None
     loan_id: int | None = None
+    also: dict[str, Any] | None = None
 
 
 async def record(
@@ -57,7 +63,7 @@ async def record(
             "entity_type": entity_type,
             "entity_id": f"{entity_type}:{entity_key}",
             "before": change.before,
-            "after": audit_repo.snapshot(change.entity),
+            "after": audit_repo.snapshot(change.entity) | json_safe(change.also or {}),
             "request_id": caller.request_id,
             "idempotency_key": caller.idempotency_key,
             "at": datetime.now(UTC).isoformat(),

@@ -139,7 +139,12 @@ async def test_preview_equals_the_booked_schedule(client, engine, products):
     assert booked["maturityDate"] == preview["maturityDate"]
     assert booked["status"] == "ACTIVE"
     assert booked["disbursedOn"] == disbursed.isoformat()
-    assert booked["availableActions"] == ["RECORD_PAYMENT", "REVERSE_PAYMENT"]
+    assert booked["availableActions"] == [
+        "RECORD_PAYMENT",
+        "REVERSE_PAYMENT",
+        "SETTLE",
+        "WRITE_OFF",
+    ]
     assert len(preview["installments"]) == 24
     assert preview["installments"][0]["dueDate"] == first_due.isoformat()
     assert preview["totalPrincipal"] == "12345.67"

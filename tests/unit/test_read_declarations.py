@@ -11,6 +11,11 @@ from graph.schema import schema
 NOT_COMPILED = {
     "previewSchedule": "computed in Python by lending.schedule; nothing to read",
 }
+# Fields whose rule stays in Python (rendering it in SQL would copy it): a query selecting one
+# runs its root field on the per-field path.
+NOT_COMPILED_FIELDS = {
+    "Loan.settlementQuote": "lending.settlement's accrual by day count",
+}
 
 
 def reachable_fields() -> dict[str, set[str]]:
@@ -32,8 +37,13 @@ def reachable_fields() -> dict[str, set[str]]:
             continue
         if named.name in seen:
             continue
-        seen[named.name] = set(named.fields)
-        pending += [get_named_type(field.type) for field in named.fields.values()]
+        fields = {
+            name: field
+            for name, field in named.fields.items()
+            if f"{named.name}.{name}" not in NOT_COMPILED_FIELDS
+        }
+        seen[named.name] = set(fields)
+        pending += [get_named_type(field.type) for field in fields.values()]
     return seen
 
 
