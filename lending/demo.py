@@ -10,10 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import LoanProduct, Payment
 from db.repositories import products as product_repo
+from lending.assessment import RawFactor
 from lending.audit import Caller
+from lending.delinquency import InstallmentStatus, installment_status
 from lending.services import applications as service
 from lending.services import loans as loan_service
 from lending.services import payments as payment_service
+from lending.services import reminders as reminder_service
+from lending.states import ReminderChannel, ReminderStatus
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 
@@ -34,6 +38,7 @@ def demo_products() -> list[LoanProduct]:
             frequency=RepaymentFrequency.MONTHLY,
             day_count=DayCount.THIRTY_360,
             active=True,
+            refer_below_score=Decimal("600"),
         ),
         LoanProduct(
             code="SMALL-BIZ-USD",
@@ -49,6 +54,7 @@ def demo_products() -> list[LoanProduct]:
             frequency=RepaymentFrequency.MONTHLY,
             day_count=DayCount.ACTUAL_365,
             active=True,
+            assessment_required=True,
         ),
         LoanProduct(
             code="MICRO-KES",
@@ -338,6 +344,39 @@ APPLICATIONS: list[tuple[str, str, str | None, str, str, int, str, str | None, l
         "3300.00",
         [("REJECTED", "Identity could not be verified.", None)],
     ),
+    (
+        "Tomás Alvarez",
+        "tomas.alvarez@example.com",
+        None,
+        "PERSONAL-USD",
+        "6000.00",
+        12,
+        "Kitchen appliances",
+        "3600.00",
+        [("APPROVED", "Meets all criteria.", None)],
+    ),
+    (
+        "Peter Okafor",
+        "peter.okafor@example.com",
+        "+234 803 555 0124",
+        "PERSONAL-USD",
+        "9000.00",
+        24,
+        "School fees",
+        "3000.00",
+        [("APPROVED", "Stable income at the time of application.", None)],
+    ),
+    (
+        "Aisha Bello",
+        "aisha.bello@example.com",
+        None,
+        "PERSONAL-USD",
+        "4000.00",
+        12,
+        "Car repairs",
+        "4100.00",
+        [("APPROVED", "Low amount against a good income.", None)],
+    ),
 ]
 
 
@@ -348,6 +387,8 @@ SERVICER = Caller("servicer.carol")
 # that GraphiQL shows every delinquency bucket, a paid-off loan and a reversed payment.
 SERVICING: dict[str, tuple[int, str]] = {
     "amina.patel@example.com": (300, "current"),
+    "peter.okafor@example.com": (400, "written_off"),
+    "aisha.bello@example.com": (100, "settled"),
     "wanjiru.kamau@example.co.ke": (200, "DPD_91_PLUS"),
     "sofia.rossi@example.com": (180, "paid_off"),
     "hannah.mueller@example.com": (150, "DPD_61_90"),
@@ -415,13 +456,86 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
                     annual_interest_rate=rate_ok,
                     term_months=term_ok,
                     decided_at=at,
+                    assessment=_assessment(rng, outcome, index) if code in ASSESSED else None,
                 )
             if email in SERVICING and decided is not None and decided.loan is not None:
                 disbursed_ago, plan = SERVICING[email]
                 await _service_loan(
                     session, decided.loan.id, today - timedelta(days=disbursed_ago), plan, today
                 )
+            if email in REMINDED and decided is not None and decided.loan is not None:
+                await _remind(session, decided.loan.id, *REMINDED[email], today)
+            if email == CANCELLED and decided is not None and decided.loan is not None:
+                await loan_service.cancel_loan(
+                    session,
+                    SERVICER,
+                    loan_id=decided.loan.id,
+                    reason="The applicant found other financing before the payout.",
+                )
     return True
+
+
+# Products whose decisions the demo's underwriters back with an assessment (both have a policy).
+ASSESSED = {"PERSONAL-USD", "SMALL-BIZ-USD"}
+CANCELLED = "tomas.alvarez@example.com"
+SCORES = {"APPROVED": (640, 820), "REFERRED": (520, 599), "REJECTED": (350, 480)}
+
+
+def _assessment(rng: random.Random, outcome: str, n: int) -> service.AssessmentIn:
+    """A credit model's assessment, its score fitting the outcome."""
+    low, high = SCORES[outcome]
+    score = Decimal(rng.randint(low * 100, high * 100)) / 100
+    return service.AssessmentIn(
+        score=score,
+        model="credit-score@3.2",
+        factors=[
+            RawFactor("income_to_instalment", Decimal(rng.randint(20, 90)), "declared income"),
+            RawFactor("bureau_history_months", Decimal(rng.randint(-40, 60))),
+            RawFactor("existing_debt", Decimal(-rng.randint(0, 80)), "bureau report"),
+        ],
+        evidence=[f"doc:payslip-{1000 + n}", f"bureau:report-{2000 + n}"],
+    )
+
+
+async def _remind(
+    session: AsyncSession,
+    loan_id: int,
+    channel: ReminderChannel,
+    delivered: bool,
+    today: date,
+) -> None:
+    """A collections agent's reminder on a loan's oldest overdue instalment."""
+    loan = await payment_service.locked_loan(session, loan_id)
+    current = await payment_service.ledger(session, loan)
+    oldest = next(
+        b.number
+        for b in current.allocation.balances
+        if installment_status(b, today) is InstallmentStatus.OVERDUE
+    )
+    reminder = await reminder_service.request_reminder(
+        session,
+        COLLECTIONS,
+        installment_id=next(i.id for i in current.installments if i.number == oldest),
+        channel=channel,
+        message="Your instalment is overdue: please pay, or call us to agree a plan.",
+        today=today,
+    )
+    if delivered:
+        await reminder_service.report_delivery(
+            session,
+            SERVICER,
+            reminder_id=reminder.id,
+            outcome=ReminderStatus.DELIVERED,
+            detail="Accepted by the mail server.",
+        )
+
+
+COLLECTIONS = Caller("agent.collections")
+# Whose oldest overdue instalment gets a reminder: (channel, reported delivered).
+REMINDED = {
+    "daniel.kim@example.com": (ReminderChannel.SMS, False),
+    "hannah.mueller@example.com": (ReminderChannel.EMAIL, True),
+}
 
 
 async def _service_loan(
@@ -460,14 +574,39 @@ async def _service_loan(
         return
     if plan == "current":
         paid_through = len([i for i in installments if i.due_date <= today])
-    else:
+    elif plan in BUCKET_DAYS:
         low, high = BUCKET_DAYS[plan]
         # The oldest unpaid instalment is the first one whose lateness falls in the bucket.
         paid_through = next(
             i.number - 1 for i in installments if low <= (today - i.due_date).days <= high
         )
+    if plan in ("written_off", "settled"):
+        paid_through = (
+            2 if plan == "written_off" else len([i for i in installments if i.due_date <= today])
+        )
     for item in installments[:paid_through]:
         await pay(item.principal_due + item.interest_due, item.due_date, f"DD-{item.number:03d}")
+    if plan == "written_off":
+        await loan_service.write_off_loan(
+            session,
+            SERVICER,
+            loan_id=loan_id,
+            reason="No contact for 11 months; collections exhausted.",
+        )
+    if plan == "settled":
+        loan = await payment_service.locked_loan(session, loan_id)
+        quote = payment_service.quote_on(
+            loan, await payment_service.ledger(session, loan), today, today
+        )
+        await payment_service.settle_loan(
+            session,
+            SERVICER,
+            loan_id=loan_id,
+            amount=quote.amount,
+            received_on=today,
+            reference="EARLY-SETTLEMENT",
+            today=today,
+        )
     if plan == "DPD_1_30":
         bounced = await pay(Decimal("250.00"), today - timedelta(days=7), "CHQ-1187")
         await payment_service.reverse_payment(

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Numeric, Select, String, Update, func, select, update
+from sqlalchemy import Integer, Numeric, Select, String, Update, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -216,7 +216,10 @@ async def record_decision(
         )
         listed = (
             insert(AssessmentFactor)
-            .from_select(["decision_id", *rows.c.keys()], select(decided.c.id, *rows.c))
+            .from_select(
+                ["decision_id", *rows.c.keys()],
+                select(decided.c.id, *rows.c).select_from(decided.join(rows, true())),
+            )
             .cte("listed")
         )
         stmt = stmt.add_cte(listed)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from decimal import Decimal
 
 import httpx
 from sqlalchemy import text
@@ -15,6 +16,7 @@ from db.session import create_sessionmaker
 from lending.access import Role, demo_key
 from lending.demo import seed_demo
 from lending.services import api_keys as key_service
+from lending.services import audit as audit_service
 from tests.servers import free_port
 
 
@@ -56,8 +58,10 @@ async def test_demo_covers_every_status_and_loads_once(engine):
 
 DEMO_LOANS = """
 { loans(first: 50) { edges { node {
-    status delinquency { bucket }
-    payments(first: 100) { edges { node { reversed } } }
+    status delinquency { bucket } writtenOffAmount settlementRebate closedReason
+    payments(first: 100) { edges { node { reversed settlement } } }
+    reminders { edges { node { channel status } } }
+    application { decisions { assessment { score model factors { name } evidence } } }
 } } } }
 """
 
@@ -70,11 +74,46 @@ async def test_demo_shows_every_servicing_situation(engine, client):
     loans = [e["node"] for e in body["data"]["loans"]["edges"]]
     active_buckets = {loan["delinquency"]["bucket"] for loan in loans if loan["status"] == "ACTIVE"}
     assert active_buckets == {"CURRENT", "DPD_1_30", "DPD_31_60", "DPD_61_90", "DPD_91_PLUS"}
-    assert {loan["status"] for loan in loans} == {"APPROVED", "ACTIVE", "PAID_OFF"}
+    assert {loan["status"] for loan in loans} == {
+        "APPROVED",
+        "ACTIVE",
+        "PAID_OFF",
+        "CANCELLED",
+        "WRITTEN_OFF",
+    }
     reversed_payments = [
         p for loan in loans for p in loan["payments"]["edges"] if p["node"]["reversed"]
     ]
     assert len(reversed_payments) == 1
+    # the agent's loop: an assessed decision, reminders queued and delivered, every ending
+    assessed = [
+        d["assessment"]
+        for loan in loans
+        for d in loan["application"]["decisions"]
+        if d["assessment"] is not None
+    ]
+    assert assessed
+    assert all(
+        a["model"] == "credit-score@3.2" and a["factors"] and a["evidence"] for a in assessed
+    )
+    reminders = {
+        (r["node"]["channel"], r["node"]["status"])
+        for loan in loans
+        for r in loan["reminders"]["edges"]
+    }
+    assert reminders == {("SMS", "QUEUED"), ("EMAIL", "DELIVERED")}
+    [written_off] = [loan for loan in loans if loan["status"] == "WRITTEN_OFF"]
+    assert Decimal(written_off["writtenOffAmount"]) > 0
+    [cancelled] = [loan for loan in loans if loan["status"] == "CANCELLED"]
+    assert cancelled["closedReason"]
+    [settled] = [loan for loan in loans if loan["settlementRebate"] is not None]
+    assert settled["status"] == "PAID_OFF"
+    assert [p["node"]["settlement"] for p in settled["payments"]["edges"]][-1] is True
+    # and every step of it left the audit trail intact
+    async with create_sessionmaker(engine)() as session:
+        verified = await audit_service.verify(session)
+    assert verified.broken is None
+    assert verified.events > 0
 
 
 async def test_serve_migrates_seeds_and_answers(server_url):
