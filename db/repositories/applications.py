@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Integer, Numeric, Select, String, Update, func, select, true, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -86,7 +86,7 @@ def _latest_decisions(flt: ApplicationFilter) -> Select[Any]:
     """The applications whose latest decision meets the filter's decision conditions."""
     latest = (
         select(Decision.application_id, Decision.decided_by, Decision.score)
-        .distinct(Decision.application_id)
+        .ext(distinct_on(Decision.application_id))
         .order_by(Decision.application_id, Decision.decided_at.desc(), Decision.id.desc())
         .subquery("latest")
     )

@@ -47,7 +47,10 @@ NODE_TYPES = (
     "Decision",
     "Installment",
     "Payment",
+    "Reminder",
 )
+DECIDERS = ("underwriter.alice", "underwriter.bob", "agent.triage", "admin", "nobody")
+SCORES = ("0", "520", "600", "699.99", "750.5", "1000")
 
 
 @dataclass
@@ -165,21 +168,28 @@ class _Document:
             put("asOf", "Date!", self.pick(p.dates))
             if self.maybe(0.7):
                 put("minDaysPastDue", "Int", self.pick([0, 1, 1, 5, 30, 90, -3]))
+            if self.maybe(0.3):
+                put("notRemindedSince", "Date", self.pick([*p.dates, None]))
         elif field_name == "loanProducts":
             if self.maybe(0.6):
                 put("activeOnly", "Boolean", self.pick([True, False]))
-        elif field_name in {"status", "daysPastDue", "payoffAmount", "delinquency"} and self.maybe(
-            0.8
-        ):
+        elif field_name in {
+            "status",
+            "daysPastDue",
+            "payoffAmount",
+            "delinquency",
+            "settlementQuote",
+        } and self.maybe(0.8):
             put("asOf", "Date", self.pick([*p.dates, None]))
         if field_name in {
             "applicants",
             "applications",
             "loans",
             "payments",
+            "reminders",
             "overdueInstallments",
             "auditTrail",
-        }:
+        } and (field_name != "reminders" or parent == "Loan"):
             if self.maybe(0.9):
                 sizes = [0, 1, 2, 2, 3, 3, 5, 10, 100, 101, -1, None] if depth == 0 else [0, 1, 2]
                 put("first", "Int", self.pick(sizes))
@@ -222,6 +232,12 @@ class _Document:
             out["amountMin"] = self.pick(p.amounts)
         if self.maybe(0.2):
             out["amountMax"] = self.pick(p.amounts)
+        if self.maybe(0.15):
+            out["decidedBy"] = self.pick(DECIDERS)
+        if self.maybe(0.15):
+            out["scoreMin"] = self.pick(SCORES)
+        if self.maybe(0.15):
+            out["scoreMax"] = self.pick(SCORES)
         return out
 
     def applicant_filter(self) -> dict[str, Any]:

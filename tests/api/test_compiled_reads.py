@@ -61,6 +61,7 @@ TABLE_OF = {
     "Decision": "decisions",
     "Installment": "installments",
     "Payment": "payments",
+    "Reminder": "reminders",
 }
 
 
@@ -121,6 +122,7 @@ async def _pools(url: str) -> Pools:
                 "CREATED_AT:DESC": "SELECT created_at, id FROM applicants",
                 "APPROVED_AT:DESC": "SELECT approved_at, id FROM loans",
                 "RECEIVED_ON:ASC": "SELECT received_on, id FROM payments",
+                "REQUESTED_AT:DESC": "SELECT requested_at, id FROM reminders",
                 "SEQUENCE:ASC": "SELECT id, id FROM audit_events",
             }.items():
                 found = await rows(sql + " ORDER BY random() LIMIT 6")
