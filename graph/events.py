@@ -22,12 +22,16 @@ graphql_enum(
     LoanEventType,
     "What happened to an application or loan.",
     {
-        LoanEventType.DECIDED: "A decision was recorded.",
+        LoanEventType.SUBMITTED: (
+            "An application was submitted (no loan yet, so only unfiltered subscribers hear it)."
+        ),
+        LoanEventType.DECIDED: "A decision was recorded (loanId: the loan an approval created).",
         LoanEventType.WITHDRAWN: "The application was withdrawn.",
         LoanEventType.DISBURSED: "The loan was paid out.",
         LoanEventType.PAYMENT_RECORDED: "A payment was recorded.",
         LoanEventType.PAYMENT_REVERSED: "A payment was reversed.",
         LoanEventType.PAID_OFF: "Nothing is left to pay.",
+        LoanEventType.REOPENED: "A reversed payment left something to pay on a PAID_OFF loan.",
         LoanEventType.SETTLED: "The loan was settled early and is PAID_OFF.",
         LoanEventType.CANCELLED: "The loan was cancelled before it was paid out.",
         LoanEventType.WRITTEN_OFF: "The loan was written off.",

@@ -23,12 +23,14 @@ def chain_of(application_id: int) -> str:
 class LoanEventType(enum.Enum):
     """What subscribers to loan events hear about."""
 
+    SUBMITTED = "SUBMITTED"
     DECIDED = "DECIDED"
     WITHDRAWN = "WITHDRAWN"
     DISBURSED = "DISBURSED"
     PAYMENT_RECORDED = "PAYMENT_RECORDED"
     PAYMENT_REVERSED = "PAYMENT_REVERSED"
     PAID_OFF = "PAID_OFF"
+    REOPENED = "REOPENED"
     SETTLED = "SETTLED"
     CANCELLED = "CANCELLED"
     WRITTEN_OFF = "WRITTEN_OFF"
@@ -64,12 +66,14 @@ class AuditAction(enum.Enum):
 
 
 _ANNOUNCED = {
+    AuditAction.APPLICATION_SUBMITTED: LoanEventType.SUBMITTED,
     AuditAction.APPLICATION_DECIDED: LoanEventType.DECIDED,
     AuditAction.APPLICATION_WITHDRAWN: LoanEventType.WITHDRAWN,
     AuditAction.LOAN_DISBURSED: LoanEventType.DISBURSED,
     AuditAction.PAYMENT_RECORDED: LoanEventType.PAYMENT_RECORDED,
     AuditAction.PAYMENT_REVERSED: LoanEventType.PAYMENT_REVERSED,
     AuditAction.LOAN_PAID_OFF: LoanEventType.PAID_OFF,
+    AuditAction.LOAN_REOPENED: LoanEventType.REOPENED,
     AuditAction.LOAN_SETTLED: LoanEventType.SETTLED,
     AuditAction.LOAN_CANCELLED: LoanEventType.CANCELLED,
     AuditAction.LOAN_WRITTEN_OFF: LoanEventType.WRITTEN_OFF,

@@ -281,7 +281,11 @@ async def test_a_subscriber_is_told_of_the_outage_and_hears_events_again_afterwa
                 app_id = await _decided_application(client, 100 + attempt)
                 try:
                     async with asyncio.timeout(0.3):
-                        heard = json.loads(await ws.recv())
+                        while heard is None:  # its SUBMITTED first, then its DECIDED
+                            message = json.loads(await ws.recv())
+                            event = (message.get("payload", {}).get("data") or {}).get("loanEvents")
+                            if event and event["type"] == "DECIDED":
+                                heard = message
                 except TimeoutError:
                     continue
                 break
