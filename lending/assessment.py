@@ -23,6 +23,7 @@ MAX_FACTOR_DETAIL_LENGTH = 500
 MAX_EVIDENCE_LENGTH = 200
 MAX_CONTRIBUTION = Decimal("99999999.9999")  # NUMERIC(12, 4)
 
+_FOUR_DECIMALS = Decimal("0.0001")
 _MODEL = re.compile(r"^[^@\s]+@[^@\s]+$")  # name@version
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -87,7 +88,7 @@ def _score(raw: object, field: str) -> Decimal:
             f"A score has at most {SCORE_DECIMALS} decimal places.",
             field,
         )
-    return value
+    return value.quantize(_FOUR_DECIMALS)  # as stored (NUMERIC(8, 4)), and as read back
 
 
 def _factor(raw: RawFactor, field: str) -> Factor:
@@ -102,7 +103,7 @@ def _factor(raw: RawFactor, field: str) -> Factor:
     detail = None
     if raw.detail is not None and raw.detail.strip():
         detail = _text(raw.detail, f"{field}.detail", "A factor's detail", MAX_FACTOR_DETAIL_LENGTH)
-    return Factor(name, contribution, detail)
+    return Factor(name, contribution.quantize(_FOUR_DECIMALS), detail)
 
 
 def validate_assessment(

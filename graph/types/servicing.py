@@ -183,6 +183,11 @@ class PaymentAllocation(RowView, table="payment_allocations"):
     principal: Decimal = column("principal", "Applied to principal.")
     interest: Decimal = column("interest", "Applied to interest.")
     amount: Decimal = derived(Total(("principal", "interest")), "Principal plus interest.")
+    interest_waived: Decimal = column(
+        "interest_waived",
+        "Interest an early settlement waived on the instalment (not paid, owed no more); "
+        "0 otherwise.",
+    )
     installment: Installment = to_one(
         ToOne("installments", "installment_id"), "The instalment paid."
     )
