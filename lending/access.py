@@ -35,10 +35,11 @@ class Permission(enum.Enum):
     MANAGE_PRODUCTS = "MANAGE_PRODUCTS"
 
 
-_AGENT = {Permission.READ, Permission.APPLY, Permission.WITHDRAW, Permission.REQUEST_REMINDER}
+_AGENT = {Permission.READ, Permission.APPLY, Permission.WITHDRAW}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.AGENT: frozenset(_AGENT),
+    # Collections agents chase overdue instalments; underwriters do not.
+    Role.AGENT: frozenset(_AGENT | {Permission.REQUEST_REMINDER}),
     Role.UNDERWRITER: frozenset(_AGENT | {Permission.DECIDE, Permission.CANCEL_LOAN}),
     Role.SERVICER: frozenset(
         {

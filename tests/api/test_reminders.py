@@ -570,26 +570,11 @@ ROLE_CASES = {
         {Role.SERVICER, Role.ADMIN},
     ),
 }
-UNDERWRITER_REQUESTS = pytest.mark.xfail(
-    strict=True,
-    reason="UNDERWRITER may request reminders: lending/access.py gives underwriters every "
-    "agent permission (_AGENT | ...), and REQUEST_REMINDER was added to _AGENT",
-)
 
 
 @pytest.mark.parametrize(
     ("mutation", "role"),
-    [
-        pytest.param(
-            mutation,
-            role,
-            marks=UNDERWRITER_REQUESTS
-            if (mutation, role) == ("requestReminder", Role.UNDERWRITER)
-            else (),
-        )
-        for mutation in ROLE_CASES
-        for role in Role
-    ],
+    [(mutation, role) for mutation in ROLE_CASES for role in Role],
 )
 async def test_who_may_request_and_report(app, api_keys, engine, mutation, role):
     operation, allowed = ROLE_CASES[mutation]
