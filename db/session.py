@@ -117,6 +117,7 @@ class RequestSession:
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Task[Any]] = set()
         self._used = False  # a statement has succeeded in this request
+        self._adopted: AsyncSession | None = None
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[AsyncSession]:
@@ -160,10 +161,31 @@ class RequestSession:
         if not task.cancelled():
             task.exception()  # retrieved here too, in case its caller was cancelled meanwhile
 
+    async def adopt(self, session: AsyncSession) -> None:
+        """Read through ``session`` (a dry run's open transaction) until ``release``.
+
+        Reads then see what the transaction wrote and nobody else will ever see; its owner
+        rolls it back after ``release``.
+        """
+        await self.close()
+        async with self._lock:
+            self._session = self._adopted = session
+            self._used = True  # never sent again on a fresh connection: it is the transaction
+
+    async def release(self) -> None:
+        """Stop reading through an adopted session (its owner closes it)."""
+        if self._running:
+            await asyncio.wait(set(self._running))
+        async with self._lock:
+            if self._adopted is not None and self._session is self._adopted:
+                self._session = None
+            self._adopted = None
+            self._used = False
+
     async def close(self) -> None:
         """Release the connection (reads only: nothing to commit)."""
         if self._running:
             await asyncio.wait(set(self._running))
-        if self._session is not None:
+        if self._session is not None and self._session is not self._adopted:
             await self._session.close()
-            self._session = None
+        self._session = None

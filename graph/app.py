@@ -150,18 +150,22 @@ def create_app(
                 raise Unauthenticated
         db = RequestSession(sessionmaker)
         reads = RequestReads(compiled, principal.role) if principal and compiled.enabled else None
+        made = Context(
+            request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
+            sessionmaker=sessionmaker,
+            db=db,
+            authenticate=authenticate,
+            events=events,
+            principal=principal,
+            reads=reads,
+        )
         try:
-            yield Context(
-                request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
-                sessionmaker=sessionmaker,
-                db=db,
-                authenticate=authenticate,
-                events=events,
-                principal=principal,
-                reads=reads,
-            )
+            yield made
         finally:
-            await db.close()
+            try:
+                await made.end_dry_run()
+            finally:
+                await db.close()
 
     app = FastAPI(
         title="Lending GraphQL API",

@@ -30,9 +30,27 @@ class Context(BaseContext):
     principal: Principal | None = None
     reads: RequestReads | None = None  # the compiled read path, for HTTP requests when on
     loaders: Loaders = field(init=False)
+    dry_run: AsyncSession | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)
+
+    async def hold_dry_run(self, session: AsyncSession) -> None:
+        """Keep a dry run's transaction open while its payload is read, through it."""
+        await self.db.adopt(session)
+        self.dry_run = session
+
+    async def end_dry_run(self) -> None:
+        """Roll a held dry run back: nothing of it remains, not even in the loaders."""
+        session, self.dry_run = self.dry_run, None
+        if session is None:
+            return
+        await self.db.release()
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+            self.loaders = Loaders(self.db)
 
     async def authenticated(self) -> Principal | None:
         """The caller; over a websocket, from the connection's Authorization parameter."""

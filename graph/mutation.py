@@ -36,6 +36,13 @@ class IdempotentInput:
         description="1 to 255 characters. A retry with the same key and input replays the first "
         "result (replayed: true) and writes nothing; another input is IDEMPOTENCY_KEY_REUSED.",
     )
+    dry_run: bool = strawberry.field(
+        default=False,
+        description="Check and compute everything, then keep nothing: the payload is what the "
+        "call would return, with the same userErrors, but no row, audit event, loan event or "
+        "idempotency record is kept, and the objects it returns do not exist afterwards (their "
+        "ids resolve to null). A key already used replays as it would (replayed: true).",
+    )
 
 
 @strawberry.input(description="Fields shared by mutations on an existing object.")
@@ -68,6 +75,11 @@ class Payload:
         default=False,
         description="True when this is the stored result of an earlier call with the same key.",
     )
+    dry_run: bool = strawberry.field(
+        default=False,
+        description="True when nothing was kept: the input asked for a dry run, and the objects "
+        "above do not exist (their ids resolve to null).",
+    )
 
     def objects(self) -> Iterator[tuple[str, Node]]:
         """(field name, object) of each object the payload holds."""
@@ -86,13 +98,13 @@ class Payload:
         loaders.prime(row for _, view in self.objects() if (row := view.__dict__.get("_written")))
 
     @classmethod
-    async def replay(cls, loaders: Loaders, stored: dict[str, Any]) -> Self:
+    async def replay(cls, loaders: Loaders, stored: dict[str, Any], dry_run: bool) -> Self:
         """The payload of an earlier execution, its objects as they are now."""
         views: dict[str, Node | None] = {}
         for name, reference in stored.items():
             view = RowView.named(reference[0]) if reference else None
             views[name] = await view.load(loaders, reference[1]) if view and reference else None
-        return cls(replayed=True, **views)  # type: ignore[arg-type]
+        return cls(replayed=True, dry_run=dry_run, **views)  # type: ignore[arg-type]
 
 
 def _type_name(view: Node) -> str:
@@ -105,9 +117,12 @@ def _object_fields(payload: type[Payload]) -> list[dataclasses.Field[Any]]:
     return [item for item in dataclasses.fields(payload) if item.name not in base]
 
 
+_NOT_THE_INPUT = frozenset({"idempotency_key", "dry_run"})
+
+
 def request_hash(operation: str, input_obj: Any) -> str:
-    """Fingerprint of a mutation's input, minus its idempotency key."""
-    fields = {k: v for k, v in dataclasses.asdict(input_obj).items() if k != "idempotency_key"}
+    """Fingerprint of a mutation's input, minus its idempotency key and dry-run flag."""
+    fields = {k: v for k, v in dataclasses.asdict(input_obj).items() if k not in _NOT_THE_INPUT}
     return hashlib.sha256(canonical_json([operation, fields]).encode()).hexdigest()
 
 
@@ -129,14 +144,25 @@ def _checked_key(input_obj: object) -> str | None:
 
 
 async def _claim(
-    session: AsyncSession, caller: Caller, key: str | None, operation: str, fingerprint: str
+    session: AsyncSession,
+    caller: Caller,
+    key: str | None,
+    operation: str,
+    fingerprint: str,
+    dry_run: bool,
 ) -> dict[str, Any] | None:
-    """Claim the idempotency key: None when this call runs, else what the first one stored."""
+    """Claim the idempotency key: None when this call runs, else what the first one stored.
+
+    A dry run only looks: it claims nothing, and replays what a real call would replay.
+    """
     if key is None:
         return None
-    existing = await idempotency.claim(
-        session, actor=caller.actor, key=key, operation=operation, request_hash=fingerprint
-    )
+    if dry_run:
+        existing = await idempotency.find(session, actor=caller.actor, key=key)
+    else:
+        existing = await idempotency.claim(
+            session, actor=caller.actor, key=key, operation=operation, request_hash=fingerprint
+        )
     if existing is None:
         return None
     if existing.request_hash != fingerprint:
@@ -158,24 +184,39 @@ async def run_mutation(info: Info, payload: type[P], input_obj: object, work: Wo
     With an idempotency key, the first completed execution's objects are stored in the same
     transaction; a retry with the same input replays them, a different input is refused.
     Expected failures come back as userErrors, having written nothing; anything else
-    propagates (after the rollback) and is masked for the client.
+    propagates (after the rollback) and is masked for the client. A dry run's transaction is
+    held open while its payload is read (through it), then rolled back: before the next
+    mutation of the request runs, or at the request's end.
     """
     context, operation = info.context, info.field_name
+    await context.end_dry_run()
+    dry = bool(getattr(input_obj, "dry_run", False))
     try:
         key = _checked_key(input_obj)
         caller = Caller(actor=context.actor, request_id=context.request_id, idempotency_key=key)
         fingerprint = request_hash(operation, input_obj)
-        async with context.sessionmaker() as session, session.begin():
-            stored = await _claim(session, caller, key, operation, fingerprint)
+        session = context.sessionmaker()
+        held = False
+        try:
+            transaction = await session.begin()
+            stored = await _claim(session, caller, key, operation, fingerprint, dry)
             if stored is None:
                 made = await work(session, caller)
-                if key is not None:
+                if dry:
+                    made.dry_run = held = True
+                    await context.hold_dry_run(session)
+                elif key is not None:
                     await idempotency.store_result(
                         session, actor=caller.actor, key=key, result=made.references()
                     )
+            if not held:
+                await (transaction.rollback() if dry else transaction.commit())
+        finally:
+            if not held:
+                await session.close()  # rolls back whatever is still open
     except (DomainError, DomainErrors) as exc:
-        return payload(user_errors=user_errors(exc))
+        return payload(user_errors=user_errors(exc), dry_run=dry)
     if stored is not None:
-        return await payload.replay(context.loaders, stored)
+        return await payload.replay(context.loaders, stored, dry)
     made.prime(context.loaders)
     return made

@@ -37,6 +37,13 @@ async def claim(
     return existing
 
 
+async def find(session: AsyncSession, *, actor: str, key: str) -> IdempotencyKey | None:
+    """The completed record of (actor, key), if any, without claiming it."""
+    return await session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.actor == actor, IdempotencyKey.key == key)
+    )
+
+
 async def store_result(
     session: AsyncSession, *, actor: str, key: str, result: dict[str, Any]
 ) -> None:
