@@ -1,4 +1,4 @@
-"""The FastAPI application: GraphQL at /graphql, health checks, request ids."""
+"""The FastAPI application: GraphQL at /graphql, MCP tools at /mcp, health checks, request ids."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from db.listener import EventListener
 from db.migrate import current_revision, head_revision
 from db.read_pool import ReadPool
 from db.session import RequestSession, create_engine, create_sessionmaker
+from graph.catalogue import catalogue
 from graph.compiled import CompiledReads, RequestReads
 from graph.context import Context
 from graph.fast_path import CompiledReadsMiddleware, request_id
@@ -33,6 +34,8 @@ from graph.http import (
     unavailable_body,
     unavailable_errors,
 )
+from graph.mcp_server import ToolServer
+from graph.persisted import PersistedOperationsMiddleware
 from graph.principals import PrincipalCache
 from graph.schema import LendingSchema, build_schema
 from graph.settings import Settings
@@ -119,11 +122,13 @@ def create_app(
         statement_timeout=settings.db_statement_timeout,
     )
     compiled = CompiledReads(schema, read_pool, enabled=settings.compiled_reads)
+    operations = catalogue(schema._schema)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await refuse_unsafe_production(settings, sessionmaker)
-        yield
+        async with tools.http.run():
+            yield
         await events.close()
         await principals.close()
         await compiled.pool.close()
@@ -226,6 +231,8 @@ def create_app(
         principals=principals,
         cost_limit=settings.max_query_cost,
     )
+    # A catalogue document sent by its hash is an ordinary request from here on.
+    app.add_middleware(PersistedOperationsMiddleware, known=operations)
     # Outermost: nothing reads a body before its size is known to be acceptable.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
 
@@ -235,6 +242,10 @@ def create_app(
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
     )
     app.include_router(router, prefix="/graphql")
+    tools = ToolServer(operations, app, authenticate)
+    app.state.tools = tools
+    # An ASGI app as the endpoint: Starlette hands it the raw request.
+    app.add_route("/mcp", tools, methods=["GET", "POST", "DELETE"])  # type: ignore[arg-type]
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The `lending` command: serve, migrate, seed-demo, export-schema."""
+"""The `lending` command: serve, mcp, migrate, seed-demo, api-key, tools, export-schema."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.embedded import EmbeddedPostgres, ensure_database
@@ -115,6 +116,47 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         uvicorn.run(app, **options)
 
 
+def cmd_mcp(settings: Settings, _: argparse.Namespace) -> None:
+    """Serve the catalogue as MCP tools on stdin/stdout, acting with LENDING_API_KEY."""
+    from graph.app import create_app
+
+    if not settings.lending_api_key:
+        raise SystemExit("Set LENDING_API_KEY to the API key the tools should act with.")
+    # MCP owns stdout: until it is served, whatever anything prints goes to stderr (the
+    # embedded PostgreSQL, started here, keeps it so).
+    wire = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        url, _server = database_url(settings)
+        upgrade_to_head(url)
+        app = create_app(settings, url)
+    finally:
+        os.dup2(wire, 1)
+        os.close(wire)
+    if not asyncio.run(_serve_mcp(app, settings.lending_api_key)):
+        raise SystemExit("LENDING_API_KEY is not a valid API key.")
+
+
+async def _serve_mcp(app: Any, key: str) -> bool:
+    """Serve MCP on stdio until the client hangs up; False when the key is refused."""
+    async with app.router.lifespan_context(app):
+        if await app.state.principals.authenticate(f"Bearer {key}") is None:
+            return False
+        await app.state.tools.run_stdio(key)
+    return True
+
+
+def cmd_tools(settings: Settings, args: argparse.Namespace) -> None:
+    """Print the catalogue's tools with their JSON schemas."""
+    from graph.catalogue import catalogue
+    from graph.mcp_server import manifest
+    from graph.schema import schema
+
+    role = Role(args.role) if args.role else None
+    tools = manifest(catalogue(schema._schema), args.format, role)
+    sys.stdout.write(orjson.dumps(tools, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
 def cmd_api_key(settings: Settings, args: argparse.Namespace) -> None:
     """Create, revoke or list API keys."""
     url, _server = database_url(settings)
@@ -190,6 +232,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     serve.add_argument("--port", type=int, help="listen port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.set_defaults(run=cmd_serve)
+    commands.add_parser(
+        "mcp", help="serve the MCP tools on stdio, as LENDING_API_KEY (see README: Agents)"
+    ).set_defaults(run=cmd_mcp)
+    tools = commands.add_parser("tools", help="the catalogue's operations as tools")
+    export = tools.add_subparsers(dest="action", required=True).add_parser(
+        "export", help="print the tools and their JSON schemas"
+    )
+    export.add_argument(
+        "--format",
+        choices=["mcp", "openai"],
+        default="mcp",
+        help="MCP tool definitions, or OpenAI function-calling tools (default mcp)",
+    )
+    export.add_argument("--role", choices=[r.value for r in Role], help="only this role's tools")
+    tools.set_defaults(run=cmd_tools)
     keys = commands.add_parser("api-key", help="create, revoke or list API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="create a key (printed once)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
 import orjson
 
 from graph.errors import SERVICE_UNAVAILABLE, unavailable_error
@@ -64,6 +65,20 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` delivering ``body`` (read already) as one message, then ``receive``'s."""
+    delivered = False
+
+    async def replayed() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies larger than ``max_bytes`` with 413, before anything parses them.
 
@@ -97,17 +112,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, send: Send) -> None:
         await send_json(
@@ -120,3 +125,51 @@ class BodyLimitMiddleware:
             ),
             {"connection": "close"},
         )
+
+
+async def call(app: ASGIApp, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    """POST ``body`` to ``path`` of ``app`` in-process, as a client would over HTTP.
+
+    The request passes every middleware and handler a network request passes, so what it may
+    do and what it costs are exactly those of one sent by the caller it names.
+    """
+    raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw_headers.append((b"content-length", str(len(body)).encode()))
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+        "state": {},
+    }
+    delivered, done = False, anyio.Event()
+    status, chunks = 500, []
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                done.set()
+
+    await app(scope, receive, send)
+    done.set()
+    return status, b"".join(chunks)

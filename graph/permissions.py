@@ -6,14 +6,18 @@ so that the check and the roles named in the field's description come from one d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
+from graphql import GraphQLField
 from strawberry.exceptions import StrawberryGraphQLError
-from strawberry.permission import BasePermission
+from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.types.field import StrawberryField
 
-from graph.context import Info
 from lending.access import Permission, Role, role_may
+
+if TYPE_CHECKING:  # the context imports the read planner, which imports this module
+    from graph.context import Info
 
 
 def requires(permission: Permission) -> type[BasePermission]:
@@ -36,6 +40,26 @@ def requires(permission: Permission) -> type[BasePermission]:
 
     Requires.__name__ = Requires.__qualname__ = f"Requires{permission.value.title()}"
     return Requires
+
+
+def required_permissions(field: GraphQLField) -> frozenset[Permission] | None:
+    """The permissions a schema field requires; None when it is guarded in some other way.
+
+    A field built by Strawberry without a guard requires nothing (its parent was guarded).
+    """
+    definition = (field.extensions or {}).get("strawberry-definition")
+    if not isinstance(definition, StrawberryField):
+        return frozenset()
+    needed: set[Permission] = set()
+    for extension in definition.extensions:
+        if not isinstance(extension, PermissionExtension):
+            continue
+        for check in extension.permissions:
+            permission = getattr(check, "permission", None)
+            if not isinstance(permission, Permission):
+                return None
+            needed.add(permission)
+    return frozenset(needed)
 
 
 class Guard:

@@ -53,6 +53,7 @@ from strawberry.types.field import StrawberryField
 from db import read_plan as rp
 from db.read_sql import Statement
 from graph import reads
+from graph.permissions import required_permissions
 from lending import clock
 from lending.access import Role, role_may
 
@@ -181,13 +182,11 @@ class Planner:
         strawberry_field = (field_def.extensions or {}).get("strawberry-definition")
         if not isinstance(strawberry_field, StrawberryField):
             raise NotCompilable(node.name.value)
-        for extension in strawberry_field.extensions:
-            if not isinstance(extension, PermissionExtension):
-                raise NotCompilable(f"{parent.name}.{node.name.value}: field extension")
-            for permission in extension.permissions:
-                needed = getattr(permission, "permission", None)
-                if needed is None or not role_may(self.role, needed):
-                    raise NotCompilable(f"{parent.name}.{node.name.value}: permission")
+        if any(not isinstance(e, PermissionExtension) for e in strawberry_field.extensions):
+            raise NotCompilable(f"{parent.name}.{node.name.value}: field extension")
+        needed = required_permissions(field_def)
+        if needed is None or not all(role_may(self.role, p) for p in needed):
+            raise NotCompilable(f"{parent.name}.{node.name.value}: permission")
         return field_def, strawberry_field
 
     def slot(self, field_def: GraphQLField, details: list[FieldDetails], bind: Any) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 
@@ -20,6 +20,7 @@ from graph.events import EventSubscriptions
 from graph.limits import limit_extensions
 from graph.loans import LoanMutations, LoanQueries
 from graph.node import NodeQueries
+from graph.persisted import CatalogueOnly
 from graph.products import ProductQueries
 from graph.reminders import ReminderMutations
 from graph.scalars import SCALAR_OVERRIDES
@@ -72,6 +73,10 @@ class LendingSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> LendingSchema:
     """The schema with its extensions: limits, parser and validation caches, error masking."""
+    settings = settings or Settings()
+    only_catalogue = (
+        [lambda: AddValidationRules([CatalogueOnly])] if settings.persisted_operations_only else []
+    )
     return LendingSchema(
         query=Query,
         mutation=Mutation,
@@ -80,7 +85,8 @@ def build_schema(settings: Settings | None = None) -> LendingSchema:
         config=StrawberryConfig(auto_camel_case=True),
         execution_context_class=CompiledExecutor,
         extensions=[
-            *limit_extensions(settings or Settings()),
+            *only_catalogue,
+            *limit_extensions(settings),
             CompiledReadsExtension,
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),

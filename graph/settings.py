@@ -57,6 +57,15 @@ class Settings(DatabaseSettings):
         "`first` times their selection, plain lists their longest possible length (2 "
         "decisions, 2,600 instalments).",
     )
+    persisted_operations_only: bool = Field(
+        default=False,
+        description="Run only the catalogue's operations (graph/operations), sent by their "
+        "sha256 or as their exact text; recommended in production, where no client should need "
+        "any other document.",
+    )
+    lending_api_key: str | None = Field(
+        default=None, description="The API key `lending mcp` acts with (its tools run as it)."
+    )
 
     @property
     def production(self) -> bool:

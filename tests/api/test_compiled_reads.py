@@ -39,6 +39,7 @@ from db.embedded import recreate_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker
 from graph.app import create_app
+from graph.catalogue import catalogue
 from graph.ids import to_global_id
 from graph.relay import encode_cursor
 from graph.schema import build_schema, schema
@@ -279,8 +280,9 @@ def _is_read(document: str) -> bool:
 
 
 def corpus() -> list[str]:
-    """Every read document of the README, the benchmarks and the API tests."""
+    """Every read document of the README, the catalogue, the benchmarks and the API tests."""
     found: list[str] = []
+    found += [op.document for op in catalogue(schema._schema).operations if op.kind == "query"]
     readme = (ROOT / "README.md").read_text()
     found += [b for b in re.findall(r"```graphql\n(.*?)```", readme, re.S) if _is_read(b)]
     found += [bench_queries.OUR_R1, bench_queries.OUR_R2]

@@ -1,0 +1,156 @@
+"""Persisted operations: a catalogue document sent by its sha256 instead of its text.
+
+A request names the document either as ``"documentId": "sha256:<hex>"`` (the GraphQL over HTTP
+persisted documents form) or as ``"extensions": {"persistedQuery": {"version": 1, "sha256Hash":
+"<hex>"}}`` (what Apollo clients send), in a POST body or in the query string of a GET. This
+ASGI middleware puts the document's text in its place, so everything after it (the short path
+included) sees an ordinary request. An unknown hash is PERSISTED_QUERY_NOT_FOUND; a hash sent
+with a text it does not match is PERSISTED_QUERY_HASH_MISMATCH.
+
+With ``PERSISTED_OPERATIONS_ONLY=on``, a validation rule refuses every document that is not a
+catalogue one (PERSISTED_OPERATION_REQUIRED), whichever transport brought it: a leaked key then
+runs only the operations the catalogue holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from graphql import ASTValidationRule, DocumentNode, GraphQLError
+
+from graph.catalogue import Catalogue, catalogue, digest
+from graph.http import ASGIApp, Receive, Scope, Send, error_body, replay, send_json
+
+NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
+REQUIRED = "PERSISTED_OPERATION_REQUIRED"
+
+
+class Refused(Exception):
+    """A persisted-operation reference that cannot be served."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+def resolve(request: dict[str, Any], known: Catalogue) -> dict[str, Any]:
+    """``request`` with the text of the document it names by hash (unchanged if it names none)."""
+    extensions = request.get("extensions")
+    if not isinstance(extensions, dict):
+        extensions = {}
+    persisted = extensions.get("persistedQuery")
+    reference = request.get("documentId")
+    if reference is None and isinstance(persisted, dict):
+        reference = persisted.get("sha256Hash")
+    if reference is None:
+        return request
+    if not isinstance(reference, str):
+        raise Refused(400, "documentId must be a string: sha256:<hex>.", "BAD_USER_INPUT")
+    wanted = reference.removeprefix("sha256:").lower()
+    text = request.get("query")
+    if isinstance(text, str):
+        if digest(text) != wanted:
+            raise Refused(400, "The query's sha256 is not the hash sent with it.", MISMATCH)
+    else:
+        text = known.document(wanted)
+        if text is None:
+            raise Refused(
+                200,
+                "PersistedQueryNotFound: no catalogue operation has this sha256; send the query "
+                "text.",
+                NOT_FOUND,
+            )
+    # What remains is an ordinary request (one the short path may answer).
+    resolved = {k: v for k, v in request.items() if k not in ("documentId", "extensions")}
+    resolved["query"] = text
+    others = {k: v for k, v in extensions.items() if k != "persistedQuery"}
+    if others:
+        resolved["extensions"] = others
+    return resolved
+
+
+class PersistedOperationsMiddleware:
+    """Replaces a catalogue document's hash by its text on requests to ``path``."""
+
+    def __init__(self, app: ASGIApp, known: Catalogue, path: str = "/graphql") -> None:
+        self.app = app
+        self.known = known
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        try:
+            if scope["method"] == "GET":
+                scope = self._get(scope)
+            elif scope["method"] == "POST":
+                scope, receive = await self._post(scope, receive)
+        except Refused as refused:
+            await send_json(send, refused.status, error_body(refused.message, refused.code))
+            return
+        await self.app(scope, receive, send)
+
+    def _get(self, scope: Scope) -> Scope:
+        params = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        if "documentId" not in params and "persistedQuery" not in params.get("extensions", ""):
+            return scope
+        request: dict[str, Any] = dict(params)
+        if "extensions" in params:
+            try:
+                request["extensions"] = orjson.loads(params["extensions"])
+            except orjson.JSONDecodeError:
+                return scope  # left for the GraphQL layer to report
+        resolved = resolve(request, self.known)
+        params = {k: v for k, v in params.items() if k != "documentId"}
+        params["query"] = resolved["query"]
+        return {**scope, "query_string": urlencode(params).encode()}
+
+    async def _post(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive]:
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if not content_type.startswith(b"application/json"):
+            return scope, receive
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return scope, replay(b"".join(chunks), receive)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if b"documentId" in body or b"persistedQuery" in body:
+            try:
+                request = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                request = None  # left for the GraphQL layer to report
+            if isinstance(request, dict):
+                resolved = resolve(request, self.known)
+                if resolved is not request:
+                    body = orjson.dumps(resolved)
+                    headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+                    headers.append((b"content-length", str(len(body)).encode()))
+                    scope = {**scope, "headers": headers}
+        return scope, replay(body, receive)
+
+
+class CatalogueOnly(ASTValidationRule):
+    """Refuses any document that is not one of the catalogue's (PERSISTED_OPERATIONS_ONLY).
+
+    A validation rule, so that every transport reports it the same way, as a request error;
+    the document is compared as parsed, so its layout does not matter, only what it asks.
+    """
+
+    def enter_document(self, node: DocumentNode, *_: Any) -> Any:
+        if not catalogue(self.context.schema).holds(node):  # type: ignore[attr-defined]
+            self.report_error(
+                GraphQLError(
+                    "Only the service's catalogue operations may run here: send one by its "
+                    'hash ("documentId": "sha256:<hex>") or as its text.',
+                    extensions={"code": REQUIRED},
+                )
+            )
+        return self.BREAK
