@@ -74,6 +74,20 @@ async def http_client(port: int, key: str) -> AsyncIterator[Client]:
             yield client
 
 
+@asynccontextmanager
+async def connect(transport: str, found: Servers, key: str) -> AsyncIterator[Client]:
+    """An MCP client acting with ``key``: over HTTP to the server, or over stdio to its own."""
+    if transport == "http":
+        async with http_client(found.ports[0], key) as client:
+            yield client
+    else:
+        async with Client(stdio(found.url, key)) as client:
+            yield client
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["http", "stdio"])
+
+
 def application_input(name: str, amount: str, **more: Any) -> dict[str, Any]:
     """The arguments of apply_for_loan for a new applicant called ``name``."""
     email = name.lower().replace(" ", ".") + "@example.com"
@@ -99,11 +113,12 @@ async def count(url: str, table: str) -> int:
         await engine.dispose()
 
 
-async def test_each_role_is_listed_the_tools_it_may_use(server) -> None:
+@TRANSPORTS
+async def test_each_role_is_listed_the_tools_it_may_use(server, transport: str) -> None:
     found, keys = server
     listed = {}
     for role, key in keys.items():
-        async with http_client(found.ports[0], key) as client:
+        async with connect(transport, found, key) as client:
             listed[role] = {t.name for t in (await client.list_tools()).tools}
     assert listed[Role.AGENT] == AGENT_TOOLS
     assert "decide_application" not in listed[Role.AGENT]
@@ -119,14 +134,14 @@ async def test_each_role_is_listed_the_tools_it_may_use(server) -> None:
     }
 
 
-async def test_the_lending_loop_through_tools(server) -> None:
+@TRANSPORTS
+async def test_the_lending_loop_through_tools(server, transport: str) -> None:
     found, keys = server
-    port = found.ports[0]
-    async with http_client(port, keys[Role.AGENT]) as agent:
+    async with connect(transport, found, keys[Role.AGENT]) as agent:
         applied = structured(
             await agent.call_tool(
                 "apply_for_loan",
-                application_input("Mia Tool", "6000", idempotencyKey="mcp-apply-1"),
+                application_input(f"Mia {transport}", "6000", idempotencyKey=f"apply-{transport}"),
             )
         )["data"]["applyForLoan"]
         assert applied["userErrors"] == []
@@ -146,7 +161,7 @@ async def test_the_lending_loop_through_tools(server) -> None:
         "reason": "Income verified",
         "approvedAmount": "5000",
     }
-    async with http_client(port, keys[Role.UNDERWRITER]) as underwriter:
+    async with connect(transport, found, keys[Role.UNDERWRITER]) as underwriter:
         loans_before = await count(found.url, "loans")
         audit_before = await count(found.url, "audit_events")
         rehearsed = await underwriter.call_tool("decide_application", {**decide, "dryRun": True})
@@ -167,7 +182,7 @@ async def test_the_lending_loop_through_tools(server) -> None:
         }
         assert await count(found.url, "loans") == loans_before + 1
 
-    async with http_client(port, keys[Role.SERVICER]) as servicer:
+    async with connect(transport, found, keys[Role.SERVICER]) as servicer:
         disbursed = structured(await servicer.call_tool("disburse_loan", {"loanId": loan["id"]}))[
             "data"
         ]["disburseLoan"]
