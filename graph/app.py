@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -25,10 +27,11 @@ from db.session import RequestSession, create_engine, create_sessionmaker
 from graph.catalogue import catalogue
 from graph.compiled import CompiledReads, RequestReads
 from graph.context import Context
-from graph.fast_path import CompiledReadsMiddleware, request_id
+from graph.fast_path import CompiledReadsMiddleware
 from graph.http import (
     RETRY_AFTER,
     BodyLimitMiddleware,
+    RequestIdMiddleware,
     ServiceUnavailable,
     error_body,
     unavailable_body,
@@ -199,32 +202,7 @@ def create_app(
 
     app.state.sessionmaker = sessionmaker
 
-    @app.middleware("http")
-    async def request_ids(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = request_id(request.headers.get("x-request-id", ""))
-        try:
-            response = await call_next(request)
-        except Exception as error:
-            reason = unavailable(error)
-            if reason is not None:
-                OUTAGE.noticed(reason)
-                response = _unavailable_response(reason, request.state.request_id)
-            else:
-                log.exception("unhandled error [request_id=%s]", request.state.request_id)
-                response = JSONResponse(
-                    error_body(
-                        f"Internal server error (request id {request.state.request_id}).",
-                        "INTERNAL_SERVER_ERROR",
-                        requestId=request.state.request_id,
-                    ),
-                    status_code=500,
-                )
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
-    # Outside the request-id middleware: a fully compiled query skips the framework's layers.
+    # A fully compiled query is answered here, before the framework's layers.
     app.add_middleware(
         CompiledReadsMiddleware,
         compiled=compiled,
@@ -233,8 +211,22 @@ def create_app(
     )
     # A catalogue document sent by its hash is an ordinary request from here on.
     app.add_middleware(PersistedOperationsMiddleware, known=operations)
-    # Outermost: nothing reads a body before its size is known to be acceptable.
+    # Nothing reads a body before its size is known to be acceptable.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    if settings.gzip_min_bytes > 0:
+        app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=5)
+    if settings.cors_origin_list:
+        # Outermost, so that every answer a browser may read (401, 413, 503 included) says so.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
 
     router: GraphQLRouter[Any, None] = JSONRouter(
         schema,

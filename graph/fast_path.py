@@ -20,8 +20,6 @@ the problem the usual way. A database that cannot serve is answered 503 at once.
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from typing import Any
 
 import orjson
@@ -37,6 +35,7 @@ from graph.http import (
     Receive,
     Scope,
     Send,
+    request_id_of,
     send_json,
     unavailable_body,
 )
@@ -46,15 +45,9 @@ from graph.principals import PrincipalCache
 log = logging.getLogger("lending.compiled")
 
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 MAX_BODY = 1 << 20  # a larger request is left to the full path
 MAX_COSTS = 64  # remembered per document
 _KEYS = frozenset({"query", "variables", "operationName"})
-
-
-def request_id(incoming: str) -> str:
-    """The client's request id when it is well-formed, else a fresh one."""
-    return incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 class CompiledReadsMiddleware:
@@ -88,11 +81,11 @@ class CompiledReadsMiddleware:
             await self.app(scope, receive, send)
             return
         body, complete = await _read_body(receive)
-        if complete and await self._answer(headers, body, send):
+        if complete and await self._answer(headers, body, send, request_id_of(scope)):
             return
         await self.app(scope, _replay(body, complete, receive), send)
 
-    async def _answer(self, headers: dict[str, str], body: bytes, send: Send) -> bool:
+    async def _answer(self, headers: dict[str, str], body: bytes, send: Send, rid: str) -> bool:
         principal = self.principals.cached(headers.get("authorization"))
         if principal is None:
             return False
@@ -138,13 +131,7 @@ class CompiledReadsMiddleware:
                 log.warning("compiled read failed; answering on the full path", exc_info=True)
                 return False
             OUTAGE.noticed(reason)
-            rid = request_id(headers.get("x-request-id", ""))
-            await send_json(
-                send,
-                503,
-                unavailable_body(reason, rid),
-                {"retry-after": RETRY_AFTER, "x-request-id": rid},
-            )
+            await send_json(send, 503, unavailable_body(reason, rid), {"retry-after": RETRY_AFTER})
             return True
         extensions = orjson.dumps(
             {"cost": {"requestedNodes": cost, "limit": self.cost_limit}, "compiled": plan.reading}
@@ -157,7 +144,6 @@ class CompiledReadsMiddleware:
                 "headers": [
                     (b"content-length", str(len(payload)).encode()),
                     (b"content-type", b"application/json"),
-                    (b"x-request-id", request_id(headers.get("x-request-id", "")).encode()),
                 ],
             }
         )

@@ -7,12 +7,16 @@ parsed.
 
 from __future__ import annotations
 
+import logging
+import re
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 import orjson
 
+from db.errors import OUTAGE, unavailable
 from graph.errors import SERVICE_UNAVAILABLE, unavailable_error
 
 Scope = MutableMapping[str, Any]
@@ -22,6 +26,20 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 RETRY_AFTER = "1"  # seconds: a database restart or failover is usually over within a few
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+log = logging.getLogger("lending.app")
+
+
+def request_id(incoming: str) -> str:
+    """The client's request id when it is well-formed, else a fresh one."""
+    return incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def request_id_of(scope: Scope) -> str:
+    """The id RequestIdMiddleware gave this request (a fresh one outside it)."""
+    state = scope.get("state") or {}
+    return str(state.get("request_id") or uuid.uuid4().hex)
 
 
 class ServiceUnavailable(Exception):
@@ -63,6 +81,62 @@ async def send_json(
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the client's X-Request-ID when well-formed), returned on the
+    response; a fault nothing else answered becomes a JSON 500 naming it, or a 503 when the
+    database could not serve.
+
+    Plain ASGI rather than Starlette's BaseHTTPMiddleware, which would turn every response into
+    a stream without a Content-Length.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = request_id(incoming)
+        scope.setdefault("state", {})["request_id"] = rid
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        stamp = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), stamp]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            if started:
+                raise
+            reason = unavailable(error)
+            if reason is not None:
+                OUTAGE.noticed(reason)
+                await send_json(
+                    send_with_id, 503, unavailable_body(reason, rid), {"retry-after": RETRY_AFTER}
+                )
+                return
+            log.exception("unhandled error [request_id=%s]", rid)
+            await send_json(
+                send_with_id,
+                500,
+                error_body(
+                    f"Internal server error (request id {rid}).",
+                    "INTERNAL_SERVER_ERROR",
+                    requestId=rid,
+                ),
+            )
 
 
 def replay(body: bytes, receive: Receive) -> Receive:

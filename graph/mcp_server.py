@@ -26,7 +26,6 @@ from mcp.shared.exceptions import MCPError
 
 from db.errors import OUTAGE, unavailable
 from graph.catalogue import Catalogue, Operation
-from graph.fast_path import request_id
 from graph.http import (
     RETRY_AFTER,
     ASGIApp,
@@ -35,6 +34,7 @@ from graph.http import (
     Send,
     call,
     error_body,
+    request_id_of,
     send_json,
     unavailable_body,
 )
@@ -121,7 +121,7 @@ class ToolServer:
             if reason is None:
                 raise
             OUTAGE.noticed(reason)
-            rid = request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
+            rid = request_id_of(scope)
             await send_json(send, 503, unavailable_body(reason, rid), {"retry-after": RETRY_AFTER})
             return
         if principal is None:
@@ -198,13 +198,14 @@ class ToolServer:
                 ),
                 is_error=True,
             )
+        # The tool call's GraphQL request carries the MCP request's id (one id in the logs).
         request = getattr(ctx, "request", None)
-        incoming = request.headers.get("x-request-id", "") if request is not None else ""
+        rid = request_id_of(request.scope) if request is not None else uuid.uuid4().hex
         headers = {
             "authorization": self._authorization(ctx) or "",
             "content-type": "application/json",
             "accept": "application/json",
-            "x-request-id": request_id(incoming) if incoming else uuid.uuid4().hex,
+            "x-request-id": rid,
         }
         status, body = await call(
             self.app, "/graphql", headers, orjson.dumps(operation.request(params.arguments))

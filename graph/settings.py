@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from db.settings import DatabaseSettings
 
@@ -36,6 +36,22 @@ class Settings(DatabaseSettings):
         default=10.0,
         description="Seconds in-flight requests get to finish after SIGTERM before they are "
         "cancelled; subscriptions are closed with code 1012 (service restart).",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins (scheme://host[:port]) whose pages may call the API "
+        "from a browser; empty: none (same origin only); `*`: any, unless credentials are "
+        "allowed.",
+    )
+    cors_allow_credentials: bool = Field(
+        default=False,
+        description="Let browsers send cookies and HTTP authentication with cross-origin calls "
+        "(not needed for bearer keys); refused together with CORS_ORIGINS=*.",
+    )
+    gzip_min_bytes: int = Field(
+        default=2048,
+        description="Compress responses of at least this many bytes with gzip when the client "
+        "accepts it; 0: never.",
     )
     graphiql: bool | None = Field(
         default=None, description="Serve GraphiQL on GET /graphql; default: not in production."
@@ -66,6 +82,19 @@ class Settings(DatabaseSettings):
     lending_api_key: str | None = Field(
         default=None, description="The API key `lending mcp` acts with (its tools run as it)."
     )
+
+    @model_validator(mode="after")
+    def _cors_is_coherent(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_origin_list:
+            raise ValueError(
+                "CORS_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS: list the origins."
+            )
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The allowed origins, without blanks or trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def production(self) -> bool:
