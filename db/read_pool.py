@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import asyncpg
@@ -50,6 +51,9 @@ class ReadPool:
         self._lock = asyncio.Lock()
         # Called with each statement's text before it runs (tests count statements with it).
         self.observers: list[Callable[[str], None]] = []
+        # Wraps each statement, from waiting for a connection to its answer (tracing's spans).
+        self.around: Callable[[str], AbstractContextManager[Any]] = lambda _: nullcontext()
+        self.waiting = 0  # callers waiting for a connection
 
     async def _open(self) -> asyncpg.Pool:
         async with self._lock:
@@ -74,22 +78,40 @@ class ReadPool:
         pool = self._pool or await self._open()
         for observe in self.observers:
             observe(sql)
-        for attempt in (1, 2):
-            try:
-                async with pool.acquire(timeout=self._timeout) as connection:
-                    try:
-                        value: str = await connection.fetchval(sql, *arguments)
-                    except asyncpg.InternalClientError as error:
-                        # A goodbye from a server shutting down can reach an idle connection
-                        # mid-use and confuse asyncpg's state: the connection is gone.
-                        raise asyncpg.ConnectionDoesNotExistError(str(error)) from error
-                break
-            except Exception as error:
-                if attempt == 2 or not disconnected(error):
-                    raise
+        with self.around(sql):
+            for attempt in (1, 2):
+                try:
+                    value = await self._fetch(pool, sql, arguments)
+                    break
+                except Exception as error:
+                    if attempt == 2 or not disconnected(error):
+                        raise
         if OUTAGE.ongoing:
             OUTAGE.recovered()
         return value
+
+    async def _fetch(self, pool: asyncpg.Pool, sql: str, arguments: Sequence[Any]) -> str:
+        self.waiting += 1
+        try:
+            connection = await pool.acquire(timeout=self._timeout)
+        finally:
+            self.waiting -= 1
+        try:
+            value: str = await connection.fetchval(sql, *arguments)
+        except asyncpg.InternalClientError as error:
+            # A goodbye from a server shutting down can reach an idle connection mid-use and
+            # confuse asyncpg's state: the connection is gone.
+            raise asyncpg.ConnectionDoesNotExistError(str(error)) from error
+        finally:
+            await pool.release(connection)
+        return value
+
+    def usage(self) -> dict[str, float]:
+        """Connections in use and idle, and callers waiting for one."""
+        if self._pool is None:
+            return {"in_use": 0, "idle": 0, "waiting": self.waiting}
+        size, idle = self._pool.get_size(), self._pool.get_idle_size()
+        return {"in_use": size - idle, "idle": idle, "waiting": self.waiting}
 
     async def close(self) -> None:
         """Close every connection."""

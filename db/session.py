@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from db.errors import OUTAGE, disconnected
 
@@ -84,6 +85,9 @@ def create_engine(
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
         pool_pre_ping=False,
+        poolclass=CountingPool,
+        # Errors and logs never carry the values of a statement (emails, amounts, key hashes).
+        hide_parameters=True,
         connect_args={
             "server_settings": server_settings("lending", statement_timeout),
             "timeout": pool_timeout,
@@ -92,6 +96,27 @@ def create_engine(
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
     event.listen(engine.sync_engine, "connect", lambda *_: OUTAGE.recovered())
     return engine
+
+
+class CountingPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's pool for asyncio, counting the callers waiting for a connection."""
+
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.CountingPool"  # quiet, as SQLAlchemy's own
+    waiting = 0
+
+    def _do_get(self) -> Any:
+        self.waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            self.waiting -= 1
+
+
+def pool_usage(engine: AsyncEngine) -> dict[str, float]:
+    """Connections of ``engine``'s pool in use and idle, and callers waiting for one."""
+    pool = engine.pool
+    assert isinstance(pool, CountingPool)
+    return {"in_use": pool.checkedout(), "idle": pool.checkedin(), "waiting": pool.waiting}
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -23,7 +23,8 @@ from db.errors import OUTAGE, unavailable
 from db.listener import EventListener
 from db.migrate import current_revision, head_revision
 from db.read_pool import ReadPool
-from db.session import RequestSession, create_engine, create_sessionmaker
+from db.session import RequestSession, create_engine, create_sessionmaker, pool_usage
+from graph import logs, metrics, telemetry
 from graph.catalogue import catalogue
 from graph.compiled import CompiledReads, RequestReads
 from graph.context import Context
@@ -42,6 +43,9 @@ from graph.persisted import PersistedOperationsMiddleware
 from graph.principals import PrincipalCache
 from graph.schema import LendingSchema, build_schema
 from graph.settings import Settings
+from graph.telemetry import TelemetryMiddleware
+from graph.tracing import Tracing
+from graph.tracing import from_settings as tracing_from
 from lending.access import Principal
 from lending.services import api_keys as key_service
 
@@ -100,12 +104,16 @@ async def refuse_unsafe_production(
 
 
 def create_app(
-    settings: Settings, database_url: str, schema: LendingSchema | None = None
+    settings: Settings,
+    database_url: str,
+    schema: LendingSchema | None = None,
+    tracing: Tracing | None = None,
 ) -> FastAPI:
     """The service bound to ``database_url``; the engine lives as long as the app.
 
     ``schema`` (built from ``settings`` by default) may be shared by apps, with its parser and
-    validation caches: the tests run one document through two apps that way.
+    validation caches: the tests run one document through two apps that way. ``tracing``
+    (made from the settings by default: none unless an OTLP endpoint is set) is for tests.
     """
     engine: AsyncEngine = create_engine(
         database_url,
@@ -126,12 +134,26 @@ def create_app(
     )
     compiled = CompiledReads(schema, read_pool, enabled=settings.compiled_reads)
     operations = catalogue(schema._schema)
+    telemetry.count_statements_of(engine)
+    read_pool.observers.append(telemetry.count_statement)
+    tracing = tracing or tracing_from(settings)
+    if tracing is not None:
+        tracing.instrument(engine, read_pool)
+
+    def pool_usage_now() -> dict[tuple[str, str], float]:
+        orm, reads = pool_usage(engine), read_pool.usage()
+        return {
+            **{("orm", state): value for state, value in orm.items()},
+            **{("read", state): value for state, value in reads.items()},
+        }
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await refuse_unsafe_production(settings, sessionmaker)
-        async with tools.http.run():
+        async with tools.http.run(), metrics.sampling(pool_usage_now):
             yield
+        if tracing is not None:
+            tracing.shutdown()
         await events.close()
         await principals.close()
         await compiled.pool.close()
@@ -213,6 +235,8 @@ def create_app(
     app.add_middleware(PersistedOperationsMiddleware, known=operations)
     # Nothing reads a body before its size is known to be acceptable.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    # Every GraphQL request, whoever answers it, is logged, counted and traced once.
+    app.add_middleware(TelemetryMiddleware, tracing=tracing)
     app.add_middleware(RequestIdMiddleware)
     if settings.gzip_min_bytes > 0:
         app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=5)
@@ -238,6 +262,9 @@ def create_app(
     app.state.tools = tools
     # An ASGI app as the endpoint: Starlette hands it the raw request.
     app.add_route("/mcp", tools, methods=["GET", "POST", "DELETE"])  # type: ignore[arg-type]
+
+    if settings.metrics:
+        app.add_route("/metrics", metrics.endpoint(pool_usage_now), methods=["GET"])
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -292,6 +319,7 @@ def tune_garbage_collector() -> None:
 def app_from_environment() -> FastAPI:
     """The app configured from the environment (for uvicorn worker processes)."""
     settings = Settings()
+    logs.configure(settings.log_level, settings.log_style)
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL must be set for worker processes.")
     app = create_app(settings, settings.database_url)

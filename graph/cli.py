@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from db.embedded import EmbeddedPostgres, ensure_database
 from db.migrate import upgrade_to_head
 from db.repositories import idempotency
 from db.session import create_engine, create_sessionmaker
+from graph import logs
 from graph.settings import Settings, get_settings
 from lending.access import Role
 from lending.errors import DomainError
@@ -84,6 +86,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Migrate, optionally seed the demo, and serve."""
     import uvicorn
 
+    _share_metrics(args.workers)  # before graph.metrics is imported
     from graph.app import create_app, tune_garbage_collector
 
     if args.demo and settings.production:
@@ -102,18 +105,35 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         "host": host,
         "port": port,
         "log_level": settings.log_level.lower(),
-        "access_log": settings.access_log,
+        # Logging is configured here (graph.logs); in json, the request line replaces uvicorn's.
+        "log_config": None,
+        "access_log": settings.access_log and settings.log_style == "text",
         "timeout_graceful_shutdown": settings.shutdown_timeout,
         "timeout_keep_alive": settings.keep_alive_timeout,
     }
     if args.workers > 1:
-        # Worker processes build their own app from the environment.
+        # Worker processes build their own app from the environment, and share their metrics
+        # through files.
         os.environ["DATABASE_URL"] = url
         uvicorn.run("graph.app:app_from_environment", factory=True, workers=args.workers, **options)
     else:
         app = create_app(settings, url)
         tune_garbage_collector()
         uvicorn.run(app, **options)
+
+
+def _share_metrics(workers: int) -> None:
+    """With several workers, metrics go through files in PROMETHEUS_MULTIPROC_DIR (a fresh
+    temporary folder unless set), emptied of an earlier run's; see graph.metrics."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if workers <= 1 and not directory:
+        return
+    directory = directory or tempfile.mkdtemp(prefix="lending-metrics-")
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
 def cmd_mcp(settings: Settings, _: argparse.Namespace) -> None:
@@ -278,10 +298,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_style)
     args.run(settings, args)
 
 

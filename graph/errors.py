@@ -93,7 +93,9 @@ def log_errors(errors: list[GraphQLError], execution_context: ExecutionContext |
                 exc_info=(type(original), original, original.__traceback__),
             )
         else:
-            log.info("client error [request_id=%s]: %s", request_id, error.message)
+            # The code only: a message may quote the request's values.
+            code = (error.extensions or {}).get("code") or _code_of(error)
+            log.info("client error [request_id=%s]: %s", request_id, code)
 
 
 # The refusals of the depth, alias and token limits (graph.limits), by their wording.

@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 
 from db.listener import INTERRUPTED
+from graph import metrics
 from graph.context import Info
 from graph.enums import graphql_enum
 from graph.errors import ClientError, unavailable_error
@@ -108,7 +109,7 @@ class EventSubscriptions:
     ) -> AsyncGenerator[LoanEvent, None]:
         application = _key(application_id, "LoanApplication", "applicationId")
         loan = _key(loan_id, "Loan", "loanId")
-        async with info.context.events.subscribe() as queue:
+        async with info.context.events.subscribe() as queue, metrics.open_subscription():
             while True:
                 payload = await queue.get()
                 if payload is INTERRUPTED:

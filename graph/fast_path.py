@@ -27,6 +27,7 @@ from graphql import get_operation_ast
 from graphql.execution.values import get_variable_values
 
 from db.errors import OUTAGE, unavailable
+from graph import telemetry
 from graph.compiled import CachedDocument, CompiledReads
 from graph.http import (
     RETRY_AFTER,
@@ -149,6 +150,10 @@ class CompiledReadsMiddleware:
         )
         await send({"type": "http.response.body", "body": payload})
         self.compiled.answered["whole"] += 1
+        record = telemetry.current()
+        if record is not None:
+            record.operation = operation.name.value if operation.name else None
+            record.type, record.actor, record.compiled = "query", principal.name, len(plan.reading)
         return True
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.records import Record
 from db.repositories import idempotency
+from graph import telemetry
 from graph.context import Info
 from graph.errors import UserError, user_errors
 from graph.inputs import nul_field
@@ -215,8 +216,11 @@ async def run_mutation(info: Info, payload: type[P], input_obj: object, work: Wo
             if not held:
                 await session.close()  # rolls back whatever is still open
     except (DomainError, DomainErrors) as exc:
-        return payload(user_errors=user_errors(exc), dry_run=dry)
+        errors = user_errors(exc)
+        telemetry.note_user_errors([error.code.value for error in errors])
+        return payload(user_errors=errors, dry_run=dry)
     if stored is not None:
+        telemetry.note_replay()
         return await payload.replay(context.loaders, stored, dry)
     made.prime(context.loaders)
     return made

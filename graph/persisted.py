@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from graphql import ASTValidationRule, DocumentNode, GraphQLError
 
+from graph import telemetry
 from graph.catalogue import Catalogue, catalogue, digest
 from graph.http import ASGIApp, Receive, Scope, Send, error_body, replay, send_json
 
@@ -90,6 +91,7 @@ class PersistedOperationsMiddleware:
             elif scope["method"] == "POST":
                 scope, receive = await self._post(scope, receive)
         except Refused as refused:
+            telemetry.note_error(refused.code)
             await send_json(send, refused.status, error_body(refused.message, refused.code))
             return
         await self.app(scope, receive, send)

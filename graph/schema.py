@@ -26,6 +26,7 @@ from graph.reminders import ReminderMutations
 from graph.scalars import SCALAR_OVERRIDES
 from graph.servicing import ServicingQueries
 from graph.settings import Settings
+from graph.telemetry import TelemetryExtension
 
 
 @strawberry.type(description="Read the lending data.")
@@ -88,6 +89,7 @@ def build_schema(settings: Settings | None = None) -> LendingSchema:
             *only_catalogue,
             *limit_extensions(settings),
             CompiledReadsExtension,
+            TelemetryExtension,
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

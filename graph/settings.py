@@ -23,6 +23,18 @@ class Settings(DatabaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `lending serve` listens on.")
     port: int = Field(default=8000, description="Port `lending serve` listens on.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["text", "json"] | None = Field(
+        default=None,
+        description="`text` or `json` (one object a line); default: json in production, text "
+        "otherwise.",
+    )
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics on GET /metrics.")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318) to send traces to; unset: "
+        "no tracing at all.",
+    )
+    otel_service_name: str = Field(default="lending", description="Service name in traces.")
     access_log: bool = Field(default=True, description="Log every HTTP request (uvicorn).")
     keep_alive_timeout: float = Field(
         default=75.0,
@@ -95,6 +107,11 @@ class Settings(DatabaseSettings):
     def cors_origin_list(self) -> list[str]:
         """The allowed origins, without blanks or trailing slashes."""
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def log_style(self) -> str:
+        """The log format in effect."""
+        return self.log_format or ("json" if self.production else "text")
 
     @property
     def production(self) -> bool:

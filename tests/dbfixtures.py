@@ -12,11 +12,13 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.listener import EventListener
 from db.models import Base
-from db.session import create_sessionmaker
+from db.session import RequestSession, create_sessionmaker
 from graph.app import create_app
+from graph.context import Context
 from graph.settings import Settings
-from lending.access import Role
+from lending.access import Principal, Role
 from lending.services import api_keys as key_service
 
 # API keys live for the whole session; everything else is emptied after each test.
@@ -54,6 +56,19 @@ async def api_keys(engine: AsyncEngine) -> dict[Role, str]:
 def admin_key(api_keys: dict[Role, str]) -> str:
     """The ADMIN key."""
     return api_keys[Role.ADMIN]
+
+
+def admin_context(app: FastAPI, events: EventListener, request_id: str) -> Context:
+    """A GraphQL context for an ADMIN, as the app builds one, listening to ``events``
+    (for running subscriptions on the app's schema directly)."""
+    return Context(
+        request_id=request_id,
+        sessionmaker=app.state.sessionmaker,
+        db=RequestSession(app.state.sessionmaker),
+        authenticate=app.state.principals.authenticate,
+        events=events,
+        principal=Principal("admin", Role.ADMIN),
+    )
 
 
 def http_client(app: FastAPI, key: str | None) -> httpx.AsyncClient:

@@ -52,8 +52,17 @@ class Servers:
 
 
 @asynccontextmanager
-async def servers(server_url: str, name: str, count: int = 2) -> AsyncIterator[Servers]:
-    """``count`` server processes on a fresh database ``name`` with a product and a key."""
+async def servers(
+    server_url: str,
+    name: str,
+    count: int = 2,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[Servers]:
+    """``count`` server processes on a fresh database ``name`` with a product and a key.
+
+    ``args`` are added to each `lending serve` command line, ``env`` to its environment.
+    """
     url = await recreate_database(server_url, name)
     await asyncio.to_thread(upgrade_to_head, url)
     engine = create_engine(url, pool_size=1, max_overflow=0)
@@ -64,11 +73,11 @@ async def servers(server_url: str, name: str, count: int = 2) -> AsyncIterator[S
     finally:
         await engine.dispose()
     ports = tuple(free_port() for _ in range(count))
-    env = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    environment = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"} | (env or {})
     processes = [
         subprocess.Popen(  # noqa: ASYNC220 - each server in its own process, by design
-            [sys.executable, "-m", "graph.cli", "serve", "--port", str(port)],
-            env=env,
+            [sys.executable, "-m", "graph.cli", "serve", "--port", str(port), *args],
+            env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -20,14 +20,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.listener import EventListener
-from db.session import RequestSession
 from graph.app import create_app
 from graph.catalogue import catalogue
-from graph.context import Context
 from graph.ids import to_global_id
 from graph.settings import Settings
-from lending.access import Principal, Role
-from tests.dbfixtures import http_client
+from tests.dbfixtures import admin_context, http_client
 from tests.factories import create_application, create_product
 
 RAW_APPLY = """
@@ -163,14 +160,7 @@ async def test_only_catalogue_documents_run_when_the_setting_is_on(
 
 async def test_the_setting_holds_for_subscriptions(only_app, database_url: str) -> None:
     events = EventListener(database_url)
-    context = Context(
-        request_id="t",
-        sessionmaker=only_app.state.sessionmaker,
-        db=RequestSession(only_app.state.sessionmaker),
-        authenticate=only_app.state.principals.authenticate,
-        events=events,
-        principal=Principal("admin", Role.ADMIN),
-    )
+    context = admin_context(only_app, events, "t")
     schema = only_app.state.schema
     try:
         refused = await schema.subscribe(

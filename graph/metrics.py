@@ -1,0 +1,146 @@
+"""Prometheus metrics, served on ``GET /metrics``; safe under ``lending serve --workers N``.
+
+With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``lending serve`` before the
+workers start) makes every process write its samples to files there, and a scrape of any worker
+sums them; gauges count live processes only. With one process the samples stay in memory.
+
+Labels are bounded: an operation's name is one a process has seen among its first
+``MAX_OPERATION_NAMES`` (later ones count as ``other``), codes come from the service's own
+vocabularies, and types and outcomes are fixed sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
+MAX_OPERATION_NAMES = 200
+_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
+
+REQUESTS = Counter(
+    "lending_requests",
+    "GraphQL requests answered, by operation name, operation type and outcome (ok, "
+    "user_errors, errors, unauthenticated, unavailable, rejected).",
+    ["operation", "type", "outcome"],
+)
+DURATION = Histogram(
+    "lending_request_duration_seconds",
+    "Time to answer a GraphQL request, by operation type.",
+    ["type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+USER_ERRORS = Counter("lending_user_errors", "userErrors returned by mutations, by code.", ["code"])
+ERRORS = Counter("lending_errors", "Request errors (top-level `errors`), by code.", ["code"])
+REPLAYS = Counter(
+    "lending_idempotent_replays", "Mutations answered from an idempotency key's stored result."
+)
+ROOT_FIELDS = Counter(
+    "lending_root_fields",
+    "Query root fields answered, by path: compiled (one SQL statement) or per_field.",
+    ["path"],
+)
+STATEMENTS = Counter("lending_sql_statements", "SQL statements run for GraphQL requests.")
+POOL = Gauge(
+    "lending_db_pool_connections",
+    "Database connections by pool (orm: writes and per-field reads; read: compiled reads) and "
+    "state (in_use, idle, waiting: requests waiting for one).",
+    ["pool", "state"],
+    multiprocess_mode="livesum",
+)
+SUBSCRIPTIONS = Gauge(
+    "lending_subscriptions",
+    "Subscriptions open (loanEvents).",
+    multiprocess_mode="livesum",
+)
+
+
+@contextlib.asynccontextmanager
+async def open_subscription() -> AsyncIterator[None]:
+    """Count a subscription as open while the block runs."""
+    SUBSCRIPTIONS.inc()
+    try:
+        yield
+    finally:
+        SUBSCRIPTIONS.dec()
+
+
+class OperationNames:
+    """The operation label of a request: its name while few names have been seen."""
+
+    def __init__(self, limit: int = MAX_OPERATION_NAMES) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def label(self, name: str | None) -> str:
+        if not name:
+            return "anonymous"
+        if name in self.seen:
+            return name
+        if len(self.seen) >= self.limit or not _NAME.match(name):
+            return "other"
+        self.seen.add(name)
+        return name
+
+
+def registry() -> CollectorRegistry | None:
+    """The registry a scrape reads: every worker's files when multiprocess, else the default."""
+    if not os.environ.get(MULTIPROCESS):
+        return None
+    collected = CollectorRegistry()
+    MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+    return collected
+
+
+Sample = Callable[[], dict[tuple[str, str], float]]
+
+
+def endpoint(sample: Sample) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /metrics`` (the Prometheus text format), reading this process's pools first."""
+
+    async def metrics(_: Request) -> Response:
+        update_pool(sample())
+        found = registry()
+        body = generate_latest(found) if found is not None else generate_latest()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
+@contextlib.asynccontextmanager
+async def sampling(sample: Sample, every: float = 1.0) -> AsyncIterator[None]:
+    """Keep the pool gauges current while the app runs (``sample`` reads the pools)."""
+
+    async def loop() -> None:
+        while True:
+            update_pool(sample())
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def update_pool(values: dict[tuple[str, str], float]) -> None:
+    """Set the pool gauges from {(pool, state): value}."""
+    for (pool, state), value in values.items():
+        POOL.labels(pool, state).set(value)
