@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test faults lint format schema migrate seed clean-db bench
+.PHONY: install run test faults lint format schema schema-check release-schema migrate seed clean-db bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ format: $(STAMP)
 
 schema: $(STAMP)  ## regenerate schema.graphql from the code
 	$(BIN)/lending export-schema > schema.graphql
+
+schema-check: $(STAMP)  ## refuse breaking changes from the last released schema (see CHANGELOG.md)
+	$(BIN)/lending schema-check $(if $(REF),--ref $(REF))
+
+release-schema: $(STAMP)  ## record schema.graphql as the released schema of this version
+	cp schema.graphql releases/$$($(BIN)/python -c "import importlib.metadata as m; print(m.version('lending-graphql'))").graphql
 
 migrate: $(STAMP)  ## apply migrations to DATABASE_URL (or the embedded database)
 	$(BIN)/lending migrate

@@ -1,4 +1,5 @@
-"""The `lending` command: serve, mcp, migrate, seed-demo, api-key, tools, export-schema."""
+"""The `lending` command: serve, mcp, migrate, seed-demo, api-key, tools, export-schema,
+schema-check."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -242,6 +244,28 @@ def cmd_export_schema(_: Settings, __: argparse.Namespace) -> None:
     sys.stdout.write(schema.as_str() + "\n")
 
 
+def cmd_schema_check(_: Settings, args: argparse.Namespace) -> None:
+    """Fail on a breaking change from the released schema that CHANGELOG.md does not list."""
+    from graph import schema_changes
+
+    root = Path(args.root)
+    if args.ref:
+        base, released = f"schema.graphql at {args.ref}", schema_changes.released_at(root, args.ref)
+    else:
+        path = schema_changes.last_release(root)
+        base, released = str(path.relative_to(root)), path.read_text()
+    changelog = root / "CHANGELOG.md"
+    report = schema_changes.compare(
+        released,
+        (root / "schema.graphql").read_text(),
+        changelog.read_text() if changelog.exists() else "",
+        base,
+    )
+    sys.stdout.write("\n".join(report.lines()) + "\n")
+    if report.refused:
+        raise SystemExit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `lending` console script."""
     parser = argparse.ArgumentParser(prog="lending", description="Lending GraphQL service.")
@@ -288,6 +312,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands.add_parser("export-schema", help="print schema.graphql").set_defaults(
         run=cmd_export_schema
     )
+    check = commands.add_parser(
+        "schema-check", help="refuse breaking changes from the released schema (CHANGELOG.md)"
+    )
+    check.add_argument("--ref", help="compare with schema.graphql at this git ref instead")
+    check.add_argument("--root", default=".", help="the project's folder (default .)")
+    check.set_defaults(run=cmd_schema_check)
     args = parser.parse_args(argv)
     settings = get_settings()
     try:
