@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,7 @@ def render(run: dict[str, Any]) -> str:
                     concurrency=top)  # fmt: skip
         if one and two:
             out.append(f"| {workload} | {one['rps']:.1f} | {two['rps']:.1f} |")
+    out += observability(results, main_scale)
     for profile in run["profiles"]:
         how = "compiled" if profile["compiled"] else "field by field"
         out += [
@@ -216,6 +218,43 @@ def render(run: dict[str, Any]) -> str:
                 out.append(f"| {name} | {ms:.2f} | {ms / total:.0%} |")
     out.append(END)
     return "\n".join(out)
+
+
+OVERHEAD_LIMIT = 0.05  # metrics and JSON request logs may cost this share of R2's throughput
+
+
+def observability(results: list[dict[str, Any]], scale: float) -> list[str]:
+    """R2's throughput with nothing recorded and with metrics and JSON logs (tracing unset):
+    the median of the alternating rounds, and what the second costs."""
+    rows = [r for r in results if r["workload"] == "R2" and r["scale"] == scale]
+    concurrencies = sorted({r["concurrency"] for r in rows if r["server"] == "ours-observed"})
+    if not concurrencies:
+        return []
+    out = [
+        "",
+        f"### What metrics and JSON request logs cost (R2, scale {scale:g}, one worker)",
+        "",
+        "ours-quiet: `METRICS=off`, `LOG_LEVEL=WARNING` (nothing recorded). ours-observed:"
+        " `METRICS=on`, `LOG_LEVEL=INFO`, `LOG_FORMAT=json` (one line per request, written to a"
+        " file), `OTEL_EXPORTER_OTLP_ENDPOINT` unset. Both servers run side by side and are"
+        " measured in alternating rounds; the median round is shown.",
+        "",
+        f"| c | quiet req/s | observed req/s | cost | target < {OVERHEAD_LIMIT:.0%} |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    for c in concurrencies:
+        quiet = statistics.median(
+            r["rps"] for r in rows if r["server"] == "ours-quiet" and r["concurrency"] == c
+        )
+        observed = statistics.median(
+            r["rps"] for r in rows if r["server"] == "ours-observed" and r["concurrency"] == c
+        )
+        cost = 1 - observed / quiet if quiet else 0.0
+        out.append(
+            f"| {c} | {quiet:.1f} | {observed:.1f} | {cost:+.1%} | "
+            f"{_verdict(cost < OVERHEAD_LIMIT)} |"
+        )
+    return out
 
 
 def write_results(path: Path, run: dict[str, Any]) -> None:

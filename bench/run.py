@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -120,9 +121,14 @@ def started(
 
 
 def ours(
-    url: str, workers: int, compiled: bool = True
+    url: str, workers: int, compiled: bool = True, observed: bool | None = None
 ) -> tuple[str, list[str], dict[str, str], int]:
-    """Our server: compiled reads (``ours-1w``) or every field resolved (``ours-off-1w``)."""
+    """Our server: compiled reads (``ours-1w``) or every field resolved (``ours-off-1w``).
+
+    ``observed`` None: the defaults (metrics on, no request log line); False: nothing recorded
+    (``ours-quiet``); True: metrics, one JSON log line per request, tracing unset
+    (``ours-observed``), as in production.
+    """
     port = free_port()
     cmd = [PY, "-m", "graph.cli", "serve", "--port", str(port), "--workers", str(workers)]
     env = {
@@ -131,7 +137,13 @@ def ours(
         "LOG_LEVEL": "WARNING",
         "COMPILED_READS": "on" if compiled else "off",
     }
-    return f"ours{'' if compiled else '-off'}-{workers}w", cmd, env, port
+    name = f"ours{'' if compiled else '-off'}-{workers}w"
+    if observed is not None:
+        env |= {"METRICS": "on" if observed else "off", "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+        if observed:
+            env |= {"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
+        name = "ours-observed" if observed else "ours-quiet"
+    return name, cmd, env, port
 
 
 def ceiling(url: str) -> tuple[str, list[str], dict[str, str], int]:
@@ -483,6 +495,33 @@ def run_two_workers(
     return results
 
 
+OBSERVED_ROUNDS = 3  # alternating rounds of the two servers; the median is reported
+
+
+def run_observability(
+    pg: Postgres, url: str, scale: float, budget: Budget, concurrencies: tuple[int, ...]
+) -> list[Result]:
+    """R2 with nothing recorded and with metrics and JSON request logs, both servers up for
+    the whole run and measured in alternating rounds, so that drift hits both alike."""
+    positions = asyncio.run(pick_positions(url))
+    bodies = request_bodies("ours", "R2", positions, None)
+    results = []
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for observed in (False, True):
+            name, cmd, env, port = ours(url, 1, observed=observed)
+            process = stack.enter_context(started(f"{name}-{scale:g}", cmd, env, port))
+            auth = [f"Authorization: Bearer {KEY}"]
+            servers.append(Server(name, f"http://127.0.0.1:{port}", process, "ours", auth))
+        for round_ in range(OBSERVED_ROUNDS):
+            for concurrency in concurrencies:
+                for server in servers if round_ % 2 == 0 else servers[::-1]:
+                    result = measure(pg, server, scale, "R2", concurrency, bodies, budget, False)
+                    result.note = f"round {round_ + 1}"
+                    results.append(result)
+    return results
+
+
 def run_writes(
     pg: Postgres, url: str, scale: float, budget: Budget, concurrencies: tuple[int, ...]
 ) -> list[Result]:
@@ -571,6 +610,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         print("reads, two workers:", flush=True)
         results += run_two_workers(pg, urls[args.scale], args.scale, budget, concurrencies[-1])
+        print("reads, metrics and logs on and off:", flush=True)
+        results += run_observability(pg, urls[args.scale], args.scale, budget, concurrencies)
         print("writes (on a copy of the database):", flush=True)
         copy = asyncio.run(
             copy_database(server_url, database_name(args.scale), "lending_bench_writes")

@@ -134,9 +134,12 @@ def create_app(
     )
     compiled = CompiledReads(schema, read_pool, enabled=settings.compiled_reads)
     operations = catalogue(schema._schema)
-    telemetry.count_statements_of(engine)
-    read_pool.observers.append(telemetry.count_statement)
     tracing = tracing or tracing_from(settings)
+    # With no metrics, no request log line and no traces, requests are not recorded at all.
+    observed = settings.metrics or tracing is not None or telemetry.log.isEnabledFor(logging.INFO)
+    if observed:
+        telemetry.count_statements_of(engine)
+        read_pool.observers.append(telemetry.count_statement)
     if tracing is not None:
         tracing.instrument(engine, read_pool)
 
@@ -236,7 +239,8 @@ def create_app(
     # Nothing reads a body before its size is known to be acceptable.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     # Every GraphQL request, whoever answers it, is logged, counted and traced once.
-    app.add_middleware(TelemetryMiddleware, tracing=tracing)
+    if observed:
+        app.add_middleware(TelemetryMiddleware, tracing=tracing, counted=settings.metrics)
     app.add_middleware(RequestIdMiddleware)
     if settings.gzip_min_bytes > 0:
         app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=5)

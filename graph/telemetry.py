@@ -105,9 +105,12 @@ def count_statements_of(engine: AsyncEngine) -> None:
 class TelemetryMiddleware:
     """Records each GraphQL request and reports it as it is answered (see the module)."""
 
-    def __init__(self, app: ASGIApp, tracing: Any = None, path: str = "/graphql") -> None:
+    def __init__(
+        self, app: ASGIApp, tracing: Any = None, counted: bool = True, path: str = "/graphql"
+    ) -> None:
         self.app = app
         self.tracing = tracing
+        self.counted = counted  # whether requests are counted in the metrics
         self.path = path
         self.names = metrics.OperationNames()
 
@@ -142,20 +145,8 @@ class TelemetryMiddleware:
         """The request's log line and metrics."""
         if not record.errors and record.status in _CODE_BY_STATUS:
             record.errors.append(_CODE_BY_STATUS[record.status])
-        kind = record.type or "unknown"
-        metrics.REQUESTS.labels(self.names.label(record.operation), kind, record.outcome).inc()
-        metrics.DURATION.labels(kind).observe(seconds)
-        metrics.STATEMENTS.inc(record.statements)
-        for code in record.errors:
-            metrics.ERRORS.labels(code).inc()
-        for code in record.user_errors:
-            metrics.USER_ERRORS.labels(code).inc()
-        if record.replays:
-            metrics.REPLAYS.inc(record.replays)
-        if record.compiled:
-            metrics.ROOT_FIELDS.labels("compiled").inc(record.compiled)
-        if record.per_field:
-            metrics.ROOT_FIELDS.labels("per_field").inc(record.per_field)
+        if self.counted:
+            self.count(record, seconds)
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "%s %s %s in %.1f ms",
@@ -176,6 +167,23 @@ class TelemetryMiddleware:
                     "user_errors": record.user_errors or None,
                 },
             )
+
+    def count(self, record: RequestRecord, seconds: float) -> None:
+        """The request in the metrics."""
+        kind = record.type or "unknown"
+        metrics.REQUESTS.labels(self.names.label(record.operation), kind, record.outcome).inc()
+        metrics.DURATION.labels(kind).observe(seconds)
+        metrics.STATEMENTS.inc(record.statements)
+        for code in record.errors:
+            metrics.ERRORS.labels(code).inc()
+        for code in record.user_errors:
+            metrics.USER_ERRORS.labels(code).inc()
+        if record.replays:
+            metrics.REPLAYS.inc(record.replays)
+        if record.compiled:
+            metrics.ROOT_FIELDS.labels("compiled").inc(record.compiled)
+        if record.per_field:
+            metrics.ROOT_FIELDS.labels("per_field").inc(record.per_field)
 
 
 class TelemetryExtension(SchemaExtension):

@@ -25,6 +25,7 @@ from db.repositories import products as product_repo
 from graph.app import create_app
 from graph.logs import JSONFormatter, TextFormatter
 from graph.settings import Settings
+from graph.telemetry import TelemetryMiddleware
 from graph.tracing import from_settings
 from tests.dbfixtures import admin_context, http_client
 from tests.factories import create_application, create_product
@@ -282,3 +283,26 @@ async def test_a_request_is_traced_down_to_its_statements(traced, traced_client,
 
 def test_without_an_endpoint_there_is_no_tracing() -> None:
     assert from_settings(Settings()) is None
+
+
+async def test_with_nothing_to_report_requests_are_not_recorded(
+    database_url: str, app: FastAPI, admin_key: str, engine
+) -> None:
+    """METRICS=off and a log level above INFO, no tracing: no telemetry layer at all (the
+    quiet side of the overhead benchmark), and the API answers as before."""
+    await create_product(engine)
+    quiet = logging.getLogger("lending.request")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        bare = create_app(
+            Settings(database_url=database_url, metrics=False), database_url, app.state.schema
+        )
+    finally:
+        quiet.setLevel(level)
+    assert not [m for m in bare.user_middleware if m.cls is TelemetryMiddleware]
+    assert [m for m in app.user_middleware if m.cls is TelemetryMiddleware]
+    async with http_client(bare, admin_key) as client:
+        assert (await client.get("/metrics")).status_code == 404
+        answer = await client.post("/graphql", json={"query": PRODUCTS})
+    assert answer.json()["data"]["loanProducts"]

@@ -47,6 +47,8 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
         assert (0.01, workload, "ours-2w", 1) in measured
     assert (0.01, "W1", "ours-1w", 1) in measured
     assert (0.01, "W1", "ours-2w", 1) in measured
+    assert (0.01, "R2", "ours-quiet", 1) in measured
+    assert (0.01, "R2", "ours-observed", 1) in measured
     assert all(r["errors"] == 0 and r["requests"] > 0 for r in run["results"]), run["results"]
 
     # and the statement counts are those of the design: one for the hand-written SQL and for
@@ -69,6 +71,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert "old numbers" not in text
     assert "### Ratios at scale 0.01" in text
     assert "### Targets of the compiled read path" in text
+    assert "### What metrics and JSON request logs cost (R2, scale 0.01" in text
     assert "### Profile of R1, compiled" in text
     assert "### Profile of R2, field by field" in text
     assert all(profile["layers_ms"] for profile in run["profiles"])
