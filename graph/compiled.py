@@ -36,6 +36,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from db.read_pool import ReadPool
 from db.read_sql import Statement, render_data, render_root, shape
+from graph.inputs import unstorable_literal
 from graph.limits import cost_variables
 from graph.read_planner import CompiledRoot, OperationPlan, Planner, bind
 from lending.access import Role
@@ -58,6 +59,8 @@ class CachedDocument:
     cost_variables: tuple[str, ...]
     plans: dict[PlanKey, OperationPlan] = field(default_factory=dict)
     costs: dict[bytes, int] = field(default_factory=dict)  # by the values of cost_variables
+    # Whether some operation of the document writes unstorable text (graph.inputs).
+    unstorable_literal: bool = False
 
     def plan_key(
         self, operation: OperationDefinitionNode, role: Role, variables: VariableValues
@@ -107,7 +110,15 @@ class CompiledReads:
         entry = self.documents.get(query)
         if entry is None:
             entry = CachedDocument(
-                document, fragments, directive_variables(document), cost_variables(document)
+                document,
+                fragments,
+                directive_variables(document),
+                cost_variables(document),
+                unstorable_literal=any(
+                    unstorable_literal(document, d)
+                    for d in document.definitions
+                    if isinstance(d, OperationDefinitionNode)
+                ),
             )
             self.documents[query] = entry
             if len(self.documents) > PLAN_CACHE_SIZE:

@@ -40,6 +40,7 @@ from graph.http import (
     send_json,
     unavailable_body,
 )
+from graph.inputs import unstorable_field
 from graph.limits import query_cost
 from graph.principals import PrincipalCache
 
@@ -109,8 +110,8 @@ class CompiledReadsMiddleware:
         if entry is None:
             return False
         operation = get_operation_ast(entry.document, operation_name)
-        if operation is None:
-            return False
+        if operation is None or entry.unstorable_literal or unstorable_field(raw) is not None:
+            return False  # refused by the full path
         schema = self.compiled.schema._schema
         variables = get_variable_values(schema, operation.variable_definitions or (), raw)
         if isinstance(variables, list):

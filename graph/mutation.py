@@ -21,7 +21,7 @@ from db.repositories import idempotency
 from graph import telemetry
 from graph.context import Info
 from graph.errors import UserError, user_errors
-from graph.inputs import nul_field
+from graph.inputs import PROBLEM, unstorable_field
 from graph.loaders import Loaders
 from graph.relay import Node, RowView
 from lending.audit import Caller, canonical_json
@@ -129,11 +129,9 @@ def request_hash(operation: str, input_obj: Any) -> str:
 
 def _checked_key(input_obj: object) -> str | None:
     """The input's idempotency key, after the checks every input gets."""
-    field = nul_field(input_obj)
+    field = unstorable_field(input_obj)
     if field is not None:
-        raise DomainError(
-            ErrorCode.VALIDATION_FAILED, "Text must not contain the NUL character.", field
-        )
+        raise DomainError(ErrorCode.VALIDATION_FAILED, f"Text {PROBLEM}.", field)
     key: str | None = getattr(input_obj, "idempotency_key", None)
     if key is not None and not 1 <= len(key) <= 255:
         raise DomainError(

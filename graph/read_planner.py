@@ -9,9 +9,9 @@ here, so a plan is cached per (document, operation, role).
 
 Fields with arguments get a *slot*. Binding a request evaluates each slot's arguments exactly
 as the executor does (``get_argument_values``, then Strawberry's conversion) and calls the
-same checking function the per-field resolver calls: a bad cursor, ``first`` out of range or a
-filter with NUL raises there, and the caller falls back to the per-field path, which then
-reports the error the usual way.
+same checking function the per-field resolver calls: a bad cursor or ``first`` out of range
+raises there, and the caller falls back to the per-field path, which then reports the error
+the usual way (as it does for text no database can store: graph.inputs).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from graph.audit import AuditQueries
 from graph.compiled import CompiledExecutor, CompiledReadsExtension
 from graph.errors import MaskUnexpectedErrors, log_errors, mask
 from graph.events import EventSubscriptions
+from graph.inputs import RefuseUnstorableText
 from graph.limits import limit_extensions
 from graph.loans import LoanMutations, LoanQueries
 from graph.node import NodeQueries
@@ -88,6 +89,7 @@ def build_schema(settings: Settings | None = None) -> LendingSchema:
         extensions=[
             *only_catalogue,
             *limit_extensions(settings),
+            RefuseUnstorableText,
             CompiledReadsExtension,
             TelemetryExtension,
             MaskUnexpectedErrors,

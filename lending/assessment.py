@@ -79,7 +79,7 @@ def _text(raw: str, field: str, label: str, max_length: int) -> str:
 
 
 def _score(raw: object, field: str) -> Decimal:
-    value = to_decimal(raw, field)
+    value = to_decimal(raw, field, "Score")
     if not 0 <= value <= MAX_SCORE:
         raise DomainError(ErrorCode.VALIDATION_FAILED, "A score is between 0 and 1000.", field)
     if decimal_places(value) > SCORE_DECIMALS:
@@ -93,7 +93,7 @@ def _score(raw: object, field: str) -> Decimal:
 
 def _factor(raw: RawFactor, field: str) -> Factor:
     name = _text(raw.name, f"{field}.name", "A factor's name", MAX_FACTOR_NAME_LENGTH)
-    contribution = to_decimal(raw.contribution, f"{field}.contribution")
+    contribution = to_decimal(raw.contribution, f"{field}.contribution", "Contribution")
     if contribution.copy_abs() > MAX_CONTRIBUTION or decimal_places(contribution) > 4:
         raise DomainError(
             ErrorCode.VALIDATION_FAILED,

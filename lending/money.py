@@ -54,15 +54,16 @@ def round_money(value: Decimal, currency: str) -> Decimal:
     return value.quantize(quantum(currency), rounding=ROUND_HALF_EVEN)
 
 
-def to_decimal(raw: object, field: str) -> Decimal:
-    """Turn client input into a finite Decimal, or raise VALIDATION_FAILED.
+def to_decimal(raw: object, field: str, what: str = "Amount") -> Decimal:
+    """Turn client input into a finite Decimal, or raise VALIDATION_FAILED (the messages name
+    the value as ``what``: an amount, an interest rate, a score).
 
     Floats are refused: a binary float cannot carry an exact amount, so amounts travel as strings.
     """
     if isinstance(raw, (bool, float)):
         raise DomainError(
             ErrorCode.VALIDATION_FAILED,
-            'Send amounts as strings such as "1000.00", not as floating-point numbers.',
+            f'Send {what.lower()}s as strings such as "1000.00", not as floating-point numbers.',
             field,
         )
     if isinstance(raw, Decimal):
@@ -78,9 +79,9 @@ def to_decimal(raw: object, field: str) -> Decimal:
                 ErrorCode.VALIDATION_FAILED, f"{text[:40]!r} is not a decimal number.", field
             ) from None
     if not value.is_finite():
-        raise DomainError(ErrorCode.VALIDATION_FAILED, "Amount must be a finite number.", field)
+        raise DomainError(ErrorCode.VALIDATION_FAILED, f"{what} must be a finite number.", field)
     if value.copy_abs() > MAX_AMOUNT:
-        raise DomainError(ErrorCode.VALIDATION_FAILED, "Amount is too large.", field)
+        raise DomainError(ErrorCode.VALIDATION_FAILED, f"{what} is too large.", field)
     if decimal_places(value) > MAX_DECIMALS:  # 1E-999999999 is finite and small: no amount
         raise DomainError(ErrorCode.VALIDATION_FAILED, "Too many decimal places.", field)
     return value
@@ -121,7 +122,7 @@ def parse_amount(raw: object, currency: str, field: str) -> Decimal:
 
 def parse_rate(raw: object, field: str) -> Decimal:
     """Parse an annual interest rate in percent: 0 to 100 with at most 6 decimal places."""
-    value = to_decimal(raw, field)
+    value = to_decimal(raw, field, "Interest rate")
     if value < 0 or value > 100:
         raise DomainError(
             ErrorCode.VALIDATION_FAILED, "Interest rate must be between 0 and 100 percent.", field

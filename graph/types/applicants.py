@@ -11,7 +11,6 @@ from db.read_plan import Domain, PageArgs
 from db.repositories.applicants import ApplicantFilter
 from graph.context import Info
 from graph.enums import OrderDirection
-from graph.inputs import refuse_nul
 from graph.reads import Page, column, private, reads
 from graph.relations import page_of
 from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First, Node, paginate
@@ -93,7 +92,6 @@ def applicant_page(
 ) -> PageArgs:
     """The checked arguments of `applicants`."""
     f = filter or ApplicantFilterInput()
-    refuse_nul(f)
     flt = ApplicantFilter(
         email=f.email,
         name_contains=f.name_contains,

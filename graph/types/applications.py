@@ -16,7 +16,6 @@ from db.repositories.applications import ApplicationFilter
 from graph.context import Info
 from graph.enums import OrderDirection, graphql_enum
 from graph.errors import ClientError
-from graph.inputs import refuse_nul
 from graph.loaders import DECISIONS
 from graph.reads import ByStatus, Embedded, column, private, reads
 from graph.relations import to_many, to_one
@@ -234,7 +233,6 @@ ApplicationOrderArg = Annotated[
 def _filter(f: ApplicationFilterInput | None) -> ApplicationFilter:
     if f is None:
         return ApplicationFilter()
-    refuse_nul(f)
     return ApplicationFilter(
         statuses=tuple(f.status) if f.status is not None else None,
         product_code=f.product_code,

@@ -177,7 +177,7 @@ async def test_an_idempotency_key_with_nul_is_a_validation_error(client):
         {
             "code": "VALIDATION_FAILED",
             "field": ["input", "idempotencyKey"],
-            "message": "Text must not contain the NUL character.",
+            "message": "Text must not contain NUL or unpaired UTF-16 surrogates.",
         }
     ]
 

@@ -98,3 +98,18 @@ def test_decimal_places_ignore_trailing_zeros_and_never_round(text, places):
 def test_a_vanishingly_small_amount_is_refused():
     with pytest.raises(DomainError):
         to_decimal("1E-999999999", "amount")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("1E+30", "Interest rate is too large."),
+        ("NaN", "Interest rate must be a finite number."),
+        (9.5, 'Send interest rates as strings such as "1000.00", not as floating-point numbers.'),
+    ],
+)
+def test_a_bad_rate_is_named_a_rate_not_an_amount(raw, message):
+    # found reviewing the inputs of the schedule code: the rate's errors said "Amount"
+    with pytest.raises(DomainError) as refused:
+        parse_rate(raw, "terms.annualInterestRate")
+    assert refused.value.message == message
