@@ -38,6 +38,7 @@ from graph.http import (
     unavailable_body,
     unavailable_errors,
 )
+from graph.ide import GraphiQLRouter
 from graph.mcp_server import ToolServer
 from graph.persisted import PersistedOperationsMiddleware
 from graph.principals import PrincipalCache
@@ -52,7 +53,7 @@ from lending.services import api_keys as key_service
 log = logging.getLogger("lending.app")
 
 
-class JSONRouter(GraphQLRouter[Any, None]):
+class JSONRouter(GraphiQLRouter):
     """Strawberry's router, writing responses with orjson (which embeds compiled fragments).
 
     A result the database could not serve is HTTP 503 with Retry-After, its body only the
@@ -260,6 +261,7 @@ def create_app(
         schema,
         context_getter=context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        graphiql_assets=settings.graphiql_assets,
     )
     app.include_router(router, prefix="/graphql")
     tools = ToolServer(operations, app, authenticate)

@@ -7,6 +7,7 @@ settings add what the HTTP server and the GraphQL layer need.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -67,6 +68,12 @@ class Settings(DatabaseSettings):
     )
     graphiql: bool | None = Field(
         default=None, description="Serve GraphiQL on GET /graphql; default: not in production."
+    )
+    graphiql_assets: Path = Field(
+        default=Path(".graphiql"),
+        description="Folder of GraphiQL's scripts (`make graphiql-assets`): served under "
+        "/graphql/assets/ and named by the page when it holds them all; otherwise the page "
+        "loads them from the CDN.",
     )
     introspection: bool | None = Field(
         default=None, description="Allow schema introspection; default: not in production."

@@ -28,10 +28,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_ready(port: int) -> None:
-    """Wait until the server on ``port`` answers /readyz."""
+async def wait_ready(port: int, tries: int = 150) -> None:
+    """Wait until the server on ``port`` answers /readyz (``tries`` tenths of a second at most,
+    and the time the answers take)."""
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        for _ in range(150):
+        for _ in range(tries):
             try:
                 if (await client.get("/readyz")).status_code == 200:
                     return

@@ -1,0 +1,185 @@
+"""GraphiQL without a CDN: Strawberry's page, pointed at copies of its scripts served here.
+
+Strawberry's GraphiQL page loads React, GraphiQL and their peers from a public CDN, which a
+closed network, a strict proxy or an offline laptop does not reach. `make graphiql-assets`
+(``python -m graph.ide FOLDER``, see ``main``) fetches the same packages, at the same versions,
+from the npm registry into a folder (``GRAPHIQL_ASSETS``, `.graphiql` by default), laid out as the
+CDN lays them out (``react@18.2.0/umd/…``), keeping only the files the page names (with their
+source maps and licences). When every one of them is there, the router serves the folder under
+``<graphql path>/assets/`` and the page names those copies instead; their integrity hashes stay,
+so the browser still checks that the copies are the CDN's bytes (the fetch checks them first).
+Otherwise the page is Strawberry's, CDN and all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http.ides import get_graphql_ide_html
+
+CDN = "https://unpkg.com/"
+# An asset of the page: its path on the CDN, and the integrity hash that follows it.
+_ASSET = re.compile(r'(?:src|href)="https://unpkg\.com/([^"]+)"\s+integrity="(sha\d+)-([^"]+)"')
+# Versioned paths never change: browsers may keep them.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def strawberry_page() -> str:
+    """Strawberry's GraphiQL page, as it ships it."""
+    return get_graphql_ide_html("graphiql")
+
+
+def assets(page: str) -> dict[str, tuple[str, str]]:
+    """The CDN paths the page loads (``react@18.2.0/umd/react.production.min.js`` …), each
+    with its integrity hash (algorithm, base64 digest)."""
+    return {path: (algorithm, digest) for path, algorithm, digest in _ASSET.findall(page)}
+
+
+def packages(page: str) -> list[str]:
+    """The npm packages the page loads, as ``name@version`` (scoped names included)."""
+    return sorted({"/".join(p.split("/")[: 2 if p.startswith("@") else 1]) for p in assets(page)})
+
+
+def complete(page: str, folder: Path) -> bool:
+    """Whether ``folder`` holds every file the page loads."""
+    return all((folder / path).is_file() for path in assets(page))
+
+
+class GraphiQLRouter(GraphQLRouter[Any, None]):
+    """Strawberry's router, serving GraphiQL's scripts itself when ``graphiql_assets`` has them.
+
+    Only with GraphiQL on and a complete folder: then ``<path>/assets/…`` serves the folder (no
+    path leaves it) and the page names those files; otherwise nothing changes.
+    """
+
+    def __init__(self, *args: Any, graphiql_assets: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        page = strawberry_page()
+        self.local_assets: StaticFiles | None = None
+        if self.graphql_ide == "graphiql" and graphiql_assets and complete(page, graphiql_assets):
+            self.local_assets = StaticFiles(directory=graphiql_assets)
+            self.add_route(
+                f"{kwargs.get('path', '')}/assets/{{file:path}}",
+                self.asset,
+                methods=["GET", "HEAD"],
+                include_in_schema=False,
+            )
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """The page, naming the local copies when there are some."""
+        page = self.graphql_ide_html
+        if self.local_assets is not None:
+            page = page.replace(CDN, request.url.path.rstrip("/") + "/assets/")
+        return HTMLResponse(page)
+
+    async def asset(self, request: Request) -> Response:
+        """One file of the folder (404 for anything else, which no browser is told to keep)."""
+        assert self.local_assets is not None
+        response = await self.local_assets.get_response(request.path_params["file"], request.scope)
+        if response.status_code in (200, 304):
+            response.headers["Cache-Control"] = CACHE_CONTROL
+        return response
+
+
+def fetch(folder: Path, npm: str = "npm") -> list[str]:
+    """Fetch the page's packages from the npm registry into ``folder``; return them as
+    ``name@version``.
+
+    The packages are unpacked beside it first (``FOLDER.part``), and only once every file the
+    page names is there and matches its integrity hash does that folder take ``folder``'s place:
+    an interrupted or failed fetch leaves the previous folder, or none, never half of one.
+    """
+    page = strawberry_page()
+    wanted = packages(page)
+    staging = folder.with_name(folder.name + ".part")
+    previous = folder.with_name(folder.name + ".old")
+    for leftover in (staging, previous):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        packed = subprocess.run(
+            [npm, "pack", *wanted, "--json", "--pack-destination", "."],
+            cwd=staging,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+        for entry in json.loads(packed.stdout):
+            tarball = staging / entry["filename"]
+            _unpack(tarball, staging / f"{entry['name']}@{entry['version']}")
+            tarball.unlink()
+        for path, (algorithm, digest) in assets(page).items():
+            data = (staging / path).read_bytes()
+            if base64.b64encode(hashlib.new(algorithm, data).digest()).decode() != digest:
+                raise RuntimeError(f"{path}: not the file the page's integrity hash names")
+        _prune(staging, page)
+        if folder.exists():
+            folder.rename(previous)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
+    return wanted
+
+
+def _prune(folder: Path, page: str) -> None:
+    """Keep only what the page loads, each file's source map (what a browser's developer tools
+    ask for) and each package's ``package.json`` and licence: the rest of a package (its other
+    builds, its sources) would be served for nothing."""
+    keep = set(assets(page))
+    keep |= {f"{path}.map" for path in keep}
+    keep |= {f"{spec}/{name}" for spec in packages(page) for name in ("package.json", "LICENSE")}
+    for file in sorted(folder.rglob("*"), reverse=True):
+        if file.is_dir():
+            if not any(file.iterdir()):
+                file.rmdir()
+        elif file.relative_to(folder).as_posix() not in keep:
+            file.unlink()
+
+
+def _unpack(tarball: Path, target: Path) -> None:
+    """The regular files of an npm tarball, below its top folder (`package/`), into ``target``."""
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            parts = PurePosixPath(member.name).parts[1:]
+            if not member.isfile() or not parts or ".." in parts:
+                continue
+            destination = target.joinpath(*parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            assert source is not None
+            with source, destination.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m graph.ide [--check] [FOLDER]``: fetch the assets, or (``--check``) only say
+    whether the folder has them all (exit status 1 when not)."""
+    parser = argparse.ArgumentParser(prog="python -m graph.ide", description=main.__doc__)
+    parser.add_argument("folder", nargs="?", type=Path, default=Path(".graphiql"))
+    parser.add_argument("--check", action="store_true", help="only check the folder")
+    args = parser.parse_args(argv)
+    if args.check:
+        return 0 if complete(strawberry_page(), args.folder) else 1
+    for spec in fetch(args.folder):
+        print(f"{args.folder}/{spec}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
