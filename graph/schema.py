@@ -15,6 +15,7 @@ from graph.applicants import ApplicantQueries
 from graph.applications import ApplicationMutations, ApplicationQueries
 from graph.audit import AuditQueries
 from graph.compiled import CompiledExecutor, CompiledReadsExtension
+from graph.context import QueriesMayReadFromReplica
 from graph.errors import MaskUnexpectedErrors, log_errors, mask
 from graph.events import EventSubscriptions
 from graph.limits import limit_extensions
@@ -89,6 +90,7 @@ def build_schema(settings: Settings | None = None) -> LendingSchema:
             *only_catalogue,
             *limit_extensions(settings),
             CompiledReadsExtension,
+            QueriesMayReadFromReplica,
             TelemetryExtension,
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),
