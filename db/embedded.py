@@ -132,6 +132,17 @@ class EmbeddedPostgres:
             self._system_ctl = None
 
 
+def postgres_binary(name: str) -> str | None:
+    """A PostgreSQL program (``pg_basebackup``, ``postgres`` …) of the version the embedded
+    server runs: pgserver's own, else the system's."""
+    try:
+        import pgserver
+    except ImportError:
+        return shutil.which(name) or _pg_bin(name)
+    found = Path(pgserver.__file__).parent / "pginstall" / "bin" / name
+    return str(found) if found.exists() else None
+
+
 def _pg_bin(name: str) -> str | None:
     for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
         return str(candidate)

@@ -19,15 +19,20 @@ from sqlalchemy import exc as sa_exc
 
 log = logging.getLogger("lending.database")
 
+SLOW_STATEMENT = "a statement ran out of time"
+
 # SQLSTATEs of a server that is away, going away, or out of capacity.
 _UNAVAILABLE_STATES = {
     "57P01": "the database is shutting down",  # admin_shutdown
     "57P02": "the database crashed",  # crash_shutdown
     "57P03": "the database is starting up or shutting down",  # cannot_connect_now
     "53300": "the database has no free connection slots",  # too_many_connections
-    "57014": "a statement ran out of time",  # query_canceled (statement_timeout)
+    "57014": SLOW_STATEMENT,  # query_canceled (statement_timeout)
     "55P03": "a row stayed locked for too long",  # lock_not_available (lock_timeout)
 }
+
+# What a hot standby cancels a read with when replay needs what the read holds.
+_RECOVERY_CONFLICT_STATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -62,6 +67,16 @@ def unavailable(error: BaseException) -> str | None:
         if isinstance(item, OSError) and item.errno is not None:
             return "the database cannot be reached"
     return None
+
+
+def conflicts_with_recovery(error: BaseException) -> bool:
+    """Whether ``error`` is a standby cancelling a read that stood in the way of replaying the
+    primary's changes (the read itself is fine, and can be sent elsewhere)."""
+    return any(
+        isinstance(item, asyncpg.PostgresError)
+        and getattr(item, "sqlstate", None) in _RECOVERY_CONFLICT_STATES
+        for item in _chain(error)
+    )
 
 
 def disconnected(error: BaseException) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from db.errors import OUTAGE, disconnected
+from db.errors import OUTAGE, Outage, disconnected
 from db.session import connect_arguments, server_settings
 
 # Compiled statements are long (planning one takes milliseconds) and their parameters are
@@ -38,9 +38,16 @@ class ReadPool:
     """
 
     def __init__(
-        self, url: str, size: int, *, timeout: float = 5.0, statement_timeout: float = 0.0
+        self,
+        url: str,
+        size: int,
+        *,
+        timeout: float = 5.0,
+        statement_timeout: float = 0.0,
+        outage: Outage | None = OUTAGE,
     ) -> None:
         self._url = url
+        self._outage = outage  # what a successful read ends (None for a replica)
         self._size = size
         self._timeout = timeout  # to connect, or to wait for a free connection
         self._settings = {
@@ -86,8 +93,8 @@ class ReadPool:
                 except Exception as error:
                     if attempt == 2 or not disconnected(error):
                         raise
-        if OUTAGE.ongoing:
-            OUTAGE.recovered()
+        if self._outage is not None and self._outage.ongoing:
+            self._outage.recovered()
         return value
 
     async def _fetch(self, pool: asyncpg.Pool, sql: str, arguments: Sequence[Any]) -> str:

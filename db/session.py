@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -18,7 +18,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from db.errors import OUTAGE, disconnected
+from db.errors import OUTAGE, Outage, disconnected
+
+if TYPE_CHECKING:
+    from db.replica import Replica
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -74,10 +77,12 @@ def create_engine(
     max_overflow: int = 10,
     pool_timeout: float = 5.0,
     statement_timeout: float = 0.0,
+    outage: Outage | None = OUTAGE,
 ) -> AsyncEngine:
     """An asyncpg engine; prepared statements are cached per connection by asyncpg.
 
-    A request waits at most ``pool_timeout`` seconds for a free connection, or to connect.
+    A request waits at most ``pool_timeout`` seconds for a free connection, or to connect; a
+    connection opened ends ``outage`` (None for a replica, whose health is watched apart).
     """
     engine = create_async_engine(
         async_url(url),
@@ -94,7 +99,8 @@ def create_engine(
         },
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
-    event.listen(engine.sync_engine, "connect", lambda *_: OUTAGE.recovered())
+    if outage is not None:
+        event.listen(engine.sync_engine, "connect", lambda *_: outage.recovered())
     return engine
 
 
@@ -134,22 +140,44 @@ class RequestSession:
     a failed non-null root field). Cancelling asyncpg mid-statement would leave the pooled
     connection unusable for the next request, so each call runs in its own task that the
     caller's cancellation does not reach, and ``close`` waits for those still running.
+
+    With a ``replica``, a request known to be a query (``for_query``) reads from it while it
+    is usable; everything else (mutations and their payloads, subscriptions) reads from the
+    primary, which has what the request wrote.
     """
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, factory: async_sessionmaker[AsyncSession], replica: Replica | None = None
+    ) -> None:
         self._factory = factory
+        self._replica = replica
+        self._query = False  # the request is a query: its reads may go to the replica
+        self._route: str | None = None  # where the open session's reads are counted
+        self._on_replica = False  # the open session is the replica's
         self._session: AsyncSession | None = None
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Task[Any]] = set()
         self._used = False  # a statement has succeeded in this request
         self._adopted: AsyncSession | None = None
 
+    def for_query(self) -> None:
+        """The request is a query: it writes nothing, so it may read from the replica."""
+        self._query = self._replica is not None
+
+    def _open(self) -> AsyncSession:
+        self._on_replica = False
+        if not self._query or self._replica is None:
+            return self._factory()
+        factory, self._route = self._replica.sessions_for_query(self._factory)
+        self._on_replica = factory is not self._factory
+        return factory()
+
     @asynccontextmanager
     async def use(self) -> AsyncIterator[AsyncSession]:
         """The request's session, held exclusively for the block."""
         async with self._lock:
             if self._session is None:
-                self._session = self._factory()
+                self._session = self._open()
             yield self._session
 
     async def run(
@@ -161,7 +189,9 @@ class RequestSession:
         """Call a repository function with the request's session, shielded from cancellation.
 
         The request's first read is sent once more on a fresh connection when its connection
-        is found dead (its server went away without a word): nothing was read on it yet.
+        is found dead (its server went away without a word): nothing was read on it yet. A read
+        that fails on the replica for want of it is sent to the primary, as are the request's
+        later reads.
         """
 
         async def call() -> T:
@@ -169,17 +199,35 @@ class RequestSession:
                 try:
                     found = await fn(session, *args, **kwargs)
                 except Exception as error:
-                    if self._used or not disconnected(error):
+                    primary = await self._to_primary(error) if self._on_replica else None
+                    if primary is not None:
+                        found = await fn(primary, *args, **kwargs)
+                    elif self._used or not disconnected(error):
                         raise
-                    await session.close()
-                    found = await fn(session, *args, **kwargs)
+                    else:
+                        await session.close()
+                        found = await fn(session, *args, **kwargs)
                 self._used = True
+                if self._route is not None and self._replica is not None:
+                    self._replica.count(self._route)
                 return found
 
         task = asyncio.ensure_future(call())
         self._running.add(task)
         task.add_done_callback(self._finished)
         return await asyncio.shield(task)
+
+    async def _to_primary(self, error: Exception) -> AsyncSession | None:
+        """The request's session moved to the primary after ``error`` on the replica, or None
+        when the error is the read's own."""
+        assert self._replica is not None
+        assert self._session is not None
+        route = self._replica.fallback(error)
+        if route is None:
+            return None
+        await _end(self._session)
+        self._session, self._route, self._on_replica = self._factory(), route, False
+        return self._session
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._running.discard(task)
@@ -196,6 +244,7 @@ class RequestSession:
         async with self._lock:
             self._session = self._adopted = session
             self._used = True  # never sent again on a fresh connection: it is the transaction
+            self._route, self._on_replica = None, False
 
     async def release(self) -> None:
         """Stop reading through an adopted session (its owner closes it)."""
@@ -212,5 +261,16 @@ class RequestSession:
         if self._running:
             await asyncio.wait(set(self._running))
         if self._session is not None and self._session is not self._adopted:
-            await self._session.close()
+            await _end(self._session)
         self._session = None
+
+
+async def _end(session: AsyncSession) -> None:
+    """Close a session of reads. Its connection may have died since its last read (its server
+    went away): the reads are answered and nothing is to be committed, so that is no error."""
+    try:
+        await session.close()
+    except Exception as error:
+        if not disconnected(error):
+            raise
+        await session.invalidate()

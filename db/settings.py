@@ -39,3 +39,14 @@ class DatabaseSettings(BaseSettings):
         description="Seconds one SQL statement may run before PostgreSQL cancels it (the request "
         "is answered 503); 0 for no limit.",
     )
+    database_replica_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of a streaming replica of DATABASE_URL that queries read "
+        "from while it keeps up; mutations (their payloads too), subscriptions, API keys and "
+        "/readyz always use DATABASE_URL. Unset: everything reads from DATABASE_URL.",
+    )
+    replica_max_lag_ms: float = Field(
+        default=1000.0,
+        description="Milliseconds the replica may be behind the primary before queries read from "
+        "the primary instead (until it catches up).",
+    )

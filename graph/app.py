@@ -23,6 +23,7 @@ from db.errors import OUTAGE, unavailable
 from db.listener import EventListener
 from db.migrate import current_revision, head_revision
 from db.read_pool import ReadPool
+from db.replica import Replica
 from db.session import RequestSession, create_engine, create_sessionmaker, pool_usage
 from graph import logs, metrics, telemetry
 from graph.catalogue import catalogue
@@ -112,9 +113,11 @@ def create_app(
 ) -> FastAPI:
     """The service bound to ``database_url``; the engine lives as long as the app.
 
-    ``schema`` (built from ``settings`` by default) may be shared by apps, with its parser and
-    validation caches: the tests run one document through two apps that way. ``tracing``
-    (made from the settings by default: none unless an OTLP endpoint is set) is for tests.
+    With ``settings.database_replica_url``, queries read from that replica while it keeps up
+    (db.replica); everything else uses ``database_url``. ``schema`` (built from ``settings``
+    by default) may be shared by apps, with its parser and validation caches: the tests run
+    one document through two apps that way. ``tracing`` (made from the settings by default:
+    none unless an OTLP endpoint is set) is for tests.
     """
     engine: AsyncEngine = create_engine(
         database_url,
@@ -133,33 +136,58 @@ def create_app(
         timeout=settings.db_pool_timeout,
         statement_timeout=settings.db_statement_timeout,
     )
-    compiled = CompiledReads(schema, read_pool, enabled=settings.compiled_reads)
+    replica = (
+        Replica(
+            settings.database_replica_url,
+            database_url,
+            max_lag_ms=settings.replica_max_lag_ms,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            statement_timeout=settings.db_statement_timeout,
+        )
+        if settings.database_replica_url
+        else None
+    )
+    compiled = CompiledReads(schema, read_pool, enabled=settings.compiled_reads, replica=replica)
     operations = catalogue(schema._schema)
     tracing = tracing or tracing_from(settings)
     # With no metrics, no request log line and no traces, requests are not recorded at all.
     observed = settings.metrics or tracing is not None or telemetry.log.isEnabledFor(logging.INFO)
-    if observed:
-        telemetry.count_statements_of(engine)
-        read_pool.observers.append(telemetry.count_statement)
-    if tracing is not None:
-        tracing.instrument(engine, read_pool)
+    # Statements are counted and traced wherever they run: on the primary, on the replica.
+    connections = [(engine, read_pool)]
+    if replica is not None:
+        connections.append((replica.engine, replica.pool))
+    for orm_engine, pool in connections:
+        if observed:
+            telemetry.count_statements_of(orm_engine)
+            pool.observers.append(telemetry.count_statement)
+        if tracing is not None:
+            tracing.instrument(orm_engine, pool)
 
     def pool_usage_now() -> dict[tuple[str, str], float]:
-        orm, reads = pool_usage(engine), read_pool.usage()
+        pools = {"orm": pool_usage(engine), "read": read_pool.usage()}
+        if replica is not None:
+            pools |= {f"replica_{name}": usage for name, usage in replica.usage().items()}
         return {
-            **{("orm", state): value for state, value in orm.items()},
-            **{("read", state): value for state, value in reads.items()},
+            (pool, state): value for pool, usage in pools.items() for state, value in usage.items()
         }
+
+    sampler = metrics.Sampler(pool_usage_now, replica)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await refuse_unsafe_production(settings, sessionmaker)
-        async with tools.http.run(), metrics.sampling(pool_usage_now):
+        if replica is not None:
+            await replica.start()
+        async with tools.http.run(), metrics.sampling(sampler):
             yield
         if tracing is not None:
             tracing.shutdown()
         await events.close()
         await principals.close()
+        if replica is not None:
+            await replica.close()
         await compiled.pool.close()
         await engine.dispose()
 
@@ -182,7 +210,9 @@ def create_app(
                 raise ServiceUnavailable(reason) from error
             if principal is None:
                 raise Unauthenticated
-        db = RequestSession(sessionmaker)
+        # Queries of HTTP requests may read from the replica (graph.context decides which are
+        # queries); a WebSocket's subscriptions read from the primary, as the events come.
+        db = RequestSession(sessionmaker, replica if connection.scope["type"] == "http" else None)
         reads = RequestReads(compiled, principal.role) if principal and compiled.enabled else None
         made = Context(
             request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
@@ -210,6 +240,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.compiled = compiled
+    app.state.replica = replica
     app.state.schema = schema
     app.state.principals = principals
 
@@ -270,7 +301,7 @@ def create_app(
     app.add_route("/mcp", tools, methods=["GET", "POST", "DELETE"])  # type: ignore[arg-type]
 
     if settings.metrics:
-        app.add_route("/metrics", metrics.endpoint(pool_usage_now), methods=["GET"])
+        app.add_route("/metrics", metrics.endpoint(sampler), methods=["GET"])
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -298,7 +329,10 @@ def create_app(
                 {"status": "unavailable", "database": "ok", "migration": revision, "head": head},
                 503,
             )
-        return JSONResponse({"status": "ok", "database": "ok", "migration": revision})
+        found = {"status": "ok", "database": "ok", "migration": revision}
+        if replica is not None:  # said, never a reason to be unready: queries use the primary
+            found["replica"] = replica.state
+        return JSONResponse(found)
 
     return app
 

@@ -36,6 +36,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from db.read_pool import ReadPool
 from db.read_sql import Statement, render_data, render_root, shape
+from db.replica import Replica
 from graph.inputs import unstorable_literal
 from graph.limits import cost_variables
 from graph.read_planner import CompiledRoot, OperationPlan, Planner, bind
@@ -89,11 +90,18 @@ def directive_variables(document: DocumentNode) -> tuple[str, ...]:
 
 
 class CompiledReads:
-    """One app's compiled read path: the switch, the plan cache, the read connections."""
+    """One app's compiled read path: the switch, the plan cache, the read connections.
 
-    def __init__(self, schema: Any, pool: ReadPool, *, enabled: bool) -> None:
+    Compiled statements are query reads: with a ``replica``, they read from it while it is
+    usable, and from ``pool`` (the primary's) otherwise.
+    """
+
+    def __init__(
+        self, schema: Any, pool: ReadPool, *, enabled: bool, replica: Replica | None = None
+    ) -> None:
         self.schema = schema  # the Strawberry schema
         self.pool = pool
+        self.replica = replica
         self.enabled = enabled
         self.documents: OrderedDict[str, CachedDocument] = OrderedDict()
         # Answers given: whole operations by the short path, root fields by the executor.
@@ -172,7 +180,11 @@ class CompiledReads:
         return await self.fetch(statement, bound)
 
     async def fetch(self, statement: Statement, bound: dict[int, Any]) -> bytes:
-        text = await self.pool.fetch_text(statement.sql, statement.arguments(bound))
+        arguments = statement.arguments(bound)
+        if self.replica is not None:
+            text = await self.replica.fetch_text(statement.sql, arguments, self.pool)
+        else:
+            text = await self.pool.fetch_text(statement.sql, arguments)
         if statement.normalize:
             return orjson.dumps(orjson.loads(text))
         return text.encode()

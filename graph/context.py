@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.extensions import SchemaExtension
 from strawberry.fastapi import BaseContext
+from strawberry.types.graphql import OperationType
 
 from db.listener import EventListener
 from db.session import RequestSession
@@ -66,6 +68,22 @@ class Context(BaseContext):
         """The name recorded on what this caller does."""
         assert self.principal is not None, "mutations run only for authenticated callers"
         return self.principal.name
+
+
+class QueriesMayReadFromReplica(SchemaExtension):
+    """Tells the request's session once the operation is known to be a query: only then may
+    its reads go to a replica (a mutation's payload must see what it wrote, on the primary)."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            try:
+                query = self.execution_context.operation_type is OperationType.QUERY
+            except Exception:  # no such operation: execution reports it
+                query = False
+            if query:
+                context.db.for_query()
+        yield
 
 
 Info = strawberry.Info[Context, None]

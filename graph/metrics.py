@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +29,8 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
+
+from db.replica import LAGGING, OK, STATES, UNREACHABLE, Replica
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 MAX_OPERATION_NAMES = 200
@@ -58,11 +61,34 @@ ROOT_FIELDS = Counter(
 STATEMENTS = Counter("lending_sql_statements", "SQL statements run for GraphQL requests.")
 POOL = Gauge(
     "lending_db_pool_connections",
-    "Database connections by pool (orm: writes and per-field reads; read: compiled reads) and "
-    "state (in_use, idle, waiting: requests waiting for one).",
+    "Database connections by pool (orm: writes and per-field reads; read: compiled reads; "
+    "replica_orm, replica_read: the same reads of queries on the replica) and state (in_use, "
+    "idle, waiting: requests waiting for one).",
     ["pool", "state"],
     multiprocess_mode="livesum",
 )
+REPLICA_READS = Counter(
+    "lending_replica_reads",
+    "SQL statements of queries, by where they were answered: replica, or the primary because "
+    "the replica was unreachable (primary_unreachable: away, not a standby, or it cancelled the "
+    "read) or too far behind (primary_lagging). Only with a replica configured.",
+    ["route"],
+)
+REPLICA_LAG = Gauge(
+    "lending_replica_lag_seconds",
+    "How far the replica was behind the primary at its last check (the most any process "
+    "saw); NaN when it could not be measured (the replica is unreachable).",
+    multiprocess_mode="livemax",
+)
+REPLICA_STATE = Gauge(
+    "lending_replica_state",
+    "Processes finding the replica in each state: ok (queries read from it), lagging, "
+    "unreachable (queries read from the primary).",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+# The routes of db.replica, as the metric names them.
+_REPLICA_ROUTES = {OK: "replica", UNREACHABLE: "primary_unreachable", LAGGING: "primary_lagging"}
 SUBSCRIPTIONS = Gauge(
     "lending_subscriptions",
     "Subscriptions open (loanEvents).",
@@ -107,14 +133,37 @@ def registry() -> CollectorRegistry | None:
     return collected
 
 
-Sample = Callable[[], dict[tuple[str, str], float]]
+PoolSample = Callable[[], dict[tuple[str, str], float]]
 
 
-def endpoint(sample: Sample) -> Callable[[Request], Awaitable[Response]]:
-    """``GET /metrics`` (the Prometheus text format), reading this process's pools first."""
+class Sampler:
+    """Copies what live objects know into the metrics: the pools' use (``pools`` reads them),
+    and the replica's state, lag and counters (plain attributes of the one ``Replica``)."""
+
+    def __init__(self, pools: PoolSample, replica: Replica | None = None) -> None:
+        self.pools = pools
+        self.replica = replica
+        self._reported = dict.fromkeys(STATES, 0)  # the replica's counts already added
+
+    def update(self) -> None:
+        update_pool(self.pools())
+        replica = self.replica
+        if replica is None:
+            return
+        for route, count in replica.reads.items():
+            REPLICA_READS.labels(_REPLICA_ROUTES[route]).inc(count - self._reported[route])
+            self._reported[route] = count
+        for state in STATES:
+            REPLICA_STATE.labels(state).set(1 if replica.state == state else 0)
+        REPLICA_LAG.set(math.nan if replica.lag_ms is None else replica.lag_ms / 1000)
+
+
+def endpoint(sampler: Sampler) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /metrics`` (the Prometheus text format), reading this process's pools and replica
+    first."""
 
     async def metrics(_: Request) -> Response:
-        update_pool(sample())
+        sampler.update()
         found = registry()
         body = generate_latest(found) if found is not None else generate_latest()
         return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -123,12 +172,12 @@ def endpoint(sample: Sample) -> Callable[[Request], Awaitable[Response]]:
 
 
 @contextlib.asynccontextmanager
-async def sampling(sample: Sample, every: float = 1.0) -> AsyncIterator[None]:
-    """Keep the pool gauges current while the app runs (``sample`` reads the pools)."""
+async def sampling(sampler: Sampler, every: float = 1.0) -> AsyncIterator[None]:
+    """Keep the pool and replica metrics current while the app runs."""
 
     async def loop() -> None:
         while True:
-            update_pool(sample())
+            sampler.update()
             await asyncio.sleep(every)
 
     task = asyncio.create_task(loop())

@@ -15,6 +15,7 @@ from graph.applicants import ApplicantQueries
 from graph.applications import ApplicationMutations, ApplicationQueries
 from graph.audit import AuditQueries
 from graph.compiled import CompiledExecutor, CompiledReadsExtension
+from graph.context import QueriesMayReadFromReplica
 from graph.errors import MaskUnexpectedErrors, log_errors, mask
 from graph.events import EventSubscriptions
 from graph.inputs import RefuseUnstorableText
@@ -91,6 +92,7 @@ def build_schema(settings: Settings | None = None) -> LendingSchema:
             *limit_extensions(settings),
             RefuseUnstorableText,
             CompiledReadsExtension,
+            QueriesMayReadFromReplica,
             TelemetryExtension,
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),
