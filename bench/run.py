@@ -495,11 +495,13 @@ def run_two_workers(
     return results
 
 
-OBSERVED_ROUNDS = 3  # alternating rounds of the two servers; the median is reported
-
-
 def run_observability(
-    pg: Postgres, url: str, scale: float, budget: Budget, concurrencies: tuple[int, ...]
+    pg: Postgres,
+    url: str,
+    scale: float,
+    budget: Budget,
+    concurrencies: tuple[int, ...],
+    rounds: int,
 ) -> list[Result]:
     """R2 with nothing recorded and with metrics and JSON request logs, both servers up for
     the whole run and measured in alternating rounds, so that drift hits both alike."""
@@ -513,7 +515,7 @@ def run_observability(
             process = stack.enter_context(started(f"{name}-{scale:g}", cmd, env, port))
             auth = [f"Authorization: Bearer {KEY}"]
             servers.append(Server(name, f"http://127.0.0.1:{port}", process, "ours", auth))
-        for round_ in range(OBSERVED_ROUNDS):
+        for round_ in range(rounds):
             for concurrency in concurrencies:
                 for server in servers if round_ % 2 == 0 else servers[::-1]:
                     result = measure(pg, server, scale, "R2", concurrency, bodies, budget, False)
@@ -565,6 +567,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up")
     parser.add_argument("--profile-requests", type=int, default=100)
     parser.add_argument("--no-postgraphile", action="store_true")
+    parser.add_argument(
+        "--observed-rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of R2 with and without metrics and logs (median reported)",
+    )
     parser.add_argument("--pgdata", type=Path, default=ROOT / ".pgdata-bench")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
@@ -611,7 +619,9 @@ def main(argv: list[str] | None = None) -> None:
         print("reads, two workers:", flush=True)
         results += run_two_workers(pg, urls[args.scale], args.scale, budget, concurrencies[-1])
         print("reads, metrics and logs on and off:", flush=True)
-        results += run_observability(pg, urls[args.scale], args.scale, budget, concurrencies)
+        results += run_observability(
+            pg, urls[args.scale], args.scale, budget, concurrencies, args.observed_rounds
+        )
         print("writes (on a copy of the database):", flush=True)
         copy = asyncio.run(
             copy_database(server_url, database_name(args.scale), "lending_bench_writes")

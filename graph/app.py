@@ -269,7 +269,11 @@ def create_app(
     # A catalogue document sent by its hash is an ordinary request from here on.
     app.add_middleware(PersistedOperationsMiddleware, known=operations)
     # Nothing reads a body before its size is known to be acceptable.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
     # Every GraphQL request, whoever answers it, is logged, counted and traced once.
     if observed:
         app.add_middleware(TelemetryMiddleware, tracing=tracing, counted=settings.metrics)

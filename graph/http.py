@@ -2,7 +2,8 @@
 
 Also the request-size limit, an ASGI middleware in front of everything: a body larger than
 ``max_bytes`` (by its Content-Length, or as it streams in) is answered 413 before any of it is
-parsed.
+parsed, and a GraphQL request whose JSON no parser should be trusted with (graph.request_body)
+is answered 400 (415 when it is not JSON at all).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 
 from db.errors import OUTAGE, unavailable
 from graph.errors import SERVICE_UNAVAILABLE, unavailable_error
+from graph.request_body import BadRequest, check_get, check_post
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -160,12 +162,22 @@ class BodyLimitMiddleware:
     as one message; a client that disconnects meanwhile is simply let go.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, max_json_depth: int = 32, path: str = "/graphql"
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_json_depth = max_json_depth
+        self.path = path  # whose JSON is checked (graph.request_body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == self.path:
+                try:
+                    check_get(scope.get("query_string", b""), self.max_json_depth)
+                except BadRequest as refused:
+                    await send_json(send, 400, error_body(str(refused), "BAD_REQUEST"))
+                    return
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
@@ -186,7 +198,25 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        await self.app(scope, replay(b"".join(chunks), receive), send)
+        body = b"".join(chunks)
+        if scope["path"] == self.path:
+            refusal = self._refusal(scope, body)
+            if refusal is not None:
+                await send_json(send, refusal[0], error_body(refusal[1], "BAD_REQUEST"))
+                return
+        await self.app(scope, replay(body, receive), send)
+
+    def _refusal(self, scope: Scope, body: bytes) -> tuple[int, str] | None:
+        """(status, why) when a POST to the GraphQL path cannot be a GraphQL request."""
+        content_type = dict(scope["headers"]).get(b"content-type", b"application/json")
+        media = content_type.split(b";")[0].strip().lower()
+        if media != b"application/json" and not media.endswith(b"+json"):
+            return 415, "Send GraphQL requests as application/json."
+        try:
+            check_post(body, self.max_json_depth)
+        except BadRequest as refused:
+            return 400, str(refused)
+        return None
 
     async def _refuse(self, send: Send) -> None:
         await send_json(

@@ -45,6 +45,12 @@ class Settings(DatabaseSettings):
     max_request_bytes: int = Field(
         default=1 << 20, description="Largest request body accepted; larger ones get HTTP 413."
     )
+    max_json_depth: int = Field(
+        default=32,
+        ge=4,
+        description="How deeply a GraphQL request's JSON (body, variables, extensions) may nest "
+        "objects and arrays; deeper ones get HTTP 400 BAD_REQUEST before they are parsed.",
+    )
     shutdown_timeout: float = Field(
         default=10.0,
         description="Seconds in-flight requests get to finish after SIGTERM before they are "

@@ -29,7 +29,13 @@ log = logging.getLogger("lending.request")
 
 _OUTCOME_BY_STATUS = {401: "unauthenticated", 503: "unavailable"}
 # The code of an answer given before GraphQL ran, by its status.
-_CODE_BY_STATUS = {401: "UNAUTHENTICATED", 413: "REQUEST_TOO_LARGE", 503: "SERVICE_UNAVAILABLE"}
+_CODE_BY_STATUS = {
+    400: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    413: "REQUEST_TOO_LARGE",
+    503: "SERVICE_UNAVAILABLE",
+}
 
 
 @dataclass

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -59,10 +60,12 @@ async def servers(
     count: int = 2,
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> AsyncIterator[Servers]:
     """``count`` server processes on a fresh database ``name`` with a product and a key.
 
-    ``args`` are added to each `lending serve` command line, ``env`` to its environment.
+    ``args`` are added to each `lending serve` command line, ``env`` to its environment; their
+    error output goes to the file ``log`` when given.
     """
     url = await recreate_database(server_url, name)
     await asyncio.to_thread(upgrade_to_head, url)
@@ -75,12 +78,13 @@ async def servers(
         await engine.dispose()
     ports = tuple(free_port() for _ in range(count))
     environment = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"} | (env or {})
+    errors = log.open("ab") if log is not None else subprocess.DEVNULL
     processes = [
         subprocess.Popen(  # noqa: ASYNC220 - each server in its own process, by design
             [sys.executable, "-m", "graph.cli", "serve", "--port", str(port), *args],
             env=environment,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=errors,
         )
         for port in ports
     ]
@@ -93,3 +97,5 @@ async def servers(
                 process.terminate()
         for process in processes:
             await asyncio.to_thread(process.wait, 10)
+        if log is not None:
+            errors.close()  # type: ignore[union-attr]

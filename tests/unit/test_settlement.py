@@ -193,7 +193,7 @@ def test_settlement_properties(case):
     assert _settle(dues, payments, day, terms) == before
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(loans_and_days())
 def test_on_a_due_date_with_nothing_overdue_the_quote_is_the_payoff_less_future_interest(case):
     schedule, dues, _, _, terms = case
