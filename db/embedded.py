@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -44,6 +45,8 @@ class EmbeddedPostgres:
         self._handle = pgserver.get_server(  # type: ignore[attr-defined]
             self.data_dir, cleanup_mode="stop"
         )
+        # Runs before pgserver's own exit handler (registered just now): see ``stop``.
+        atexit.register(self.stop)
         uri: str = self._handle.get_uri()
         self._url = uri
         log.info("embedded PostgreSQL at %s", self.data_dir)
@@ -119,8 +122,15 @@ class EmbeddedPostgres:
             self._start_system()
 
     def stop(self) -> None:
-        """Stop the server if this process started it."""
+        """Stop the server if this process is the last one using it.
+
+        pgserver counts its users in a list of process ids beside the data; a process killed
+        with -9 never takes itself off it, and the server would then outlive every process
+        that is left. So the ids of processes that are gone are dropped first.
+        """
         if self._handle is not None:
+            with self._handle._lock:
+                forget_gone_users(self._handle.global_process_id_list)
             self._handle.cleanup()
             self._handle = None
         elif self._system_ctl is not None:
@@ -141,6 +151,27 @@ def postgres_binary(name: str) -> str | None:
         return shutil.which(name) or _pg_bin(name)
     found = Path(pgserver.__file__).parent / "pginstall" / "bin" / name
     return str(found) if found.exists() else None
+
+
+def forget_gone_users(users: Any) -> list[int]:
+    """Drop from pgserver's list of users (a DiskList of pids) the processes that are gone;
+    the ids left."""
+    import psutil  # pgserver's own dependency
+
+    def alive(pid: int) -> bool:
+        try:
+            return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+    pids = users.get()
+    left = [pid for pid in pids if pid == os.getpid() or alive(pid)]
+    if left != pids:
+        log.info(
+            "embedded PostgreSQL: forgetting processes that are gone: %s", set(pids) - set(left)
+        )
+        users.put(left)
+    return left
 
 
 def _pg_bin(name: str) -> str | None:

@@ -52,11 +52,15 @@ async def raw_connection(url: str) -> Any:
     return await asyncpg.connect(**connect_arguments(url))
 
 
-def server_settings(application_name: str, statement_timeout: float) -> dict[str, str]:
-    """The session settings of the service's connections."""
+def server_settings(
+    application_name: str, statement_timeout: float, lock_timeout: float = 0.0
+) -> dict[str, str]:
+    """The session settings of the service's connections (timeouts in seconds, 0: none)."""
     found = {"application_name": application_name}
     if statement_timeout > 0:
         found["statement_timeout"] = str(round(statement_timeout * 1000))
+    if lock_timeout > 0:
+        found["lock_timeout"] = str(round(lock_timeout * 1000))
     return found
 
 
@@ -77,12 +81,16 @@ def create_engine(
     max_overflow: int = 10,
     pool_timeout: float = 5.0,
     statement_timeout: float = 0.0,
+    lock_timeout: float = 0.0,
     outage: Outage | None = OUTAGE,
 ) -> AsyncEngine:
     """An asyncpg engine; prepared statements are cached per connection by asyncpg.
 
     A request waits at most ``pool_timeout`` seconds for a free connection, or to connect; a
-    connection opened ends ``outage`` (None for a replica, whose health is watched apart).
+    statement at most ``lock_timeout`` seconds for a lock (then PostgreSQL refuses it with
+    55P03, a retryable 503), so writers queued behind one held row give their connections
+    back; a connection opened ends ``outage`` (None for a replica, whose health is watched
+    apart).
     """
     engine = create_async_engine(
         async_url(url),
@@ -94,7 +102,7 @@ def create_engine(
         # Errors and logs never carry the values of a statement (emails, amounts, key hashes).
         hide_parameters=True,
         connect_args={
-            "server_settings": server_settings("lending", statement_timeout),
+            "server_settings": server_settings("lending", statement_timeout, lock_timeout),
             "timeout": pool_timeout,
         },
     )

@@ -39,6 +39,11 @@ class DatabaseSettings(BaseSettings):
         description="Seconds one SQL statement may run before PostgreSQL cancels it (the request "
         "is answered 503); 0 for no limit.",
     )
+    db_lock_timeout: float = Field(
+        default=3.0,
+        description="Seconds a statement may wait for a row lock (another writer's) before "
+        "PostgreSQL refuses it and the request is answered a retryable 503; 0 for no limit.",
+    )
     database_replica_url: str | None = Field(
         default=None,
         description="PostgreSQL URL of a streaming replica of DATABASE_URL that queries read "

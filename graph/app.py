@@ -125,6 +125,7 @@ def create_app(
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         statement_timeout=settings.db_statement_timeout,
+        lock_timeout=settings.db_lock_timeout,
     )
     sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
     head = head_revision()

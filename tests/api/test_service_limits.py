@@ -49,14 +49,16 @@ async def _close(app: FastAPI) -> None:
 
 @pytest.fixture
 async def tight(database_url, request) -> AsyncIterator[FastAPI]:
-    """One pooled connection; (pool timeout, statement timeout) from the test's parameter."""
-    pool_timeout, statement_timeout = request.param
+    """One pooled connection; (pool timeout, statement timeout[, lock timeout]) from the test's
+    parameter."""
+    pool_timeout, statement_timeout, lock_timeout = (*request.param, 0.0)[:3]
     settings = Settings(
         database_url=database_url,
         db_pool_size=1,
         db_max_overflow=0,
         db_pool_timeout=pool_timeout,
         db_statement_timeout=statement_timeout,
+        db_lock_timeout=lock_timeout,
         compiled_reads=False,
     )
     app = await _serve(settings, database_url)
@@ -97,6 +99,44 @@ async def test_a_statement_that_runs_too_long_is_cut_off_with_a_retryable_503(
         assert waited < 3
         retried = await client.post("/graphql", json={"query": DECIDE, "variables": decide})
         assert retried.json()["data"]["decideApplication"]["userErrors"] == []
+
+
+@pytest.mark.parametrize("tight", [(5.0, 15.0, 0.4)], indirect=True)
+async def test_a_writer_waits_for_a_row_lock_no_longer_than_the_lock_timeout(
+    tight, engine, database_url, admin_key
+):
+    await create_product(engine)
+    async with http_client(tight, admin_key) as client:
+        # given a decision, with an idempotency key, on a row another transaction holds
+        app_id, blocker = await _locked_application(client, database_url, 3)
+        decide = {
+            "input": {
+                "applicationId": app_id,
+                "outcome": "REJECTED",
+                "reason": "no",
+                "idempotencyKey": "lock-timeout-1",
+            }
+        }
+        try:
+            began = time.monotonic()
+            response = await client.post("/graphql", json={"query": DECIDE, "variables": decide})
+            waited = time.monotonic() - began
+            # reads are not held up meanwhile
+            read = await client.post("/graphql", json={"query": APPLICANTS})
+        finally:
+            await blocker.execute("ROLLBACK")
+            await blocker.close()
+        # then it is refused after the lock timeout, not the statement timeout, as retryable
+        assert response.status_code == 503, response.text
+        [error] = response.json()["errors"]
+        assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        assert error["extensions"]["retryable"] is True
+        assert 0.3 < waited < 2.0
+        assert read.status_code == 200
+        # and nothing was kept, not even the key: the same retry now succeeds
+        retried = await client.post("/graphql", json={"query": DECIDE, "variables": decide})
+        assert retried.json()["data"]["decideApplication"]["userErrors"] == []
+        assert retried.json()["data"]["decideApplication"]["decision"]["id"]
 
 
 @pytest.mark.parametrize("tight", [(0.3, 3.0)], indirect=True)
