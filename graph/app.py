@@ -41,6 +41,7 @@ from graph.http import (
 )
 from graph.ide import GraphiQLRouter
 from graph.mcp_server import ToolServer
+from graph.over_http import GraphQLOverHTTPMiddleware
 from graph.persisted import PersistedOperationsMiddleware
 from graph.principals import PrincipalCache
 from graph.schema import LendingSchema, build_schema
@@ -275,6 +276,8 @@ def create_app(
         max_bytes=settings.max_request_bytes,
         max_json_depth=settings.max_json_depth,
     )
+    # Media type, status codes, JSON errors and Cache-Control of every GraphQL answer.
+    app.add_middleware(GraphQLOverHTTPMiddleware)
     # Every GraphQL request, whoever answers it, is logged, counted and traced once.
     if observed:
         app.add_middleware(TelemetryMiddleware, tracing=tracing, counted=settings.metrics)

@@ -4,8 +4,16 @@ A request names the document either as ``"documentId": "sha256:<hex>"`` (the Gra
 persisted documents form) or as ``"extensions": {"persistedQuery": {"version": 1, "sha256Hash":
 "<hex>"}}`` (what Apollo clients send), in a POST body or in the query string of a GET. This
 ASGI middleware puts the document's text in its place, so everything after it (the short path
-included) sees an ordinary request. An unknown hash is PERSISTED_QUERY_NOT_FOUND; a hash sent
-with a text it does not match is PERSISTED_QUERY_HASH_MISMATCH.
+included) sees an ordinary request. A hash sent with a text it does not match is
+PERSISTED_QUERY_HASH_MISMATCH (400).
+
+Besides the catalogue, any document is *registered* the way Apollo's automatic persisted
+queries work: a client sends the hash alone; an unknown one is answered (HTTP 200) the error
+``PersistedQueryNotFound`` with code PERSISTED_QUERY_NOT_FOUND, which Apollo's and Relay's
+links take as "send the text"; the client sends text and hash together, the hash is checked
+and the text remembered, and from then on the hash alone runs it. Each server process
+remembers up to ``REGISTERED`` documents (least recently used forgotten; a forgotten or
+elsewhere-registered one costs the client one more round trip, nothing else).
 
 With ``PERSISTED_OPERATIONS_ONLY=on``, a validation rule refuses every document that is not a
 catalogue one (PERSISTED_OPERATION_REQUIRED), whichever transport brought it: a leaked key then
@@ -14,6 +22,7 @@ runs only the operations the catalogue holds.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -37,8 +46,37 @@ class Refused(Exception):
         self.status, self.message, self.code = status, message, code
 
 
-def resolve(request: dict[str, Any], known: Catalogue) -> dict[str, Any]:
-    """``request`` with the text of the document it names by hash (unchanged if it names none)."""
+REGISTERED = 1000  # documents a process remembers
+REGISTERED_MAX_CHARS = 100_000  # longer ones run, but are not remembered
+
+
+class Registered:
+    """Documents registered by their hash, least recently used forgotten first."""
+
+    def __init__(self, size: int = REGISTERED) -> None:
+        self.size = size
+        self._documents: OrderedDict[str, str] = OrderedDict()
+
+    def document(self, sha256: str) -> str | None:
+        text = self._documents.get(sha256)
+        if text is not None:
+            self._documents.move_to_end(sha256)
+        return text
+
+    def register(self, sha256: str, text: str) -> None:
+        if len(text) > REGISTERED_MAX_CHARS:
+            return
+        self._documents[sha256] = text
+        self._documents.move_to_end(sha256)
+        while len(self._documents) > self.size:
+            self._documents.popitem(last=False)
+
+
+def resolve(
+    request: dict[str, Any], known: Catalogue, registered: Registered | None = None
+) -> dict[str, Any]:
+    """``request`` with the text of the document it names by hash (unchanged if it names
+    none); a text sent with its hash is registered."""
     extensions = request.get("extensions")
     if not isinstance(extensions, dict):
         extensions = {}
@@ -55,15 +93,15 @@ def resolve(request: dict[str, Any], known: Catalogue) -> dict[str, Any]:
     if isinstance(text, str):
         if digest(text) != wanted:
             raise Refused(400, "The query's sha256 is not the hash sent with it.", MISMATCH)
+        if registered is not None and known.document(wanted) is None:
+            registered.register(wanted, text)
     else:
         text = known.document(wanted)
+        if text is None and registered is not None:
+            text = registered.document(wanted)
         if text is None:
-            raise Refused(
-                200,
-                "PersistedQueryNotFound: no catalogue operation has this sha256; send the query "
-                "text.",
-                NOT_FOUND,
-            )
+            # The exact message Apollo's link looks for, besides the code.
+            raise Refused(200, "PersistedQueryNotFound", NOT_FOUND)
     # What remains is an ordinary request (one the short path may answer).
     resolved = {k: v for k, v in request.items() if k not in ("documentId", "extensions")}
     resolved["query"] = text
@@ -79,6 +117,7 @@ class PersistedOperationsMiddleware:
     def __init__(self, app: ASGIApp, known: Catalogue, path: str = "/graphql") -> None:
         self.app = app
         self.known = known
+        self.registered = Registered()
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -106,7 +145,7 @@ class PersistedOperationsMiddleware:
                 request["extensions"] = orjson.loads(params["extensions"])
             except orjson.JSONDecodeError:
                 return scope  # left for the GraphQL layer to report
-        resolved = resolve(request, self.known)
+        resolved = resolve(request, self.known, self.registered)
         params = {k: v for k, v in params.items() if k != "documentId"}
         params["query"] = resolved["query"]
         return {**scope, "query_string": urlencode(params).encode()}
@@ -130,7 +169,7 @@ class PersistedOperationsMiddleware:
             except orjson.JSONDecodeError:
                 request = None  # left for the GraphQL layer to report
             if isinstance(request, dict):
-                resolved = resolve(request, self.known)
+                resolved = resolve(request, self.known, self.registered)
                 if resolved is not request:
                     body = orjson.dumps(resolved)
                     headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
