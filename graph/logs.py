@@ -79,6 +79,12 @@ def configure(level: str, format: str) -> None:
     """Log to stderr at ``level`` in ``format`` (text or json), for this process."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if format == "json" else TextFormatter())
+    # Records need no caller, thread or process names (no format shows them): not looking
+    # them up is the logging module's own advice for a hot path (a request line each request).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -17,6 +17,7 @@ import math
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -104,6 +105,20 @@ async def open_subscription() -> AsyncIterator[None]:
         yield
     finally:
         SUBSCRIPTIONS.dec()
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, remembered: a request reports half a dozen of them, and the
+    client library's lookup costs microseconds each (label values are bounded: operation names
+    by OperationNames, codes and types by the service's own sets)."""
+    key = (id(metric), values)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*values)
+    return found
 
 
 class OperationNames:

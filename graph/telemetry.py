@@ -177,19 +177,21 @@ class TelemetryMiddleware:
     def count(self, record: RequestRecord, seconds: float) -> None:
         """The request in the metrics."""
         kind = record.type or "unknown"
-        metrics.REQUESTS.labels(self.names.label(record.operation), kind, record.outcome).inc()
-        metrics.DURATION.labels(kind).observe(seconds)
+        metrics.child(
+            metrics.REQUESTS, self.names.label(record.operation), kind, record.outcome
+        ).inc()
+        metrics.child(metrics.DURATION, kind).observe(seconds)
         metrics.STATEMENTS.inc(record.statements)
         for code in record.errors:
-            metrics.ERRORS.labels(code).inc()
+            metrics.child(metrics.ERRORS, code).inc()
         for code in record.user_errors:
-            metrics.USER_ERRORS.labels(code).inc()
+            metrics.child(metrics.USER_ERRORS, code).inc()
         if record.replays:
             metrics.REPLAYS.inc(record.replays)
         if record.compiled:
-            metrics.ROOT_FIELDS.labels("compiled").inc(record.compiled)
+            metrics.child(metrics.ROOT_FIELDS, "compiled").inc(record.compiled)
         if record.per_field:
-            metrics.ROOT_FIELDS.labels("per_field").inc(record.per_field)
+            metrics.child(metrics.ROOT_FIELDS, "per_field").inc(record.per_field)
 
 
 class TelemetryExtension(SchemaExtension):
