@@ -24,7 +24,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     # when the harness runs at a tiny scale
     command = [
         sys.executable, "-m", "bench.run", "--scale", "0.01", "--small-scale", "0",
-        "--seconds", "0.3", "--requests", "6", "--warmup", "0.1", "--profile-requests", "2",
+        "--seconds", "0.3", "--requests", "6", "--warmup", "0", "--profile-requests", "2",
         "--concurrency", "1", "--no-postgraphile", "--observed-rounds", "1",
         "--pgdata", str(tmp_path / "pg"), "--output", str(output),
     ]  # fmt: skip
