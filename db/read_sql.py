@@ -93,7 +93,9 @@ def _shape_of(value: Any) -> Any:
         return (
             _shape_of(value.filter),
             page.after is None,
+            page.before is None,
             page.descending,
+            page.backward,
             value.order.column,
             value.order.kind,
         )
@@ -454,23 +456,31 @@ class _Render:
     # ---- connections ------------------------------------------------------------------------
 
     def connection(self, conn: Connection, row: str | None) -> str:
+        """A page as db.pagination reads it: rows in reading order, numbered ``_n`` from 1.
+
+        A backward page (``last``) is read in the reversed order, so its edges are written in
+        descending ``_n`` and its first edge is its highest ``_n``.
+        """
         args: PageArgs = self.bound[conn.slot]
         slot = conn.slot
         t, p, c = self.alias(), self.alias("p"), self.alias("c")
         table = conn.domain.value
         conditions = self.conditions(conn, t, row)
         order = args.order
-        direction = "DESC" if args.page.descending else "ASC"
+        direction = "DESC" if args.page.reads_descending else "ASC"
         order_by = f"{t}.{order.column} {direction}, {t}.id {direction}"
-        first = self.param((slot, "first"), _slot(slot, lambda a: a.page.first), "bigint")
-        keyset = conditions
-        if args.page.after is not None:
-            value = self.param(
-                (slot, "after"), _slot(slot, lambda a: a.page.after[0]), _CAST[order.kind]
-            )
-            key = self.param((slot, "after_id"), _slot(slot, lambda a: a.page.after[1]), "bigint")
-            compare = "<" if args.page.descending else ">"
-            keyset = [*conditions, f"({t}.{order.column}, {t}.id) {compare} ({value}, {key})"]
+        first = self.param((slot, "first"), _slot(slot, lambda a: a.page.size), "bigint")
+        keyset = [*conditions]
+        for end in ("after", "before"):
+            if getattr(args.page, end) is None:
+                continue
+            value = self.param((slot, end), _slot(slot, _cursor_part(end, 0)), _CAST[order.kind])
+            key = self.param((slot, f"{end}_id"), _slot(slot, _cursor_part(end, 1)), "bigint")
+            # rows after `after` / before `before` in the list's order (a descending list's
+            # later rows hold smaller keys)
+            later = (end == "after") != args.page.descending
+            compare = ">" if later else "<"
+            keyset.append(f"({t}.{order.column}, {t}.id) {compare} ({value}, {key})")
         page = (
             f"SELECT {t}.*, row_number() OVER (ORDER BY {order_by}) AS _n FROM {table} {t} "
             f"WHERE {_all(keyset)} ORDER BY {order_by} LIMIT {first} + 1"
@@ -486,7 +496,7 @@ class _Render:
         parts = []
         for key, part in conn.fields:
             if isinstance(part, Edges):
-                sql = self.edges(part, p, cursor, first)
+                sql = self.edges(part, p, cursor, first, args.page.backward)
             elif isinstance(part, PageInfo):
                 sql = self.page_info(part, p, cursor, first, args)
             elif isinstance(part, TotalCount):
@@ -500,7 +510,9 @@ class _Render:
             f"(WITH {p} AS ({page}) SELECT row_to_json({c}) FROM (SELECT {', '.join(parts)}) {c})"
         )
 
-    def edges(self, edges: Edges, p: str, cursor: Callable[[], str], first: str) -> str:
+    def edges(
+        self, edges: Edges, p: str, cursor: Callable[[], str], first: str, backward: bool
+    ) -> str:
         e = self.alias("e")
         columns = []
         for key, part in edges.fields:
@@ -512,7 +524,8 @@ class _Render:
                 sql = f"{_literal(part.json)}::json"
             columns.append(f"{sql} AS {_key(key)}")
         return (
-            f"(SELECT coalesce(array_to_json(array_agg(row_to_json({e}) ORDER BY {p}._n)), '[]') "
+            f"(SELECT coalesce(array_to_json(array_agg(row_to_json({e}) "
+            f"ORDER BY {p}._n{' DESC' if backward else ''})), '[]') "
             f"FROM {p} CROSS JOIN LATERAL (SELECT {', '.join(columns)}) {e} "
             f"WHERE {p}._n <= {first})"
         )
@@ -520,19 +533,28 @@ class _Render:
     def page_info(
         self, info: PageInfo, p: str, cursor: Callable[[], str], first: str, args: PageArgs
     ) -> str:
+        page = args.page
+        more = f"(SELECT count(*) > {first} FROM {p})"  # rows beyond the page, where it was read
+
+        # Functions, not strings: a cursor adds a parameter, so it is rendered only if selected.
+        def nearest() -> str:  # the row read first
+            return f"(SELECT {cursor()} FROM {p} WHERE {p}._n = 1 AND {p}._n <= {first})"
+
+        def farthest() -> str:  # the row read last
+            return (
+                f"(SELECT {cursor()} FROM {p} WHERE {p}._n <= {first} ORDER BY {p}._n DESC LIMIT 1)"
+            )
+
         columns = []
         for key, part in info.fields:
             if part is PageInfoPart.HAS_NEXT_PAGE:
-                sql = f"(SELECT count(*) > {first} FROM {p})"
+                sql = _bool(page.before is not None) if page.backward else more
             elif part is PageInfoPart.HAS_PREVIOUS_PAGE:
-                sql = "true" if args.page.after is not None else "false"
+                sql = more if page.backward else _bool(page.after is not None)
             elif part is PageInfoPart.START_CURSOR:
-                sql = f"(SELECT {cursor()} FROM {p} WHERE {p}._n = 1 AND {p}._n <= {first})"
+                sql = farthest() if page.backward else nearest()
             elif part is PageInfoPart.END_CURSOR:
-                sql = (
-                    f"(SELECT {cursor()} FROM {p} WHERE {p}._n <= {first} "
-                    f"ORDER BY {p}._n DESC LIMIT 1)"
-                )
+                sql = nearest() if page.backward else farthest()
             else:
                 assert isinstance(part, Const)
                 sql = f"{_literal(part.json)}::json"
@@ -719,6 +741,15 @@ def _keys(value: Sequence[tuple[str, int] | None]) -> list[int | None]:
 
 def _order_by(t: str, order: tuple[tuple[str, bool], ...]) -> str:
     return ", ".join(f"{t}.{column} {'DESC' if desc else 'ASC'}" for column, desc in order)
+
+
+def _cursor_part(end: str, index: int) -> Callable[[PageArgs], Any]:
+    """Reads the sort value (0) or the id (1) of a page's ``after`` or ``before`` key."""
+    return lambda args: getattr(args.page, end)[index]
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _all(conditions: list[str]) -> str:

@@ -11,7 +11,7 @@ from graph.context import Info
 from graph.permissions import READ
 from graph.reads import Page, reads
 from graph.relations import lookup, page_of
-from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First
+from graph.relay import After, Before, Connection, First, Last
 from graph.types.applicants import (
     Applicant,
     ApplicantFilterInput,
@@ -32,8 +32,10 @@ class ApplicantQueries:
     async def applicants(
         self,
         info: Info,
-        first: First = DEFAULT_PAGE_SIZE,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
         filter: Annotated[
             ApplicantFilterInput | None,
             strawberry.argument(description="Conditions on applicants."),
@@ -43,4 +45,5 @@ class ApplicantQueries:
             strawberry.argument(description="Ordering; default oldest first."),
         ] = None,
     ) -> Connection[Applicant]:
-        return await page_of(info, APPLICANTS, applicant_page(first, after, filter, order_by))
+        args = applicant_page(first, after, filter, order_by, last=last, before=before)
+        return await page_of(info, APPLICANTS, args)

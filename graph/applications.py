@@ -15,7 +15,7 @@ from graph.mutation import IdempotentInput, Payload, VersionedInput, run_mutatio
 from graph.permissions import APPLY, DECIDE, READ, WITHDRAW
 from graph.reads import Page, reads
 from graph.relations import lookup, page_of
-from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First
+from graph.relay import After, Before, Connection, First, Last
 from graph.types.applications import (
     ApplicationFilterArg,
     ApplicationOrderArg,
@@ -41,12 +41,14 @@ class ApplicationQueries:
     async def applications(
         self,
         info: Info,
-        first: First = DEFAULT_PAGE_SIZE,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
         filter: ApplicationFilterArg = None,
         order_by: ApplicationOrderArg = None,
     ) -> Connection[LoanApplication]:
-        args = application_page(first, after, filter, order_by)
+        args = application_page(first, after, filter, order_by, last=last, before=before)
         return await page_of(info, APPLICATIONS, args)
 
 

@@ -12,7 +12,7 @@ from graph.context import Info
 from graph.permissions import READ
 from graph.reads import Page, reads
 from graph.relations import page_of
-from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First, connection
+from graph.relay import After, Before, Connection, First, Last, connection
 from graph.types.audit import AuditEvent, audit_page
 from graph.types.loans import Loan
 from lending.audit import chain_of
@@ -37,10 +37,12 @@ class AuditQueries:
         entity_id: Annotated[
             strawberry.ID, strawberry.argument(description="A LoanApplication or Loan id.")
         ],
-        first: First = DEFAULT_PAGE_SIZE,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[AuditEvent]:
-        args = audit_page(entity_id, first, after)
+        args = audit_page(entity_id, first, after, last, before)
         chain = args.filter.chain
         if args.filter.loan_key is not None:
             loan = await Loan.load(info.context.loaders, args.filter.loan_key)

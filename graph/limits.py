@@ -7,7 +7,7 @@ number of objects it may return, counted in the manner of GitHub's node limit::
     cost(selection set) = sum of cost(field) over its fields, fragment spreads and inline
                           fragments expanded (whatever their type condition or @skip/@include)
     cost(field)         = 0                          a scalar, an enum, or an introspection field
-                        = first × cost(selection)    a field whose type is named *Connection
+                        = size × cost(selection)     a field whose type is named *Connection
                         = len(ids) × (1 + cost(sel)) a list field fetched by an `ids` list (nodes)
                         = bound × (1 + cost(sel))    any other list of objects (but a connection's
                                                      edges, counted by its `first`), by the most
@@ -16,8 +16,10 @@ number of objects it may return, counted in the manner of GitHub's node limit::
                                                      instalments …)
                         = 1 + cost(selection)        any other object field
 
-``first`` is the argument's value after variables are substituted: 20 when absent, null or not
-a whole number, clamped to 0..100 (the resolver refuses anything outside that range anyway);
+``size`` is the value of ``first`` after variables are substituted, or of ``last`` when
+``first`` is absent, null or not a whole number (a page is read from one end, and the resolver
+refuses both together): 20 when neither is a whole number, clamped to 0..100 (the resolver
+refuses anything outside that range anyway);
 ``len(ids)`` is clamped to 100 likewise. So ``applicants(first: 10) { edges { node { email } } }``
 costs 10 × (1 + 1) = 20, and nested connections multiply. An operation costing more than
 ``max_query_cost`` is refused before any resolver runs; every response that got that far carries
@@ -152,7 +154,8 @@ class _CostWalk:
         named = get_named_type(definition.type)
         inner = self.selections(named, node.selection_set)
         if named.name.endswith("Connection"):
-            return _clamp(self.argument(node, "first"), DEFAULT_PAGE_SIZE) * inner
+            size = _clamp(self.argument(node, "last"), DEFAULT_PAGE_SIZE)
+            return _clamp(self.argument(node, "first"), size) * inner
         name = node.name.value
         if is_list_type(get_nullable_type(definition.type)) and name != "edges":
             if "ids" in definition.args:
@@ -205,11 +208,11 @@ class _CostVariables(Visitor):
             self.names.add(node.name.value)
 
 
-COST_ARGUMENTS = frozenset({"first", "ids"})
+COST_ARGUMENTS = frozenset({"first", "last", "ids"})
 
 
 def cost_variables(document: DocumentNode) -> tuple[str, ...]:
-    """The variables a document's cost depends on (those in `first` and `ids` arguments)."""
+    """The variables a document's cost depends on (in `first`, `last` and `ids` arguments)."""
     visitor = _CostVariables()
     visit(document, visitor)
     return tuple(sorted(visitor.names))
@@ -235,7 +238,7 @@ class QueryCostLimiter(SchemaExtension):
         if self.cost > self.limit:
             raise GraphQLError(
                 f"Query cost {self.cost} exceeds the limit of {self.limit} requested nodes; "
-                "ask for smaller pages (`first`) or nest fewer connections.",
+                "ask for smaller pages (`first`, `last`) or nest fewer connections.",
                 extensions={"code": "QUERY_TOO_COMPLEX"},
             )
         yield

@@ -28,7 +28,7 @@ from graph.permissions import (
 )
 from graph.reads import Page, reads
 from graph.relations import lookup, page_of
-from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First
+from graph.relay import After, Before, Connection, First, Last
 from graph.types.loans import Loan, LoanFilterArg, loan_page
 from graph.types.servicing import Payment
 from lending.audit import Caller
@@ -46,11 +46,13 @@ class LoanQueries:
     async def loans(
         self,
         info: Info,
-        first: First = DEFAULT_PAGE_SIZE,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
         filter: LoanFilterArg = None,
     ) -> Connection[Loan]:
-        return await page_of(info, LOANS, loan_page(first, after, filter))
+        return await page_of(info, LOANS, loan_page(first, after, filter, last, before))
 
 
 @strawberry.input(description="Pay out an approved loan.")

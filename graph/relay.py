@@ -1,9 +1,10 @@
 """Relay plumbing: objects made from rows, the Node interface, and the one pagination helper.
 
-Every connection is paginated the same way: ``paginate`` checks ``first`` and decodes
-``after`` into a ``PageArgs`` (filter, page, order), which the per-field path hands to
-db.repositories.pages and the compiled path to db.read_sql; ``connection`` turns the rows of
-a page into edges with their keyset cursors.
+Every connection is paginated the same way, as the Relay cursor connections specification
+describes: ``paginate`` checks ``first`` / ``last`` and decodes ``after`` / ``before`` into a
+``PageArgs`` (filter, page, order), which the per-field path hands to db.repositories.pages and
+the compiled path to db.read_sql; ``connection`` turns the rows of a page into edges with their
+keyset cursors, in the connection's order whichever end the page was read from.
 """
 
 from __future__ import annotations
@@ -34,9 +35,24 @@ R = TypeVar("R")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
-# The arguments every connection and lookup takes, described once.
-First = Annotated[int | None, strawberry.argument(description="Page size, 0 to 100.")]
+# The arguments every connection and lookup takes, described once. `first` has no default in
+# the schema: a default there would be indistinguishable from a `first` sent beside `last`.
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description=f"Page size from the start, 0 to {MAX_PAGE_SIZE}; {DEFAULT_PAGE_SIZE} when "
+        "neither `first` nor `last` is given. Not together with `last`."
+    ),
+]
 After = Annotated[str | None, strawberry.argument(description="Return items after this cursor.")]
+Last = Annotated[
+    int | None,
+    strawberry.argument(
+        description=f"Page size from the end, 0 to {MAX_PAGE_SIZE}: the items just before "
+        "`before` (or the last ones), still in the connection's order. Not together with `first`."
+    ),
+]
+Before = Annotated[str | None, strawberry.argument(description="Return items before this cursor.")]
 GlobalId = Annotated[strawberry.ID, strawberry.argument(description="Global id.")]
 
 
@@ -95,11 +111,19 @@ class Node(RowView):
 
 @strawberry.type(description="Where a page sits in its connection.")
 class PageInfo:
-    has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
-    has_previous_page: bool = strawberry.field(
-        description="Whether items precede this page (true when `after` was given)."
+    has_next_page: bool = strawberry.field(
+        description="Whether items follow this page. Read with `first` (or neither): whether "
+        "more items than the page holds lie between the cursors given (or the ends). Read with "
+        "`last`: whether `before` was given (its item follows)."
     )
-    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
+    has_previous_page: bool = strawberry.field(
+        description="Whether items precede this page. Read with `last`: whether more items "
+        "than the page holds lie between the cursors given (or the ends). Read with `first` "
+        "(or neither): whether `after` was given (its item precedes)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first edge; pass it as `before` for the previous page."
+    )
     end_cursor: str | None = strawberry.field(
         description="Cursor of the last edge; pass it as `after` for the next page."
     )
@@ -144,20 +168,25 @@ def _parse_sort_value(text: str, kind: Kind) -> Any:
     raise ValueError(kind)
 
 
-def decode_cursor(cursor: str, order: Order) -> tuple[Any, int]:
-    """(sort value, key) from a cursor made under ``order``; a ClientError otherwise."""
+def decode_cursor(cursor: str, order: Order, argument: str = "after") -> tuple[Any, int]:
+    """(sort value, key) from a cursor made under ``order``; a ClientError otherwise.
+
+    ``argument`` names the argument the cursor came in, for the error message.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_order, text, key = json.loads(raw)
         if cursor_order != order.name:
-            raise ClientError("The cursor was made for another ordering; restart without `after`.")
+            raise ClientError(
+                f"The cursor was made for another ordering; restart without `{argument}`."
+            )
         if not isinstance(key, int) or not isinstance(text, str):
             raise ValueError(cursor)
         return _parse_sort_value(text, order.kind), key
     except ClientError:
         raise
     except (binascii.Error, ValueError, TypeError, InvalidOperation, UnicodeDecodeError):
-        raise ClientError("`after` is not a valid cursor.") from None
+        raise ClientError(f"`{argument}` is not a valid cursor.") from None
 
 
 def _kind_of(attribute: InstrumentedAttribute[Any]) -> Kind:
@@ -178,6 +207,8 @@ def paginate(
     first: int | None,
     after: str | None,
     *,
+    last: int | None = None,
+    before: str | None = None,
     sort: InstrumentedAttribute[Any],
     name: str,
     descending: bool = False,
@@ -186,14 +217,21 @@ def paginate(
     """The checked arguments of a connection sorted by ``sort`` (ties by id).
 
     ``name`` is written into every cursor, so that a cursor of another ordering (or, for a
-    list whose arguments define it, of other arguments) is refused.
+    list whose arguments define it, of other arguments) is refused. ``after`` and ``before``
+    may both be given: the page is then taken from the items between them.
     """
+    if first is not None and last is not None:
+        raise ClientError("Give `first` or `last`, not both: a page is read from one end.")
     order = Order(column=sort.key, kind=_kind_of(sort), name=name)
-    cursor = decode_cursor(after, order) if after else None
-    size = DEFAULT_PAGE_SIZE if first is None else first
+    start = decode_cursor(after, order, "after") if after else None
+    end = decode_cursor(before, order, "before") if before else None
+    backward = last is not None
+    size = last if last is not None else DEFAULT_PAGE_SIZE if first is None else first
     if not 0 <= size <= MAX_PAGE_SIZE:
-        raise ClientError(f"`first` must be between 0 and {MAX_PAGE_SIZE}; got {size}.")
-    return PageArgs(filter, PageRequest(first=size, after=cursor, descending=descending), order)
+        argument = "last" if backward else "first"
+        raise ClientError(f"`{argument}` must be between 0 and {MAX_PAGE_SIZE}; got {size}.")
+    page = PageRequest(size=size, after=start, before=end, descending=descending, backward=backward)
+    return PageArgs(filter, page, order)
 
 
 def connection(
@@ -202,17 +240,25 @@ def connection(
     node: Callable[[R], T],
     count: Callable[[], Awaitable[int]],
 ) -> Connection[T]:
-    """A connection from up to ``first + 1`` rows (the extra row only says more follow)."""
-    first, order = args.page.first, args.order
+    """A connection from up to ``size + 1`` rows in reading order (see db.pagination).
+
+    The extra row only says more remain at the end the page was read from; a backward page's
+    rows are put back in the connection's order.
+    """
+    page, order = args.page, args.order
+    kept = rows[: page.size]
+    more = len(rows) > page.size
+    if page.backward:
+        kept = kept[::-1]
     edges = [
         Edge(cursor=encode_cursor(order.name, getattr(row, order.column), row.id), node=node(row))  # type: ignore[attr-defined]
-        for row in rows[:first]
+        for row in kept
     ]
     return Connection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=len(rows) > first,
-            has_previous_page=args.page.after is not None,
+            has_next_page=page.before is not None if page.backward else more,
+            has_previous_page=more if page.backward else page.after is not None,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),

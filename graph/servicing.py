@@ -14,7 +14,7 @@ from graph.errors import UserError, user_errors
 from graph.permissions import READ
 from graph.reads import Page, reads
 from graph.relations import page_of
-from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First
+from graph.relay import After, Before, Connection, First, Last
 from graph.types.previews import SchedulePreview
 from graph.types.servicing import Installment, overdue_page
 from lending.errors import DomainError, DomainErrors
@@ -77,8 +77,10 @@ class ServicingQueries:
         min_days_past_due: Annotated[
             int, strawberry.argument(description="Only instalments at least this many days late.")
         ] = 1,
-        first: First = DEFAULT_PAGE_SIZE,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
         not_reminded_since: Annotated[
             date | None,
             strawberry.argument(
@@ -87,7 +89,9 @@ class ServicingQueries:
             ),
         ] = None,
     ) -> Connection[Installment]:
-        args = overdue_page(as_of, min_days_past_due, first, after, not_reminded_since)
+        args = overdue_page(
+            as_of, min_days_past_due, first, after, not_reminded_since, last=last, before=before
+        )
         return await page_of(info, OVERDUE, args)
 
     @READ.field("The schedule a loan would get, from the same function that books loans.")

@@ -13,7 +13,7 @@ from graph.context import Info
 from graph.enums import OrderDirection
 from graph.reads import Page, column, private, reads
 from graph.relations import page_of
-from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First, Node, paginate
+from graph.relay import After, Before, Connection, First, Last, Node, paginate
 from graph.types.applications import (
     ApplicationFilterArg,
     ApplicationOrderArg,
@@ -41,12 +41,14 @@ class Applicant(Node, table="applicants"):
     async def applications(
         self,
         info: Info,
-        first: First = DEFAULT_PAGE_SIZE,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
         filter: ApplicationFilterArg = None,
         order_by: ApplicationOrderArg = None,
     ) -> Connection[LoanApplication]:
-        args = application_page(first, after, filter, order_by)
+        args = application_page(first, after, filter, order_by, last=last, before=before)
         return await page_of(info, APPLICATIONS, args, self)
 
     @strawberry.field(
@@ -56,11 +58,14 @@ class Applicant(Node, table="applicants"):
     async def loans(
         self,
         info: Info,
-        first: First = DEFAULT_PAGE_SIZE,
+        first: First = None,
         after: After = None,
+        last: Last = None,
+        before: Before = None,
         filter: LoanFilterArg = None,
     ) -> Connection[Loan]:
-        return await page_of(info, LOANS, loan_page(first, after, filter), self)
+        args = loan_page(first, after, filter, last=last, before=before)
+        return await page_of(info, LOANS, args, self)
 
 
 @strawberry.input(description="Conditions on applicants; all given conditions must hold.")
@@ -85,10 +90,12 @@ class ApplicantOrder:
 
 
 def applicant_page(
-    first: int | None = DEFAULT_PAGE_SIZE,
+    first: int | None = None,
     after: str | None = None,
     filter: ApplicantFilterInput | None = None,
     order_by: ApplicantOrder | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> PageArgs:
     """The checked arguments of `applicants`."""
     f = filter or ApplicantFilterInput()
@@ -102,6 +109,8 @@ def applicant_page(
     return paginate(
         first,
         after,
+        last=last,
+        before=before,
         sort=models.Applicant.created_at,
         name=f"CREATED_AT:{direction.value}",
         descending=direction is OrderDirection.DESC,

@@ -19,7 +19,7 @@ from graph.errors import ClientError
 from graph.loaders import DECISIONS
 from graph.reads import ByStatus, Embedded, column, private, reads
 from graph.relations import to_many, to_one
-from graph.relay import DEFAULT_PAGE_SIZE, Node, RowView, paginate
+from graph.relay import Node, RowView, paginate
 from graph.types.loans import Loan
 from graph.types.products import LoanProduct
 from lending.errors import DomainError
@@ -259,10 +259,12 @@ def _exact(value: Any, name: str) -> Decimal | None:
 
 
 def application_page(
-    first: int | None = DEFAULT_PAGE_SIZE,
+    first: int | None = None,
     after: str | None = None,
     filter: ApplicationFilterInput | None = None,
     order_by: ApplicationOrder | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> PageArgs:
     """The checked arguments of an applications connection."""
     flt = _filter(filter)
@@ -270,6 +272,8 @@ def application_page(
     return paginate(
         first,
         after,
+        last=last,
+        before=before,
         sort=SORT_COLUMNS[order.field],
         name=f"{order.field.value}:{order.direction.value}",
         descending=order.direction is OrderDirection.DESC,

@@ -13,7 +13,7 @@ from db.repositories.audit import ChainFilter
 from graph.errors import ClientError
 from graph.ids import parse_global_id
 from graph.reads import column, derived
-from graph.relay import DEFAULT_PAGE_SIZE, RowView, paginate
+from graph.relay import RowView, paginate
 from lending.audit import chain_of
 
 
@@ -40,10 +40,16 @@ class AuditEvent(RowView, table="audit_events"):
 
 
 def audit_page(
-    entity_id: str, first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None
+    entity_id: str,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> PageArgs:
     """The checked arguments of `auditTrail`: the chain of an application or of a loan."""
-    args = paginate(first, after, sort=models.AuditEvent.id, name="SEQUENCE:ASC")
+    args = paginate(
+        first, after, last=last, before=before, sort=models.AuditEvent.id, name="SEQUENCE:ASC"
+    )
     parsed = parse_global_id(entity_id)
     if parsed is None:
         flt = ChainFilter()

@@ -14,7 +14,7 @@ from db.repositories.loans import LoanFilter
 from graph.context import Info
 from graph.reads import ByStatus, Compute, Embedded, Page, column, private, reads
 from graph.relations import page_of, to_one
-from graph.relay import DEFAULT_PAGE_SIZE, After, Connection, First, Node, paginate
+from graph.relay import After, Before, Connection, First, Last, Node, paginate
 from graph.types.servicing import (
     AS_OF,
     Delinquency,
@@ -130,18 +130,28 @@ class Loan(Node, table="loans"):
         metadata=reads(PAYMENTS),
     )
     async def payments(
-        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Payment]:
-        return await page_of(info, PAYMENTS, payment_page(first, after), self)
+        return await page_of(info, PAYMENTS, payment_page(first, after, last, before), self)
 
     @strawberry.field(
         description="Reminders requested on the loan's instalments, newest first.",
         metadata=reads(REMINDERS),
     )
     async def reminders(
-        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> Connection[Reminder]:
-        return await page_of(info, REMINDERS, reminder_page(first, after), self)
+        return await page_of(info, REMINDERS, reminder_page(first, after, last, before), self)
 
     @strawberry.field(
         description="What would repay the loan in full on a date (default today, UTC): "
@@ -248,14 +258,18 @@ def loan_filter(f: LoanFilterInput | None) -> LoanFilter:
 
 
 def loan_page(
-    first: int | None = DEFAULT_PAGE_SIZE,
+    first: int | None = None,
     after: str | None = None,
     filter: LoanFilterInput | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> PageArgs:
     """The checked arguments of a loans connection: most recently approved first."""
     return paginate(
         first,
         after,
+        last=last,
+        before=before,
         sort=models.Loan.approved_at,
         name="APPROVED_AT:DESC",
         descending=True,

@@ -18,7 +18,7 @@ from graph.context import Info
 from graph.loaders import INSTALLMENTS
 from graph.reads import Compute, OldestOverdue, column, derived, private, reads
 from graph.relations import to_many, to_one
-from graph.relay import DEFAULT_PAGE_SIZE, Node, RowView, paginate
+from graph.relay import Node, RowView, paginate
 from lending import clock
 from lending.allocation import InstallmentBalance, InstallmentDue
 from lending.delinquency import DelinquencyBucket, InstallmentStatus, installment_status
@@ -288,28 +288,49 @@ class Reminder(Node, table="reminders"):
     )
 
 
-def reminder_page(first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None) -> PageArgs:
+def reminder_page(
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> PageArgs:
     """The checked arguments of a loan's reminders: newest first."""
     return paginate(
         first,
         after,
+        last=last,
+        before=before,
         sort=models.Reminder.requested_at,
         name="REQUESTED_AT:DESC",
         descending=True,
     )
 
 
-def payment_page(first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None) -> PageArgs:
+def payment_page(
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> PageArgs:
     """The checked arguments of a loan's payments: oldest received first."""
-    return paginate(first, after, sort=models.Payment.received_on, name="RECEIVED_ON:ASC")
+    return paginate(
+        first,
+        after,
+        last=last,
+        before=before,
+        sort=models.Payment.received_on,
+        name="RECEIVED_ON:ASC",
+    )
 
 
 def overdue_page(
     as_of: date,
     min_days_past_due: int = 1,
-    first: int | None = DEFAULT_PAGE_SIZE,
+    first: int | None = None,
     after: str | None = None,
     not_reminded_since: date | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> PageArgs:
     """The checked arguments of `overdueInstallments`: most overdue first.
 
@@ -321,6 +342,8 @@ def overdue_page(
     return paginate(
         first,
         after,
+        last=last,
+        before=before,
         sort=models.Installment.due_date,
         name=name,
         filter=OverdueFilter.of(as_of, min_days_past_due, not_reminded_since),

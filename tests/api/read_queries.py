@@ -5,8 +5,10 @@ selection down the schema (aliases, duplicated fields that merge, inline fragmen
 or on ``Node``, named fragments, ``@skip``/``@include`` with literals or variables,
 ``__typename``), and arguments drawn from the data (ids of every type and of the wrong type,
 real cursors of every ordering and foreign ones, filters on real emails, names, codes, dates
-and amounts) or out of range (``first: 101``, a garbage cursor, a NUL in a filter). Arguments
-are written inline or passed as variables, some with defaults.
+and amounts) or out of range (``first: 101``, a garbage cursor, a NUL in a filter). Pages are
+read forward (``first`` / ``after``) or backward (``last`` / ``before``), sometimes between two
+cursors, now and then with ``first`` and ``last`` together (refused). Arguments are written
+inline or passed as variables, some with defaults.
 """
 
 from __future__ import annotations
@@ -190,13 +192,16 @@ class _Document:
             "overdueInstallments",
             "auditTrail",
         } and (field_name != "reminders" or parent == "Loan"):
+            backward = self.maybe(0.3)
+            sizes = [0, 1, 2, 2, 3, 3, 5, 10, 100, 101, -1, None] if depth == 0 else [0, 1, 2]
             if self.maybe(0.9):
-                sizes = [0, 1, 2, 2, 3, 3, 5, 10, 100, 101, -1, None] if depth == 0 else [0, 1, 2]
-                put("first", "Int", self.pick(sizes))
-            if self.maybe(0.35):
-                orders = [order for order, found in p.cursors.items() if found]
-                cursor = self.pick(p.cursors[self.pick(orders)]) if orders else "x"
-                put("after", "String", self.pick([cursor, cursor, cursor, "garbage", None]))
+                put("last" if backward else "first", "Int", self.pick(sizes))
+            if backward and self.maybe(0.05):
+                put("first", "Int", self.pick(sizes))  # with `last`: refused unless null
+            if self.maybe(0.2 if backward else 0.35):
+                put("after", "String", self.cursor())
+            if self.maybe(0.45 if backward else 0.1):
+                put("before", "String", self.cursor())
         if field_name == "applications" and self.maybe(0.5):
             put("filter", "ApplicationFilterInput", self.application_filter())
         if field_name == "applications" and self.maybe(0.4):
@@ -213,6 +218,12 @@ class _Document:
         if field_name == "loans" and self.maybe(0.5):
             put("filter", "LoanFilterInput", self.loan_filter())
         return {name: self.argument(types[name], value) for name, value in args.items()}
+
+    def cursor(self) -> str | None:
+        """A real cursor of some ordering (often not the connection's), garbage, or null."""
+        orders = [order for order, found in self.pools.cursors.items() if found]
+        cursor = self.pick(self.pools.cursors[self.pick(orders)]) if orders else "x"
+        return self.pick([cursor, cursor, cursor, "garbage", None])
 
     def application_filter(self) -> dict[str, Any]:
         p, out = self.pools, {}

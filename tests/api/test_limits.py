@@ -169,6 +169,15 @@ async def test_the_cost_of_a_nested_query_is_returned(client, engine):
         ("query($n: Int = 7) { applicants(first: $n) { edges { node { id } } } }", None, 7 * 2),
         ("query($n: Int) { applicants(first: $n) { edges { node { id } } } }", {"n": 100.0}, 200),
         ("{ applicants(first: 0) { edges { node { id } } } }", None, 0),
+        # a page read from the end counts by `last` the same way
+        ("query($n: Int) { applicants(last: $n) { edges { node { id } } } }", {"n": 9}, 9 * 2),
+        ("{ applicants(first: null, last: 3) { edges { node { id } } } }", None, 3 * 2),
+        (
+            "{ applicants(last: 1) { edges { node {"
+            " loans(last: 4) { edges { node { id } } } } } } }",
+            None,
+            1 * (1 + 1 + 4 * 2),
+        ),
         ('{ nodes(ids: ["a", "b", "c"]) { ... on Loan { application { id } } } }', None, 3 * 2),
         ("{ __typename applicants { totalCount } }", None, 0),
         # plain lists count by the most they can hold: 2 decisions, 2,600 instalments
