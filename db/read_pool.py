@@ -109,6 +109,13 @@ class ReadPool:
             # A goodbye from a server shutting down can reach an idle connection mid-use and
             # confuse asyncpg's state: the connection is gone.
             raise asyncpg.ConnectionDoesNotExistError(str(error)) from error
+        except asyncio.CancelledError:
+            # Cancelled mid-statement (graphql-core cancels the other root fields when a
+            # non-null one fails): the server may be left half-way through the exchange,
+            # holding the statement's locks until the pool's idle timeout (minutes; a TRUNCATE
+            # or a migration waits that long). Nothing resets it here, so it is closed.
+            connection.terminate()
+            raise
         finally:
             await pool.release(connection)
         return value
