@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ from typing import Any
 
 from db.repositories.events import CHANNEL
 from db.session import raw_connection
+from db.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,8 @@ class EventListener:
 
     async def close(self) -> None:
         """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop(task)
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed():
             await connection.close()

@@ -19,7 +19,6 @@ usable again. The counters are the process's own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -32,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.errors import SLOW_STATEMENT, conflicts_with_recovery, unavailable
 from db.read_pool import ReadPool
 from db.session import create_engine, create_sessionmaker, pool_usage, raw_connection
+from db.tasks import stop
 
 log = logging.getLogger("lending.replica")
 
@@ -219,11 +219,8 @@ class Replica:
 
     async def close(self) -> None:
         """Stop checking; close every connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop(task)
         for connection in self._connections.values():
             connection.terminate()
         self._connections.clear()

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from db.replica import LAGGING, OK, STATES, UNREACHABLE, Replica
+from db.tasks import stop
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 MAX_OPERATION_NAMES = 200
@@ -199,9 +200,7 @@ async def sampling(sampler: Sampler, every: float = 1.0) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
 
 def update_pool(values: dict[tuple[str, str], float]) -> None:
