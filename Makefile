@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 GRAPHIQL := .graphiql
+CLIENTS  := tests/e2e/clients
 # Debian packages a target needs, installed when missing (as root, as CI runs).
 APT_INSTALL := timeout 300 apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive timeout 1200 apt-get install -y -qq
@@ -33,12 +34,17 @@ graphiql-assets: $(STAMP)  ## GraphiQL's scripts from the npm registry into .gra
 test: $(STAMP)  ## run the whole test suite against a PostgreSQL it starts itself
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, 10,000 fuzzed requests, races (~7 min)
+faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, fuzzing, races, wide differentials
 	$(BIN)/python -m pytest tests/faults -p no:cacheprovider -q $(PYTEST_ARGS)
+	DIFF_GENERATED=6000 DIFF_GENERATED_EVENTS=400 $(BIN)/python -m pytest -p no:cacheprovider -q \
+		tests/api/test_compiled_reads.py tests/api/test_event_objects.py -k generated
 
-e2e: $(STAMP)  ## GraphiQL and CORS in headless Chromium (installed if missing); screenshot in .e2e/
+e2e: $(STAMP)  ## GraphiQL, CORS and the Node clients (graphql-ws, Apollo) against a demo server
 	@[ -x /usr/bin/chromium ] || { $(APT_INSTALL) chromium; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT_INSTALL) nodejs npm; }
 	@$(BIN)/python -m graph.ide --check $(GRAPHIQL) || { $(FETCH_GRAPHIQL); }
+	@[ $(CLIENTS)/node_modules/.package-lock.json -nt $(CLIENTS)/package-lock.json ] || \
+		npm ci --prefix $(CLIENTS) --no-audit --no-fund --loglevel=error
 	@mkdir -p .e2e
 	timeout -k 30 300 $(BIN)/python -m pytest tests/e2e -p no:cacheprovider -q --basetemp=.e2e/tmp $(PYTEST_ARGS)
 

@@ -540,6 +540,29 @@ def run_writes(
     return results
 
 
+def run_fanout(url: str, subscribers: int, events: int) -> dict[str, Any]:
+    """Event fan-out (bench.fanout): ``subscribers`` WebSocket subscribers of a server with two
+    workers, each selecting the application of every event; from a mutation's answer to the
+    last subscriber's event."""
+    name, cmd, env, port = ours(url, 2)
+    with started(f"{name}-fanout", cmd, env, port):
+        command = [
+            PY, "-m", "bench.fanout", "--url", f"http://127.0.0.1:{port}", "--key", KEY,
+            "--subscribers", str(subscribers), "--events", str(events),
+        ]  # fmt: skip
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=600
+        )
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"  fan-out to {found['subscribers']} subscribers, {found['events']} events: last "
+        f"subscriber p50 {found['last_p50_ms']} ms, p99 {found['last_p99_ms']} ms, "
+        f"lost {found['lost']}",
+        flush=True,
+    )
+    return found
+
+
 # What is profiled: (workload, compiled reads on), each in a process of its own.
 PROFILES = (("R1", True), ("R2", True), ("R2", False))
 
@@ -575,6 +598,8 @@ def main(argv: list[str] | None = None) -> None:
         default=3,
         help="alternating rounds of R2 with and without metrics and logs (median reported)",
     )
+    parser.add_argument("--subscribers", type=int, default=1000, help="for the fan-out")
+    parser.add_argument("--fanout-events", type=int, default=100, help="0: no fan-out phase")
     parser.add_argument("--pgdata", type=Path, default=ROOT / ".pgdata-bench")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
@@ -629,6 +654,10 @@ def main(argv: list[str] | None = None) -> None:
             copy_database(server_url, database_name(args.scale), "lending_bench_writes")
         )
         results += run_writes(pg, copy, args.scale, budget, concurrencies)
+        fanout = None
+        if args.fanout_events:
+            print("event fan-out (on the copy):", flush=True)
+            fanout = run_fanout(copy, args.subscribers, args.fanout_events)
         print("profiles ...", flush=True)
         profiles = run_profiles(urls[args.scale], args.profile_requests)
     finally:
@@ -648,6 +677,7 @@ def main(argv: list[str] | None = None) -> None:
         "postgraphile": "measured" if node else f"not measured: {missing}",
         "results": [asdict(r) for r in results],
         "profiles": profiles,
+        "fanout": fanout,
         "minutes": round((time.perf_counter() - began) / 60, 1),
     }
     (WORK / "results.json").write_text(json.dumps(run, indent=2, default=str))

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from db.repositories.events import CHANNEL
@@ -19,8 +20,23 @@ QUEUE_SIZE = 1000
 LISTEN_WAIT = 5.0  # seconds a new subscriber waits for the LISTEN connection
 RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0)  # then every second until the database answers
 
+
+@dataclass(eq=False)
+class Notification:
+    """One committed event as this process heard it, handed to every subscriber's queue.
+
+    ``shared`` holds what subscribers read about it (keyed by the read), so that a thousand
+    subscribers selecting the same thing cost one read, not a thousand.
+    """
+
+    payload: dict[str, Any]
+    shared: dict[Any, Any] = field(default_factory=dict)
+
+
 # Put in every subscriber's queue when events stop arriving because the database went away.
-INTERRUPTED: dict[str, Any] = {"type": "__interrupted__"}
+INTERRUPTED = Notification({"type": "__interrupted__"})
+# Put in every subscriber's queue when the server process begins to shut down.
+CLOSING = Notification({"type": "__closing__"})
 
 
 class EventListener:
@@ -33,20 +49,20 @@ class EventListener:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._queues: set[asyncio.Queue[Notification]] = set()
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._connection: Any = None
 
     def _deliver(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._broadcast(json.loads(payload))
+        self._broadcast(Notification(json.loads(payload)))
 
-    def _broadcast(self, event: dict[str, Any]) -> None:
+    def _broadcast(self, event: Notification) -> None:
         for queue in list(self._queues):
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
-                log.warning("subscriber too slow: dropped event %s", event.get("type"))
+                log.warning("subscriber too slow: dropped event %s", event.payload.get("type"))
 
     async def _run(self) -> None:
         attempt, failing = 0, False
@@ -74,14 +90,14 @@ class EventListener:
             self._broadcast(INTERRUPTED)
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Notification]]:
         """A queue receiving every event committed from now on, by any server process.
 
         It holds ``INTERRUPTED`` instead when the database cannot be listened to right now.
         """
         if self._task is None:
             self._task = asyncio.create_task(self._run())
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        queue: asyncio.Queue[Notification] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._queues.add(queue)
         try:
             if not self._listening.is_set():
@@ -92,6 +108,10 @@ class EventListener:
             yield queue
         finally:
             self._queues.discard(queue)
+
+    def closing(self) -> None:
+        """Tell every subscriber that this process is shutting down (``CLOSING``)."""
+        self._broadcast(CLOSING)
 
     async def close(self) -> None:
         """Stop listening."""

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import signal
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.http.streaming import MultipartSubscriptionTransport
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import (
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
+from strawberry.types.graphql import OperationType
 
 from db.errors import OUTAGE, unavailable
 from db.listener import EventListener
@@ -49,10 +65,47 @@ from graph.settings import Settings
 from graph.telemetry import TelemetryMiddleware
 from graph.tracing import Tracing
 from graph.tracing import from_settings as tracing_from
-from lending.access import Principal
+from lending.access import Principal, Role, demo_key
 from lending.services import api_keys as key_service
 
 log = logging.getLogger("lending.app")
+
+
+NEEDS_A_STREAM = (
+    "Subscriptions need a WebSocket (graphql-transport-ws) or multipart/mixed: send "
+    '`Accept: multipart/mixed;subscriptionSpec="1.0"` to receive the events over HTTP.'
+)
+MAX_ACCEPT_RANGES = 20  # media ranges of an Accept header looked at
+
+
+class TextFrames(ASGIWebSocketAdapter):
+    """Every WebSocket message as a text frame, as the GraphQL over WebSocket protocols say
+    (the router's JSON is bytes, which Strawberry would send as binary frames)."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
+class MultipartSubscriptions(MultipartSubscriptionTransport):
+    """Apollo's multipart subscription protocol, for an Accept header naming it anywhere in its
+    list (``application/json, multipart/mixed;subscriptionSpec=1.0`` too); an operation that
+    is not a subscription is answered in one part."""
+
+    def accepts(self, accept: str) -> bool:
+        ranges = accept.split(",", MAX_ACCEPT_RANGES)[:MAX_ACCEPT_RANGES]
+        return any(
+            self.accepts_content_type(*parse_content_type(media.strip()))
+            for media in ranges
+            if media.strip().lower().startswith("multipart/mixed")
+        )
+
+    def allowed_operation_types(
+        self, allowed_operation_types: set[OperationType]
+    ) -> Iterable[OperationType]:
+        return allowed_operation_types
 
 
 class JSONRouter(GraphiQLRouter):
@@ -60,10 +113,29 @@ class JSONRouter(GraphiQLRouter):
 
     A result the database could not serve is HTTP 503 with Retry-After, its body only the
     retryable SERVICE_UNAVAILABLE error: there is nothing partial a client should keep.
+    Subscriptions run over a WebSocket (text frames) or as a multipart/mixed HTTP stream; one
+    sent over plain HTTP is a 400 saying so.
     """
+
+    websocket_adapter_class = TextFrames
+    stream_transport_classes_by_protocol = {  # noqa: RUF012 - read by Strawberry per class
+        MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions
+    }
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as error:
+            cause = error.__cause__
+            if (
+                isinstance(cause, InvalidOperationTypeError)
+                and cause.operation_type is OperationType.SUBSCRIPTION
+            ):
+                raise HTTPException(400, NEEDS_A_STREAM) from None
+            raise
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         errors = unavailable_errors(
@@ -182,8 +254,12 @@ def create_app(
         await refuse_unsafe_production(settings, sessionmaker)
         if replica is not None:
             await replica.start()
-        async with tools.http.run(), metrics.sampling(sampler):
-            yield
+        restore = on_shutdown_signal(events.closing)
+        try:
+            async with tools.http.run(), metrics.sampling(sampler):
+                yield
+        finally:
+            restore()
         if tracing is not None:
             tracing.shutdown()
         await events.close()
@@ -224,6 +300,8 @@ def create_app(
             events=events,
             principal=principal,
             reads=reads,
+            compiled=compiled if compiled.enabled else None,
+            over_websocket=connection.scope["type"] == "websocket",
         )
         try:
             yield made
@@ -283,7 +361,13 @@ def create_app(
         app.add_middleware(TelemetryMiddleware, tracing=tracing, counted=settings.metrics)
     app.add_middleware(RequestIdMiddleware)
     if settings.gzip_min_bytes > 0:
-        app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=5)
+        # Never a stream of events: gzip would hold each one back until the next filled a block.
+        app.add_middleware(
+            GZipMiddleware,
+            minimum_size=settings.gzip_min_bytes,
+            compresslevel=5,
+            exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "multipart/mixed"),
+        )
     if settings.cors_origin_list:
         # Outermost, so that every answer a browser may read (401, 413, 503 included) says so.
         app.add_middleware(
@@ -301,6 +385,15 @@ def create_app(
         context_getter=context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         graphiql_assets=settings.graphiql_assets,
+        # The demo's keys are public; anywhere else GraphiQL asks for one.
+        ide_headers={"Authorization": f"Bearer {demo_key(Role.ADMIN)}"}
+        if settings.lending_demo
+        else None,
+        subscription_protocols=(
+            GRAPHQL_TRANSPORT_WS_PROTOCOL,
+            GRAPHQL_WS_PROTOCOL,
+            MULTIPART_SUBSCRIPTION_PROTOCOL,
+        ),
     )
     app.include_router(router, prefix="/graphql")
     tools = ToolServer(operations, app, authenticate)
@@ -349,6 +442,36 @@ def _unavailable_response(reason: str, request_id: str) -> JSONResponse:
     return JSONResponse(
         unavailable_body(reason, request_id), 503, headers={"Retry-After": RETRY_AFTER}
     )
+
+
+def on_shutdown_signal(callback: Callable[[], None]) -> Callable[[], None]:
+    """Run ``callback`` in the event loop as soon as SIGTERM or SIGINT arrives, then let the
+    handler already in place (the server's graceful shutdown) do its work; returns what puts
+    the handlers back. Event streams over HTTP end cleanly this way, where the server would
+    otherwise wait for them until its shutdown timeout and then cut them off."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous: dict[signal.Signals, Any] = {}
+
+    def chain(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], None]:
+        def handle(number: int, frame: Any) -> None:
+            loop.call_soon_threadsafe(callback)
+            handler(number, frame)
+
+        return handle
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(number)
+        if callable(handler):  # a server's handler: without one, the default ends the process
+            previous[number] = handler
+            signal.signal(number, chain(handler))
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 def tune_garbage_collector() -> None:

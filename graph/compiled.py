@@ -8,10 +8,16 @@ plan compiled for the caller runs its statement and returns the JSON text as an
 every other field runs as before. A request whose arguments fail the checks (a bad cursor,
 ``first`` out of range …) runs that root field on the per-field path, which reports the error.
 ``CompiledReadsExtension`` lists the root fields that ran compiled in ``extensions.compiled``.
+
+A subscription's events are executed each with a context of their own (fresh loaders, a session
+closed once the event is answered), and an event's objects (fields declared ``SameAs``, such as
+``LoanEvent.application``) are read by one statement each, on the primary, like the root query
+field they name; subscribers of one process selecting the same thing share that read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Iterator
@@ -39,7 +45,8 @@ from db.read_sql import Statement, render_data, render_root, shape
 from db.replica import Replica
 from graph.inputs import unstorable_literal
 from graph.limits import cost_variables
-from graph.read_planner import CompiledRoot, OperationPlan, Planner, bind
+from graph.read_planner import CompiledRoot, NotCompilable, OperationPlan, Planner, bind
+from graph.reads import READS, SameAs
 from lending.access import Role
 
 log = logging.getLogger("lending.compiled")
@@ -179,15 +186,59 @@ class CompiledReads:
         statement = _statement(operation_plan.statements, bound, lambda: render_data(roots, bound))
         return await self.fetch(statement, bound)
 
-    async def fetch(self, statement: Statement, bound: dict[int, Any]) -> bytes:
+    async def fetch(
+        self, statement: Statement, bound: dict[int, Any], *, primary: bool = False
+    ) -> bytes:
         arguments = statement.arguments(bound)
-        if self.replica is not None:
+        if self.replica is not None and not primary:
             text = await self.replica.fetch_text(statement.sql, arguments, self.pool)
         else:
             text = await self.pool.fetch_text(statement.sql, arguments)
         if statement.normalize:
             return orjson.dumps(orjson.loads(text))
         return text.encode()
+
+    def plan_same_as(
+        self, executor: Any, parent: GraphQLObjectType, key: str, details: list[FieldDetails]
+    ) -> tuple[OperationPlan, int] | None:
+        """The plan of an event's object field for the executor's caller (None: per field)."""
+        role = getattr(getattr(executor.context_value, "principal", None), "role", None)
+        if role is None:
+            return None
+        planner = Planner(
+            self.schema._schema,
+            self.converter,
+            executor.fragments,
+            executor.variable_values,
+            executor.operation,
+            role,
+        )
+        try:
+            return planner.same_as(parent, key, details)
+        except NotCompilable as reason:
+            log.debug("event field %s.%s runs per field: %s", parent.name, key, reason)
+            return None
+
+    async def run_shared(
+        self, compiled: CompiledRoot, bound: dict[int, Any], shared: dict[Any, Any]
+    ) -> orjson.Fragment:
+        """A root's JSON read on the primary, once for every caller holding ``shared`` (the
+        subscribers of one event): the statement and its arguments say what it returns."""
+        statement = _statement(
+            compiled.statements, bound, lambda: render_root(compiled.root, bound)
+        )
+        memo = (statement.sql, repr(statement.arguments(bound)))
+        found = shared.get(memo)
+        if found is None:
+            found = shared[memo] = asyncio.ensure_future(self.fetch(statement, bound, primary=True))
+            found.add_done_callback(_retrieved)
+        return orjson.Fragment(await asyncio.shield(found))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a shared read's failure as seen: each caller still awaiting it gets it too."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _statement(cache: dict[Any, Statement], bound: dict[int, Any], render: Any) -> Statement:
@@ -227,8 +278,17 @@ class RequestReads:
         return self.reads.run_root(compiled, bound)
 
 
+EventPlan = tuple[OperationPlan, int] | None
+
+
 class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor, answering compilable root fields of queries from one statement."""
+    """graphql-core's executor, answering compilable root fields of queries from one statement,
+    and executing each subscription event with a context of its own (see the module)."""
+
+    # A subscription's plans of its events' object fields, by response key (made on first use,
+    # shared by the executors of its events); None outside subscriptions.
+    event_plans: dict[str, EventPlan] | None = None
+    per_event = False
 
     def execute_field(
         self,
@@ -238,11 +298,16 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any,
     ) -> Any:
-        request = getattr(self.context_value, "reads", None)
-        if path.prev is None and request is not None and parent_type is self.schema.query_type:
-            answer = request.root(self, path.key)
+        if path.prev is None:
+            request = getattr(self.context_value, "reads", None)
+            if request is not None and parent_type is self.schema.query_type:
+                answer = request.root(self, path.key)
+                if answer is not None:
+                    return self._compiled(answer, parent_type, field_details_list, path, request)
+        elif self.per_event and path.prev.prev is None:
+            answer = self._event_object(parent_type, source, field_details_list, path)
             if answer is not None:
-                return self._compiled(answer, request, field_details_list, path)
+                return self._compiled(answer, parent_type, field_details_list, path)
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
@@ -250,19 +315,144 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
     async def _compiled(
         self,
         answer: Awaitable[orjson.Fragment],
-        request: RequestReads,
+        parent_type: GraphQLObjectType,
         field_details_list: list[FieldDetails],
         path: Path,
+        request: RequestReads | None = None,
     ) -> Any:
         try:
             fragment = await answer
         except Exception as error:
-            field_def = self.schema.query_type.fields[field_details_list[0].node.name.value]  # type: ignore[union-attr]
+            field_def = parent_type.fields[field_details_list[0].node.name.value]
             self.handle_field_error(error, field_def.type, field_details_list, path)
             return None
-        request.compiled_keys.append(str(path.key))
-        request.reads.answered["root"] += 1
+        if request is not None:
+            request.compiled_keys.append(str(path.key))
+            request.reads.answered["root"] += 1
         return fragment
+
+    # ---- subscription events ---------------------------------------------------------------
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        if self.event_plans is None:
+            self.event_plans = {}  # before the copy, so that every event shares it
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, CompiledExecutor)
+        executor.per_event = True
+        return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        if not self.per_event:
+            return super().execute_operation(serially)
+        shared = getattr(self.root_value, "shared", None)
+        principal = getattr(self.context_value, "principal", None)
+        if shared is None or principal is None:
+            return self._execute_event(serially)
+        # Subscribers of this process who sent the same operation with the same variables,
+        # as the same caller, are answered the same: the event is executed once for them, by
+        # the first to come; the others wait for its result (each on a future of its own, so
+        # that one leaving cancels nobody else's wait).
+        key = (SharedResult, id(self.operation), repr(self.variable_values.coerced), principal)
+        entry = shared.get(key)
+        if entry is None or entry.operation is not self.operation:  # an id is reused once freed
+            entry = shared[key] = SharedResult(self.operation)
+            return self._lead(entry, serially)
+        if entry.done:
+            return entry.result if entry.result is not None else self._execute_event(serially)
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        entry.waiters.append(waiter)
+        return self._follow(waiter, serially)
+
+    def _execute_event(self, serially: bool | None) -> Any:
+        """Execute the event with a context of its own (see ``Context.for_event``)."""
+        for_event = getattr(self.context_value, "for_event", None)
+        if for_event is None:
+            return super().execute_operation(serially)
+        self.context_value = for_event()
+        result = super().execute_operation(serially)
+        # A result ready at once read nothing: only resolvers that await open a session.
+        if not self.is_awaitable(result):
+            return result
+        return _then(result, self.context_value.close_event)
+
+    async def _lead(self, entry: SharedResult, serially: bool | None) -> Any:
+        result = None
+        try:
+            result = await _awaited(self._execute_event(serially), self)
+            return result
+        finally:
+            # An error names its request: then each subscriber gets its own result.
+            entry.done = True
+            entry.result = result if result is not None and not result.errors else None
+            for waiter in entry.waiters:
+                if not waiter.done():
+                    waiter.set_result(entry.result)
+            entry.waiters.clear()
+
+    async def _follow(self, waiter: asyncio.Future[Any], serially: bool | None) -> Any:
+        result = await waiter
+        if result is None:
+            return await _awaited(self._execute_event(serially), self)
+        return result
+
+    def _event_object(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: list[FieldDetails],
+        path: Path,
+    ) -> Awaitable[orjson.Fragment] | None:
+        """The compiled read of an event's object field (``SameAs``), or None: per field."""
+        reads: CompiledReads | None = getattr(self.context_value, "compiled", None)
+        shared = getattr(source, "shared", None)
+        field_def = parent_type.fields.get(field_details_list[0].node.name.value)
+        definition = (
+            (field_def.extensions or {}).get("strawberry-definition") if field_def else None
+        )
+        declaration = getattr(definition, "metadata", {}).get(READS)
+        if reads is None or shared is None or not isinstance(declaration, SameAs):
+            return None
+        assert self.event_plans is not None
+        key = str(path.key)
+        if key not in self.event_plans:
+            self.event_plans[key] = reads.plan_same_as(self, parent_type, key, field_details_list)
+        found = self.event_plans[key]
+        if found is None:
+            return None
+        plan, slot = found
+        compiled = plan.compiled[key]
+        bound = reads.bind(plan, compiled.slots, self.variable_values)
+        if bound is None:
+            return None
+        bound[slot] = declaration.key(source)
+        if bound[slot] is None:
+            return _null()
+        return reads.run_shared(compiled, bound, shared)
+
+
+@dataclass(eq=False)
+class SharedResult:
+    """One event's result for the subscribers who asked the same (``CompiledExecutor``)."""
+
+    operation: OperationDefinitionNode
+    done: bool = False
+    result: Any = None  # None once done: each computes its own (the first one's had errors)
+    waiters: list[asyncio.Future[Any]] = field(default_factory=list)
+
+
+async def _awaited(result: Any, executor: Any) -> Any:
+    return await result if executor.is_awaitable(result) else result
+
+
+async def _null() -> orjson.Fragment:
+    return orjson.Fragment(b"null")
+
+
+async def _then(result: Awaitable[Any], close: Any) -> Any:
+    try:
+        return await result
+    finally:
+        await close()
 
 
 class CompiledReadsExtension(SchemaExtension):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -13,7 +14,7 @@ from strawberry.types.graphql import OperationType
 
 from db.listener import EventListener
 from db.session import RequestSession
-from graph.compiled import RequestReads
+from graph.compiled import CompiledReads, RequestReads
 from graph.loaders import Loaders
 from lending.access import Principal
 
@@ -31,6 +32,8 @@ class Context(BaseContext):
     events: EventListener
     principal: Principal | None = None
     reads: RequestReads | None = None  # the compiled read path, for HTTP requests when on
+    compiled: CompiledReads | None = None  # the compiled read path of events' objects, when on
+    over_websocket: bool = False  # a WebSocket connection (else an HTTP request)
     loaders: Loaders = field(init=False)
     dry_run: AsyncSession | None = field(init=False, default=None)
 
@@ -53,6 +56,20 @@ class Context(BaseContext):
         finally:
             await session.close()
             self.loaders = Loaders(self.db)
+
+    def for_event(self) -> Context:
+        """The context of one subscription event: the caller's, with loaders and a session of
+        its own, so that an event's reads see what was committed before it, and hold no
+        connection once it is answered (``close_event``)."""
+        event = copy.copy(self)
+        event.db = RequestSession(self.sessionmaker)
+        event.loaders = Loaders(event.db)
+        event.dry_run = None
+        return event
+
+    async def close_event(self) -> None:
+        """Give back an event's connection (see ``for_event``)."""
+        await self.db.close()
 
     async def authenticated(self) -> Principal | None:
         """The caller; over a websocket, from the connection's Authorization parameter."""

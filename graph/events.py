@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
+from operator import attrgetter
 from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
 
-from db.listener import INTERRUPTED
+from db.listener import CLOSING, INTERRUPTED, Notification
 from graph import metrics
 from graph.context import Info
 from graph.enums import graphql_enum
 from graph.errors import ClientError, unavailable_error
 from graph.ids import key_of, to_global_id
+from graph.node import load_node
 from graph.permissions import READ
+from graph.reads import SameAs, reads
+from graph.relay import Node
+from graph.types.applications import LoanApplication
+from graph.types.loans import Loan
 from lending.audit import LoanEventType
 from lending.errors import DomainError
 
@@ -46,7 +52,11 @@ graphql_enum(
 )
 
 
-@strawberry.type(description="A committed change; query the ids for the details.")
+@strawberry.type(
+    description="A committed change, with the objects it concerns read as the event is "
+    "delivered (with the subscriber's key), so a subscriber selects what it needs instead of "
+    "querying again."
+)
 class LoanEvent:
     type: LoanEventType = strawberry.field(description="What happened.")
     application_id: strawberry.ID = strawberry.field(description="The application's global id.")
@@ -56,10 +66,24 @@ class LoanEvent:
     )
     actor: str = strawberry.field(description="Who made the change.")
     at: datetime = strawberry.field(description="When.")
+    application_key: strawberry.Private[int]
+    loan_key: strawberry.Private[int | None]
+    entity_ref: strawberry.Private[tuple[str, int]]
+    shared: strawberry.Private[dict[Any, Any]]  # reads shared by this event's subscribers
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> LoanEvent:
-        """The GraphQL view of a notification."""
+    def of(cls, event: Notification) -> LoanEvent:
+        """The GraphQL view of a notification: one object for all its subscribers (it holds
+        ids only; what each subscriber reads of it is its own)."""
+        found = event.shared.get(cls)
+        if found is None:
+            found = event.shared[cls] = cls._made(event)
+        assert isinstance(found, LoanEvent)
+        return found
+
+    @classmethod
+    def _made(cls, event: Notification) -> LoanEvent:
+        payload = event.payload
         type_name, _, key = payload["entityId"].partition(":")
         loan = payload.get("loanId")
         return cls(
@@ -69,7 +93,43 @@ class LoanEvent:
             entity_id=strawberry.ID(to_global_id(type_name, int(key))),
             actor=payload["actor"],
             at=datetime.fromisoformat(payload["at"]),
+            application_key=payload["applicationId"],
+            loan_key=loan,
+            entity_ref=(type_name, int(key)),
+            shared=event.shared,
         )
+
+    @strawberry.field(
+        description="The application, as it is when the event is delivered.",
+        metadata=reads(SameAs("application", attrgetter("application_key"))),
+    )
+    async def application(self, info: Info) -> LoanApplication:
+        found = await LoanApplication.load(info.context.loaders, self.application_key)
+        assert found is not None, "applications are never deleted"
+        return found
+
+    @strawberry.field(
+        description="The loan, if the application has one, as it is when the event is delivered.",
+        metadata=reads(SameAs("loan", attrgetter("loan_key"))),
+    )
+    async def loan(self, info: Info) -> Loan | None:
+        if self.loan_key is None:
+            return None
+        return await Loan.load(info.context.loaders, self.loan_key)
+
+    @strawberry.field(
+        description="The object changed (what `entityId` names: a decision, payment, loan, "
+        "reminder…), as it is when the event is delivered.",
+        metadata=reads(SameAs("node", attrgetter("entity_ref"))),
+    )
+    async def entity(self, info: Info) -> Node | None:
+        return await load_node(info, self.entity_ref)
+
+
+INTERRUPTED_REASON = (
+    "the database stopped sending events; they resume by themselves once it is back"
+)
+CLOSING_REASON = "the server is restarting: subscribe again (to another process)"
 
 
 def _key(global_id: str | None, type_name: str, field: str) -> int | None:
@@ -81,21 +141,21 @@ def _key(global_id: str | None, type_name: str, field: str) -> int | None:
         raise ClientError(exc.message) from None
 
 
-def _interrupted(info: Info) -> dict[str, Any]:
-    found = unavailable_error(
-        "the database stopped sending events; they resume by themselves once it is back",
-        info.context.request_id,
-    )
-    return {"message": found["message"], "extensions": found["extensions"]}
+def _unavailable(info: Info, reason: str) -> GraphQLError:
+    found = unavailable_error(reason, info.context.request_id)
+    return GraphQLError(found["message"], extensions=found["extensions"])
 
 
 @strawberry.type
 class EventSubscriptions:
     @READ.subscription(
         "Changes to one application and its loan (or to everything when no id is given), from "
-        "any server process, once committed. If the database goes away, the subscription gets "
-        "one SERVICE_UNAVAILABLE error (events committed until it is back are not heard: "
-        "re-read what you follow) and carries on by itself."
+        "any server process, once committed; over a WebSocket (graphql-transport-ws) or over "
+        "HTTP with `Accept: multipart/mixed;subscriptionSpec=1.0`. If the database goes away, "
+        "the subscription gets one SERVICE_UNAVAILABLE error (events committed until it is "
+        "back are not heard: re-read what you follow) and carries on by itself. When the "
+        "server restarts, a WebSocket is closed with code 1012 and an HTTP stream ends with "
+        "one retryable SERVICE_UNAVAILABLE error: subscribe again."
     )
     async def loan_events(
         self,
@@ -111,12 +171,18 @@ class EventSubscriptions:
         loan = _key(loan_id, "Loan", "loanId")
         async with info.context.events.subscribe() as queue, metrics.open_subscription():
             while True:
-                payload = await queue.get()
-                if payload is INTERRUPTED:
-                    yield GraphQLError(**_interrupted(info))  # type: ignore[misc]
+                event = await queue.get()
+                if event is INTERRUPTED:
+                    yield _unavailable(info, INTERRUPTED_REASON)  # type: ignore[misc]
                     continue
+                if event is CLOSING:
+                    if info.context.over_websocket:
+                        continue  # the server closes the connection with 1012 itself
+                    yield _unavailable(info, CLOSING_REASON)  # type: ignore[misc]
+                    return
+                payload = event.payload
                 if application is not None and payload["applicationId"] != application:
                     continue
                 if loan is not None and payload.get("loanId") != loan:
                     continue
-                yield LoanEvent.from_payload(payload)
+                yield LoanEvent.of(event)

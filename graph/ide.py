@@ -59,16 +59,71 @@ def complete(page: str, folder: Path) -> bool:
     return all((folder / path).is_file() for path in assets(page))
 
 
+# The query GraphiQL opens on: the README's first example, runnable at once.
+EXAMPLE_QUERY = """query Pipeline {
+  applications(first: 5, filter: { status: [APPROVED, IN_REVIEW] },
+               orderBy: { field: SUBMITTED_AT, direction: DESC }) {
+    totalCount
+    edges {
+      node {
+        id reference status amountRequested availableActions
+        applicant { fullName email }
+        product { code currency annualInterestRate }
+        decisions { outcome reason decidedBy decidedAt }
+        loan { reference status principal annualInterestRate termMonths }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+# Shown instead of "Loading..." when GraphiQL's scripts did not load.
+OFFLINE = (
+    "GraphiQL could not load its scripts from unpkg.com: this computer may be offline, or a "
+    "proxy blocks the CDN. Run `make graphiql-assets` (it fetches them once from the npm "
+    "registry) and restart the server: it then serves them itself. The API itself works "
+    "without them: POST /graphql."
+)
+_WELCOME = re.compile(r"const EXAMPLE_QUERY = `.*?`;", re.DOTALL)
+_HEADERS_STATE = "React.useState(parameters.headers)"
+
+
+def page_for(page: str, headers: dict[str, str] | None = None) -> str:
+    """Strawberry's GraphiQL page opening on ``EXAMPLE_QUERY`` (and, when given, ``headers``
+    in its Headers editor), saying so in plain words when its scripts cannot load."""
+    example = "const EXAMPLE_QUERY = " + json.dumps(EXAMPLE_QUERY) + ";"
+    page = _WELCOME.sub(lambda _: example, page, count=1)
+    if headers is not None:
+        initial = json.dumps(json.dumps(headers, indent=2))
+        page = page.replace(_HEADERS_STATE, f"React.useState(parameters.headers || {initial})")
+    fallback = (
+        "<script>window.addEventListener('load', function () {"
+        " if (typeof GraphiQL === 'undefined') {"
+        f" document.getElementById('graphiql').textContent = {json.dumps(OFFLINE)}; }}"
+        " });</script>"
+    )
+    return page.replace("</body>", fallback + "\n  </body>", 1)
+
+
 class GraphiQLRouter(GraphQLRouter[Any, None]):
     """Strawberry's router, serving GraphiQL's scripts itself when ``graphiql_assets`` has them.
 
     Only with GraphiQL on and a complete folder: then ``<path>/assets/…`` serves the folder (no
-    path leaves it) and the page names those files; otherwise nothing changes.
+    path leaves it) and the page names those files; otherwise the page loads them from the CDN.
+    The page opens on a working example, with ``ide_headers`` (the demo's key) in its Headers
+    editor when given.
     """
 
-    def __init__(self, *args: Any, graphiql_assets: Path | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        graphiql_assets: Path | None = None,
+        ide_headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         page = strawberry_page()
+        self.page = page_for(page, ide_headers)
         self.local_assets: StaticFiles | None = None
         if self.graphql_ide == "graphiql" and graphiql_assets and complete(page, graphiql_assets):
             self.local_assets = StaticFiles(directory=graphiql_assets)
@@ -81,7 +136,7 @@ class GraphiQLRouter(GraphQLRouter[Any, None]):
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         """The page, naming the local copies when there are some."""
-        page = self.graphql_ide_html
+        page = self.page
         if self.local_assets is not None:
             page = page.replace(CDN, request.url.path.rstrip("/") + "/assets/")
         return HTMLResponse(page)

@@ -168,6 +168,43 @@ class Planner:
             compiled[key] = CompiledRoot(root, tuple(sorted(set(self.slots) - before)))
         return OperationPlan(compiled, tuple(others), dict(self.slots), tuple(order))
 
+    def same_as(
+        self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]
+    ) -> tuple[OperationPlan, int]:
+        """The plan of a field declared ``SameAs`` (an event's object): its only root field is
+        ``key``, read as the root query field it names reads, for the id bound to the slot
+        returned (bound by the caller, not from arguments)."""
+        _check_key(key)
+        field_def, declaration = self.declaration(parent, details)
+        if not isinstance(declaration, reads.SameAs):
+            raise NotCompilable(f"{parent.name}.{details[0].node.name.value}: not SameAs")
+        query = self.schema.query_type
+        assert query is not None
+        root_def = query.fields[declaration.root]
+        needed = required_permissions(root_def)
+        if needed is None or not all(role_may(self.role, p) for p in needed):
+            raise NotCompilable(f"Query.{declaration.root}: permission")
+        root_declaration = root_def.extensions["strawberry-definition"].metadata.get(reads.READS)
+        slot = self.slot(field_def, details, declaration.key)
+        root: rp.Root
+        if isinstance(root_declaration, reads.ById):
+            target = get_named_type(field_def.type)
+            assert isinstance(target, GraphQLObjectType)
+            root = rp.ById(root_declaration.table, slot, self.object(target, details, None))
+        elif isinstance(root_declaration, reads.AnyNode) and not root_declaration.many:
+            root = rp.NodeById(
+                tuple(
+                    rp.NodeCase(name, table, self.object(self.object_type(name), details, None))
+                    for name, table in root_declaration.tables.items()
+                ),
+                slot,
+            )
+        else:
+            raise NotCompilable(f"Query.{declaration.root}: not by id")
+        others = tuple(sorted(set(self.slots) - {slot}))
+        plan = OperationPlan({key: CompiledRoot(root, others)}, (), dict(self.slots), (key,))
+        return plan, slot
+
     # ---- helpers ---------------------------------------------------------------------------
 
     def definition(

@@ -118,6 +118,16 @@ class Listed:
     bind: Callable[..., bool]
 
 
+@dataclass(frozen=True)
+class SameAs:
+    """What root query field ``root`` (``application``, ``loan``, ``node``) reads, for the id
+    this object holds: ``key(obj)`` is that root field's bound value (a key, or for ``node``
+    a type name and key; None: null). An event's objects are read this way."""
+
+    root: str
+    key: Callable[[Any], Any]
+
+
 Declaration = (
     Leaf
     | ToOne
@@ -131,6 +141,7 @@ Declaration = (
     | ById
     | AnyNode
     | Listed
+    | SameAs
 )
 
 

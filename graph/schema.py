@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Iterable
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
@@ -9,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 import graph.enums  # noqa: F401 - registers the domain enums with GraphQL
 from graph.applicants import ApplicantQueries
@@ -66,12 +69,69 @@ class LendingSchema(strawberry.Schema):
     ) -> None:
         log_errors(errors, execution_context)
 
-    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        result = await super().execute(*args, **kwargs)
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Execute a query or mutation; a subscription is refused (InvalidOperationTypeError),
+        since its events need a stream (``subscribe``, ``stream``)."""
+        allowed = set(allowed_operation_types or OperationType) - {OperationType.SUBSCRIPTION}
+        result = await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed,
+            operation_extensions,
+        )
         if result.errors:
-            request_id = str(getattr(kwargs.get("context_value"), "request_id", None) or "-")
-            result.errors = [mask(error, request_id) for error in result.errors]
+            result.errors = [mask(error, _request_id(context_value)) for error in result.errors]
         return result
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        """Stream an operation's results (a subscription's events; WebSocket and multipart
+        ``subscribe`` come here too), each masked as ``execute`` masks its one result: the
+        extensions see the stream only as a whole."""
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        return _masked(results, _request_id(context_value))
+
+
+def _request_id(context: Any) -> str:
+    return str(getattr(context, "request_id", None) or "-")
+
+
+async def _masked(results: AsyncGenerator[Any, None], request_id: str) -> AsyncGenerator[Any, None]:
+    """A stream's results, each with its errors masked as ``execute`` masks a result's."""
+    async with aclosing(results):
+        async for result in results:
+            errors = getattr(result, "errors", None)
+            if errors:
+                result.errors = [mask(error, request_id) for error in errors]
+            yield result
 
 
 def build_schema(settings: Settings | None = None) -> LendingSchema:

@@ -21,6 +21,11 @@ class Settings(DatabaseSettings):
     lending_env: Literal["development", "production"] = Field(
         default="development", description="'production' turns off demo conveniences."
     )
+    lending_demo: bool = Field(
+        default=False,
+        description="Set by `lending serve --demo`: GraphiQL opens with the demo ADMIN key in "
+        "its headers. Refused in production.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `lending serve` listens on.")
     port: int = Field(default=8000, description="Port `lending serve` listens on.")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
@@ -107,6 +112,12 @@ class Settings(DatabaseSettings):
     lending_api_key: str | None = Field(
         default=None, description="The API key `lending mcp` acts with (its tools run as it)."
     )
+
+    @model_validator(mode="after")
+    def _demo_is_not_production(self) -> Settings:
+        if self.lending_demo and self.production:
+            raise ValueError("LENDING_DEMO cannot be combined with LENDING_ENV=production.")
+        return self
 
     @model_validator(mode="after")
     def _cors_is_coherent(self) -> Settings:

@@ -433,8 +433,10 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
             )
             at = submitted
             decided: service.Decided | None = None
-            for step in story:
-                at += timedelta(days=rng.randint(1, 3), hours=rng.randint(1, 8))
+            for number, step in enumerate(story):
+                # A day or three apart, but never later than the moment the demo is loaded.
+                latest = now - timedelta(minutes=5 * (len(story) - number))
+                at = min(at + timedelta(days=rng.randint(1, 3), hours=rng.randint(1, 8)), latest)
                 if step == "WITHDRAW":
                     await service.withdraw_application(
                         session,

@@ -58,16 +58,21 @@ def admin_key(api_keys: dict[Role, str]) -> str:
     return api_keys[Role.ADMIN]
 
 
-def admin_context(app: FastAPI, events: EventListener, request_id: str) -> Context:
-    """A GraphQL context for an ADMIN, as the app builds one, listening to ``events``
-    (for running subscriptions on the app's schema directly)."""
+def admin_context(
+    app: FastAPI, events: EventListener, request_id: str, role: Role = Role.ADMIN
+) -> Context:
+    """A GraphQL context for a WebSocket of an ADMIN (or ``role``), as the app builds one,
+    listening to ``events`` (for running subscriptions on the app's schema directly)."""
+    compiled = app.state.compiled
     return Context(
         request_id=request_id,
         sessionmaker=app.state.sessionmaker,
         db=RequestSession(app.state.sessionmaker),
         authenticate=app.state.principals.authenticate,
         events=events,
-        principal=Principal("admin", Role.ADMIN),
+        principal=Principal(role.value.lower(), role),
+        compiled=compiled if compiled.enabled else None,
+        over_websocket=True,
     )
 
 

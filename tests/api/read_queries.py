@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from random import Random
 from typing import Any
 
@@ -26,6 +27,11 @@ from graphql import (
     get_named_type,
 )
 from hypothesis import strategies as st
+from sqlalchemy import text
+
+from db.session import create_engine
+from graph.ids import to_global_id
+from graph.relay import encode_cursor
 
 # Root fields the compiled path covers, and one it does not (a mixed operation).
 ROOTS = (
@@ -51,6 +57,18 @@ NODE_TYPES = (
     "Payment",
     "Reminder",
 )
+TABLE_OF = {
+    "Applicant": "applicants",
+    "LoanApplication": "loan_applications",
+    "LoanProduct": "loan_products",
+    "Loan": "loans",
+    "Decision": "decisions",
+    "Installment": "installments",
+    "Payment": "payments",
+    "Reminder": "reminders",
+}
+# An event's objects, and their types.
+EVENT_OBJECTS = (("application", "LoanApplication"), ("loan", "Loan"), ("entity", "Node"))
 DECIDERS = ("underwriter.alice", "underwriter.bob", "agent.triage", "admin", "nobody")
 SCORES = ("0", "520", "600", "699.99", "750.5", "1000")
 
@@ -362,7 +380,18 @@ class _Document:
             )
         return self.field(query, name, 0)
 
-    def text(self, roots: list[str]) -> tuple[str, dict[str, Any]]:
+    def event(self) -> str:
+        """``loanEvents`` selecting some of an event's objects, each with a random selection."""
+        parts = ["type"] if self.maybe(0.5) else []
+        for name, type_name in EVENT_OBJECTS:
+            if self.maybe(0.6):
+                alias = self.name("a") + ": " if self.maybe(0.2) else ""
+                parts.append(f"{alias}{name}{self.directive()} {self.selection(type_name, 1)}")
+        if not parts or self.maybe(0.2):
+            parts.append("entityId")
+        return "loanEvents { " + " ".join(parts) + " }"
+
+    def text(self, roots: list[str], kind: str = "query") -> tuple[str, dict[str, Any]]:
         definitions, values = [], {}
         for name, (type_text, value, as_default) in self.variables.items():
             if as_default:
@@ -371,7 +400,7 @@ class _Document:
                 definitions.append(f"${name}: {type_text}")
                 values[name] = json_value(value)
         header = f"({', '.join(definitions)})" if definitions else ""
-        document = f"query Generated{header} {{ {' '.join(roots)} }}"
+        document = f"{kind} Generated{header} {{ {' '.join(roots)} }}"
         return "\n".join([document, *self.fragments]), values
 
 
@@ -380,6 +409,16 @@ def _is_leaf(parent: GraphQLObjectType, name: str) -> bool:
     return not isinstance(named, GraphQLObjectType | GraphQLInterfaceType) or isinstance(
         named, GraphQLEnumType
     )
+
+
+def event_subscriptions(schema: GraphQLSchema, pools: Pools, seeds: range) -> list[Any]:
+    """Subscription documents (with their variables) selecting an event's objects, one per
+    seed, drawn as the queries are."""
+    found = []
+    for number in seeds:
+        made = _Document(Random(number), schema, pools)
+        found.append(made.text([made.event()], kind="subscription"))
+    return found
 
 
 def read_queries(
@@ -394,3 +433,78 @@ def read_queries(
 
     # Hypothesis draws the seed of each document; drawing every choice through it costs ~50x.
     return st.integers(min_value=0, max_value=2**63).map(document)
+
+
+async def pools_of(url: str) -> Pools:
+    """Values drawn from the database at ``url`` (its ids, cursors, emails …)."""
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as conn:
+
+            async def rows(sql: str) -> list[Any]:
+                return list((await conn.execute(text(sql))).all())
+
+            ids = {
+                name: [
+                    to_global_id(name, r[0])
+                    for r in await rows(f"SELECT id FROM {table} ORDER BY random() LIMIT 12")
+                ]
+                for name, table in TABLE_OF.items()
+            }
+            cursors: dict[str, list[str]] = {}
+            for order, sql in {
+                "SUBMITTED_AT:DESC": "SELECT submitted_at, id FROM loan_applications",
+                "SUBMITTED_AT:ASC": "SELECT submitted_at, id FROM loan_applications",
+                "AMOUNT_REQUESTED:DESC": "SELECT amount_requested, id FROM loan_applications",
+                "AMOUNT_REQUESTED:ASC": "SELECT amount_requested, id FROM loan_applications",
+                "CREATED_AT:ASC": "SELECT created_at, id FROM applicants",
+                "CREATED_AT:DESC": "SELECT created_at, id FROM applicants",
+                "APPROVED_AT:DESC": "SELECT approved_at, id FROM loans",
+                "RECEIVED_ON:ASC": "SELECT received_on, id FROM payments",
+                "REQUESTED_AT:DESC": "SELECT requested_at, id FROM reminders",
+                "SEQUENCE:ASC": "SELECT id, id FROM audit_events",
+            }.items():
+                found = await rows(sql + " ORDER BY random() LIMIT 6")
+                cursors[order] = [encode_cursor(order, value, key) for value, key in found]
+            due = [
+                r[0]
+                for r in await rows("SELECT due_date FROM installments ORDER BY random() LIMIT 10")
+            ]
+            dates = sorted(
+                {d.isoformat() for d in due}
+                | {(d + timedelta(days=1)).isoformat() for d in due[:4]}
+            )
+            for day in dates[:3]:
+                for minimum in (1, 30):
+                    name = f"OVERDUE:{day}:{minimum}"
+                    found = await rows(
+                        f"SELECT due_date, id FROM installments WHERE due_date < '{day}' "
+                        "ORDER BY random() LIMIT 3"
+                    )
+                    cursors[name] = [encode_cursor(name, value, key) for value, key in found]
+            instants = [
+                r[0].isoformat()
+                for r in await rows(
+                    "SELECT submitted_at FROM loan_applications ORDER BY random() LIMIT 6"
+                )
+            ]
+            return Pools(
+                ids=ids,
+                cursors=cursors,
+                emails=[
+                    r[0]
+                    for r in await rows("SELECT email FROM applicants ORDER BY random() LIMIT 8")
+                ],
+                names=[
+                    r[0]
+                    for r in await rows(
+                        "SELECT full_name FROM applicants ORDER BY random() LIMIT 8"
+                    )
+                ],
+                codes=[r[0] for r in await rows("SELECT code FROM loan_products")],
+                dates=dates or ["2026-01-01"],
+                instants=[*instants, "2020-01-01T00:00:00Z", "2026-06-01T12:00:00"],
+                amounts=["1000", "5000.00", "25000", "0.01", "999999"],
+            )
+    finally:
+        await engine.dispose()

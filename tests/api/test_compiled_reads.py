@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import pkgutil
 import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,30 +40,18 @@ from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker
 from graph.app import create_app
 from graph.catalogue import catalogue
-from graph.ids import to_global_id
-from graph.relay import encode_cursor
 from graph.schema import build_schema, schema
 from graph.settings import Settings
 from lending.access import Role
 from lending.demo import seed_demo
 from lending.services import api_keys as key_service
-from tests.api.read_queries import NODE_TYPES, Pools, read_queries
+from tests.api.read_queries import NODE_TYPES, Pools, pools_of, read_queries
 from tests.examples import collect
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = 2000  # generated documents per run, over both data sets
+# Generated documents per run, over both data sets; `make faults` sends many more.
+GENERATED = int(os.environ.get("DIFF_GENERATED", "1000"))
 BENCH_SCALE = 0.003
-
-TABLE_OF = {
-    "Applicant": "applicants",
-    "LoanApplication": "loan_applications",
-    "LoanProduct": "loan_products",
-    "Loan": "loans",
-    "Decision": "decisions",
-    "Installment": "installments",
-    "Payment": "payments",
-    "Reminder": "reminders",
-}
 
 
 @dataclass
@@ -98,80 +86,6 @@ async def _keys(url: str) -> dict[Role, str]:
     return keys
 
 
-async def _pools(url: str) -> Pools:
-    engine = create_engine(url, pool_size=1, max_overflow=0)
-    try:
-        async with engine.connect() as conn:
-
-            async def rows(sql: str) -> list[Any]:
-                return list((await conn.execute(text(sql))).all())
-
-            ids = {
-                name: [
-                    to_global_id(name, r[0])
-                    for r in await rows(f"SELECT id FROM {table} ORDER BY random() LIMIT 12")
-                ]
-                for name, table in TABLE_OF.items()
-            }
-            cursors: dict[str, list[str]] = {}
-            for order, sql in {
-                "SUBMITTED_AT:DESC": "SELECT submitted_at, id FROM loan_applications",
-                "SUBMITTED_AT:ASC": "SELECT submitted_at, id FROM loan_applications",
-                "AMOUNT_REQUESTED:DESC": "SELECT amount_requested, id FROM loan_applications",
-                "AMOUNT_REQUESTED:ASC": "SELECT amount_requested, id FROM loan_applications",
-                "CREATED_AT:ASC": "SELECT created_at, id FROM applicants",
-                "CREATED_AT:DESC": "SELECT created_at, id FROM applicants",
-                "APPROVED_AT:DESC": "SELECT approved_at, id FROM loans",
-                "RECEIVED_ON:ASC": "SELECT received_on, id FROM payments",
-                "REQUESTED_AT:DESC": "SELECT requested_at, id FROM reminders",
-                "SEQUENCE:ASC": "SELECT id, id FROM audit_events",
-            }.items():
-                found = await rows(sql + " ORDER BY random() LIMIT 6")
-                cursors[order] = [encode_cursor(order, value, key) for value, key in found]
-            due = [
-                r[0]
-                for r in await rows("SELECT due_date FROM installments ORDER BY random() LIMIT 10")
-            ]
-            dates = sorted(
-                {d.isoformat() for d in due}
-                | {(d + timedelta(days=1)).isoformat() for d in due[:4]}
-            )
-            for day in dates[:3]:
-                for minimum in (1, 30):
-                    name = f"OVERDUE:{day}:{minimum}"
-                    found = await rows(
-                        f"SELECT due_date, id FROM installments WHERE due_date < '{day}' "
-                        "ORDER BY random() LIMIT 3"
-                    )
-                    cursors[name] = [encode_cursor(name, value, key) for value, key in found]
-            instants = [
-                r[0].isoformat()
-                for r in await rows(
-                    "SELECT submitted_at FROM loan_applications ORDER BY random() LIMIT 6"
-                )
-            ]
-            return Pools(
-                ids=ids,
-                cursors=cursors,
-                emails=[
-                    r[0]
-                    for r in await rows("SELECT email FROM applicants ORDER BY random() LIMIT 8")
-                ],
-                names=[
-                    r[0]
-                    for r in await rows(
-                        "SELECT full_name FROM applicants ORDER BY random() LIMIT 8"
-                    )
-                ],
-                codes=[r[0] for r in await rows("SELECT code FROM loan_products")],
-                dates=dates or ["2026-01-01"],
-                instants=[*instants, "2020-01-01T00:00:00Z", "2026-06-01T12:00:00"],
-                amounts=["1000", "5000.00", "25000", "0.01", "999999"],
-            )
-    finally:
-        await engine.dispose()
-
-
 async def _data_set(server_url: str, name: str) -> DataSet:
     url = await _fresh_database(server_url, f"lending_diff_{name}")
     if name == "demo":
@@ -190,7 +104,7 @@ async def _data_set(server_url: str, name: str) -> DataSet:
         create_app(settings, url, shared),
         create_app(Settings(database_url=url, compiled_reads=False), url, shared),
         keys,
-        await _pools(url),
+        await pools_of(url),
     )
 
 

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, date
 from typing import Any
 
 import httpx
 import pytest
-from graphql import ValueNode
+from graphql import GraphQLSchema, ValueNode
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
+from db.listener import EventListener
 from graph.ids import to_global_id
 from graph.node import TABLES
 from graph.schema import schema
-from tests.dbfixtures import gql
+from tests.dbfixtures import admin_context, gql
 from tests.examples import collect
 from tests.factories import create_application, create_loan, create_product, pay
 
 SDL = schema.as_str()
+# The subscription root as a query root: hypothesis-graphql writes queries only, and a query's
+# text with `subscription` before it is a subscription of the real schema.
+SUBSCRIPTION_ROOT = GraphQLSchema(
+    query=schema._schema.subscription_type, types=list(schema._schema.type_map.values())
+)
 
 # Found by this fuzzer: a non-null root field failing while a sibling is still querying.
 FAILING_ROOT_FIELD = """
@@ -75,6 +82,15 @@ def datetimes() -> st.SearchStrategy[ValueNode]:
             GARBAGE,
         ),
         HUGE.map(nodes.Int),
+    )
+
+
+def subscriptions(
+    custom_scalars: dict[str, st.SearchStrategy[ValueNode]], mode: Mode = Mode.POSITIVE
+) -> st.SearchStrategy[str]:
+    """Generated subscription documents (valid, or each broken once in NEGATIVE mode)."""
+    return from_schema(SUBSCRIPTION_ROOT, custom_scalars=custom_scalars, mode=mode).map(
+        lambda query: f"subscription {query}"
     )
 
 
@@ -147,6 +163,53 @@ async def test_generated_operations_never_fail_the_server(client, engine):
 
     # then none made the server fail
     assert not failures, f"{len(failures)} operations failed the server:\n\n" + "\n\n".join(
+        failures[:5]
+    )
+
+
+VALID_SUBSCRIPTIONS = 60
+INVALID_SUBSCRIPTIONS = 30
+
+
+async def test_generated_subscriptions_never_fail_the_server(app, client, engine, database_url):
+    # given some data, and generated subscriptions (ids real, forged or garbage)
+    existing = await seed_data(engine)
+    scalars = {"Decimal": decimals(), "Date": dates(), "DateTime": datetimes(), "ID": ids(existing)}
+    documents = collect(subscriptions(scalars), VALID_SUBSCRIPTIONS, seed_value=20261202) + collect(
+        subscriptions(scalars, Mode.NEGATIVE), INVALID_SUBSCRIPTIONS, seed_value=20261203
+    )
+    failures = []
+    # when each is sent over plain HTTP, then it is refused cleanly
+    for document in documents:
+        response = await client.post("/graphql", json={"query": document})
+        if server_failure(response) or response.status_code not in (200, 400):
+            failures.append(f"{document}\n→ {response.status_code} {response.text}")
+    # and when each runs as a WebSocket runs it, neither subscribing nor an event fails it
+    events = EventListener(database_url)
+    try:
+        streams = [
+            await app.state.schema.subscribe(
+                document, context_value=admin_context(app, events, f"fuzz-{number}")
+            )
+            for number, document in enumerate(documents)
+        ]
+        waiting = [asyncio.ensure_future(anext(stream)) for stream in streams]
+        await asyncio.sleep(0.5)
+        await create_application(engine)  # an event for every unfiltered subscriber
+        done, pending = await asyncio.wait(waiting, timeout=10)
+        for task in pending:  # filtered on another application: no event for them
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    finally:
+        await events.close()
+    for task in done:
+        number = waiting.index(task)
+        result = task.result()
+        codes = [(e.extensions or {}).get("code") for e in result.errors or ()]
+        if "INTERNAL_SERVER_ERROR" in codes:
+            failures.append(f"{documents[number]}\n→ {result.errors}")
+    assert any(task.result().data for task in done), "some subscriptions heard the event"
+    assert not failures, f"{len(failures)} subscriptions failed the server:\n\n" + "\n\n".join(
         failures[:5]
     )
 

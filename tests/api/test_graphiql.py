@@ -18,7 +18,18 @@ from fastapi import FastAPI
 
 from graph import ide
 from graph.app import create_app
-from graph.ide import CDN, _unpack, assets, complete, fetch, packages, strawberry_page
+from graph.ide import (
+    CDN,
+    EXAMPLE_QUERY,
+    OFFLINE,
+    _unpack,
+    assets,
+    complete,
+    fetch,
+    packages,
+    page_for,
+    strawberry_page,
+)
 from graph.settings import Settings
 
 PAGE = strawberry_page()
@@ -35,8 +46,12 @@ def fake_assets(folder: Path) -> dict[str, bytes]:
     return files
 
 
-def ide_app(app: FastAPI, database_url: str, folder: Path, graphiql: bool = True) -> FastAPI:
-    settings = Settings(database_url=database_url, graphiql_assets=folder, graphiql=graphiql)
+def ide_app(
+    app: FastAPI, database_url: str, folder: Path, graphiql: bool = True, demo: bool = False
+) -> FastAPI:
+    settings = Settings(
+        database_url=database_url, graphiql_assets=folder, graphiql=graphiql, lending_demo=demo
+    )
     return create_app(settings, database_url, app.state.schema)
 
 
@@ -81,9 +96,33 @@ async def test_otherwise_the_page_is_strawberrys_and_nothing_is_served(
     folder = tmp_path if missing == "one file" else tmp_path / "absent"
     async with client_of(ide_app(app, database_url, folder)) as client:
         page = await client.get("/graphql", headers=HTML)
-        assert page.text == PAGE
+        assert page.text == page_for(PAGE)  # Strawberry's, opening on our example
         path = list(assets(PAGE))[-1]
         assert (await client.get(f"/graphql/assets/{path}")).status_code == 404
+
+
+@pytest.mark.parametrize("demo", [True, False], ids=["demo", "not demo"])
+async def test_the_page_opens_on_the_example_with_the_demo_key_only_in_the_demo(
+    app, database_url, tmp_path, demo
+) -> None:
+    async with client_of(ide_app(app, database_url, tmp_path / "absent", demo=demo)) as client:
+        page = (await client.get("/graphql", headers=HTML)).text
+    assert json.dumps(EXAMPLE_QUERY) in page
+    assert "Welcome to GraphiQL" not in page
+    assert ("lnd_demo_admin" in page) is demo
+    assert ("parameters.headers ||" in page) is demo
+
+
+def test_the_page_says_in_plain_words_when_its_scripts_do_not_load() -> None:
+    page = page_for(PAGE)
+    assert json.dumps(OFFLINE) in page
+    assert "typeof GraphiQL === 'undefined'" in page
+    assert page.index(json.dumps(OFFLINE)) > page.index('id="graphiql"')
+
+
+def test_production_refuses_the_demo_setting() -> None:
+    with pytest.raises(ValueError, match="LENDING_DEMO"):
+        Settings(lending_env="production", lending_demo=True)
 
 
 async def test_without_graphiql_no_asset_is_served(app, database_url, tmp_path) -> None:

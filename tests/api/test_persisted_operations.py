@@ -174,3 +174,18 @@ async def test_the_setting_holds_for_subscriptions(only_app, database_url: str) 
             await asyncio.wait_for(anext(stream), 1)
     finally:
         await events.close()
+
+
+async def test_a_persisted_subscription_over_plain_http_is_a_clean_400(only_client, app) -> None:
+    watch = operations(app)["loan_events"]
+    for send in (
+        lambda: only_client.post("/graphql", json=watch.request({})),
+        lambda: only_client.get("/graphql", params=_as_params(watch.request({}))),
+    ):
+        response = await send()
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+def _as_params(body: dict[str, Any]) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in body.items()}

@@ -1,6 +1,7 @@
 """Every operation of the README runs, in the README's order, against the demo data, with its
-variables taken from the answers before it, and succeeds: no errors, no userErrors, and the
-statuses the text promises.
+variables taken from the answers before it and the key of the role the text names, and
+succeeds: no errors, no userErrors, and the statuses the text promises. (Its subscription is
+run by the event tests; here it is only parsed.) GraphiQL opens on the README's first query.
 
 Before, the examples were validated against the schema but never run, and the servicing one
 failed as written (a fixed `disbursedOn` before the approval date: VALIDATION_FAILED, then
@@ -14,23 +15,44 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from graphql import OperationDefinitionNode, parse
+from graphql import OperationDefinitionNode, OperationType, parse
 
 from db.session import create_sessionmaker
+from graph.ide import EXAMPLE_QUERY
 from lending import clock
+from lending.access import Role
 from lending.demo import seed_demo
+from tests.dbfixtures import http_client
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCKS = re.findall(r"```graphql\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
 
 
-def operations() -> list[tuple[str, str]]:
-    """(name, block) of every named operation of the README's GraphQL blocks, in order."""
+# The role whose key each operation needs, as the README's text names it.
+ROLE_OF = {
+    "Pipeline": Role.ADMIN,
+    "Apply": Role.AGENT,
+    "Refer": Role.UNDERWRITER,
+    "Decide": Role.UNDERWRITER,
+    "Disburse": Role.SERVICER,
+    "Pay": Role.SERVICER,
+    "Arrears": Role.SERVICER,
+    "NotRemindedThisWeek": Role.AGENT,
+    "Remind": Role.AGENT,
+    "Delivered": Role.SERVICER,
+    "Quote": Role.SERVICER,
+    "Settle": Role.SERVICER,
+    "WhatIfApproved": Role.UNDERWRITER,
+}
+
+
+def operations() -> list[tuple[str, str, OperationType]]:
+    """(name, block, type) of every named operation of the README's GraphQL blocks, in order."""
     found = []
     for block in BLOCKS:
         for definition in parse(block).definitions:
             if isinstance(definition, OperationDefinitionNode) and definition.name:
-                found.append((definition.name.value, block))
+                found.append((definition.name.value, block, definition.operation))
     return found
 
 
@@ -48,6 +70,7 @@ def variables_for(name: str, answers: dict[str, Any]) -> dict[str, Any]:
     apply = answers.get("Apply", {}).get("applyForLoan", {})
     loan = answers.get("Decide", {}).get("decideApplication", {}).get("loan") or {}
     by_name: dict[str, Any] = {
+        "Refer": lambda: {"id": apply["application"]["id"]},
         "Decide": lambda: {"id": apply["application"]["id"]},
         "Disburse": lambda: {"loanId": loan["id"]},
         "Pay": lambda: {"loanId": loan["id"]},
@@ -77,12 +100,17 @@ def user_errors(data: dict[str, Any]) -> list[Any]:
             for e in payload.get("userErrors", [])]  # fmt: skip
 
 
-async def test_every_readme_operation_runs_in_order_and_succeeds(client, engine) -> None:
+async def test_every_readme_operation_runs_in_order_and_succeeds(app, api_keys, engine) -> None:
     await seed_demo(create_sessionmaker(engine))
     answers: dict[str, Any] = {}
-    for name, block in operations():
+    subscriptions = []
+    for name, block, kind in operations():
+        if kind is OperationType.SUBSCRIPTION:
+            subscriptions.append(name)
+            continue
         body = {"query": block, "operationName": name, "variables": variables_for(name, answers)}
-        response = await client.post("/graphql", json=body)
+        async with http_client(app, api_keys[ROLE_OF[name]]) as client:
+            response = await client.post("/graphql", json=body)
         assert response.status_code == 200, (name, response.text)
         answer = response.json()
         assert "errors" not in answer, (name, answer)
@@ -90,13 +118,33 @@ async def test_every_readme_operation_runs_in_order_and_succeeds(client, engine)
         answers[name] = answer["data"]
 
     assert list(answers) == [
-        "Pipeline", "Apply", "Decide", "Disburse", "Pay", "Arrears", "NotRemindedThisWeek",
-        "Remind", "Delivered", "Quote", "Settle", "WhatIfApproved",
+        "Pipeline", "Apply", "Refer", "Decide", "Disburse", "Pay", "Arrears",
+        "NotRemindedThisWeek", "Remind", "Delivered", "Quote", "Settle", "WhatIfApproved",
     ]  # fmt: skip
+    assert subscriptions == ["Watch"]
     assert answers["Apply"]["applyForLoan"]["application"]["status"] == "SUBMITTED"
+    assert answers["Refer"]["decideApplication"]["application"]["status"] == "IN_REVIEW"
     assert answers["Decide"]["decideApplication"]["application"]["status"] == "APPROVED"
     assert answers["Disburse"]["disburseLoan"]["loan"]["status"] == "ACTIVE"
     assert answers["Arrears"]["overdueInstallments"]["edges"]
     assert answers["Delivered"]["reportReminderDelivery"]["reminder"]["status"] == "DELIVERED"
     assert answers["Settle"]["settleLoan"]["loan"]["status"] == "PAID_OFF"
     assert answers["WhatIfApproved"]["decideApplication"]["dryRun"] is True
+
+
+async def test_an_agent_key_may_not_decide_as_the_readme_says(app, api_keys, engine) -> None:
+    await seed_demo(create_sessionmaker(engine))
+    block = next(block for name, block, _ in operations() if name == "Apply")
+    async with http_client(app, api_keys[Role.AGENT]) as agent:
+        apply = {"query": block, "operationName": "Apply"}
+        applied = (await agent.post("/graphql", json=apply)).json()
+        app_id = applied["data"]["applyForLoan"]["application"]["id"]
+        decide = {"query": block, "operationName": "Refer", "variables": {"id": app_id}}
+        refused = (await agent.post("/graphql", json=decide)).json()
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_graphiql_opens_on_the_readmes_first_query() -> None:
+    name, block, _ = operations()[0]
+    assert name == "Pipeline"
+    assert EXAMPLE_QUERY.strip() == block.strip()

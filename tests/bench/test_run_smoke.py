@@ -26,6 +26,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
         sys.executable, "-m", "bench.run", "--scale", "0.01", "--small-scale", "0",
         "--seconds", "0.3", "--requests", "6", "--warmup", "0", "--profile-requests", "2",
         "--concurrency", "1", "--no-postgraphile", "--observed-rounds", "1",
+        "--subscribers", "20", "--fanout-events", "2",
         "--pgdata", str(tmp_path / "pg"), "--output", str(output),
     ]  # fmt: skip
     done = subprocess.run(
@@ -75,3 +76,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert "### Profile of R1, compiled" in text
     assert "### Profile of R2, field by field" in text
     assert all(profile["layers_ms"] for profile in run["profiles"])
+    # and every subscriber of the fan-out heard every event
+    assert run["fanout"]["events"] == 2
+    assert run["fanout"]["lost"] == 0
+    assert "### Event fan-out (20 WebSocket subscribers, two workers)" in text

@@ -56,6 +56,36 @@ async def test_demo_covers_every_status_and_loads_once(engine):
     assert str(amina.amount_requested) == "25000.00"
 
 
+async def test_demo_data_dates_nothing_after_the_moment_it_is_loaded(engine):
+    loaded = await _now(engine)
+    assert await seed_demo(create_sessionmaker(engine)) is True
+    async with engine.connect() as connection:
+        latest = (
+            await connection.execute(
+                text(
+                    "SELECT (SELECT max(submitted_at) FROM loan_applications), "
+                    "(SELECT max(decided_at) FROM decisions), "
+                    "(SELECT max(approved_at) FROM loans), "
+                    "(SELECT max(recorded_at) FROM payments), "
+                    "(SELECT max(received_on) FROM payments), "
+                    "(SELECT max(disbursed_on) FROM loans), "
+                    "(SELECT max(requested_at) FROM reminders)"
+                )
+            )
+        ).one()
+    after = await _now(engine)
+    *instants, received, disbursed, reminded = latest
+    assert all(instant <= after for instant in instants), (loaded, after, latest)
+    assert received <= after.date()
+    assert disbursed <= after.date()
+    assert reminded <= after
+
+
+async def _now(engine):
+    async with engine.connect() as connection:
+        return await connection.scalar(text("SELECT now()"))
+
+
 DEMO_LOANS = """
 { loans(first: 50) { edges { node {
     status delinquency { bucket } writtenOffAmount settlementRebate closedReason

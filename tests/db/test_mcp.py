@@ -230,6 +230,9 @@ async def test_bad_input_comes_back_as_user_errors(server) -> None:
         assert structured(missing)["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
         with pytest.raises(MCPError, match="no tool"):
             await client.call_tool("drop_tables", {})
+        # the catalogue's subscription is a stream, not a tool: refused by name, cleanly
+        with pytest.raises(MCPError, match="no tool"):
+            await client.call_tool("loan_events", {})
 
 
 async def test_a_wrong_key_is_refused(server) -> None:

@@ -7,7 +7,6 @@ would: a fast shutdown that disconnects every client), so the rest of the suite 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import time
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import websockets
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -28,10 +26,10 @@ from graph.app import create_app
 from graph.settings import Settings
 from lending.access import Role
 from lending.services import api_keys as key_service
-from tests.db.test_events import next_message
 from tests.dbfixtures import http_client
 from tests.factories import create_product
 from tests.servers import servers
+from tests.subscribers import subscribed, ws_client
 
 APPLY = """mutation($input: ApplyForLoanInput!) { applyForLoan(input: $input) {
   application { id status version } userErrors { code field message } replayed } }"""
@@ -246,29 +244,16 @@ SUBSCRIBE = "subscription { loanEvents { type applicationId } }"
 async def test_a_subscriber_is_told_of_the_outage_and_hears_events_again_afterwards(outage):
     async with servers(outage.url, "lending_outage_events", count=1) as found:
         port, key = found.ports[0], found.key
-        url = f"ws://127.0.0.1:{port}/graphql"
         headers = {"Authorization": f"Bearer {key}"}
         async with (
-            websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws,
+            subscribed(ws_client(port, key), SUBSCRIBE) as events,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client,
         ):
-            # given a subscriber listening
-            await ws.send(
-                json.dumps(
-                    {"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}
-                )
-            )
-            assert (await next_message(ws))["type"] == "connection_ack"
-            await ws.send(
-                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
-            )
-            await asyncio.sleep(0.5)
-
+            # given a gql subscriber listening
             # when the database stops, then the subscriber is told, once, and stays subscribed
             await asyncio.to_thread(outage.interrupt)
-            told = await next_message(ws)
-            assert told["type"] == "next", told
-            [error] = told["payload"]["errors"]
+            told = await events.next()
+            [error] = told.errors
             assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
             assert error["extensions"]["retryable"] is True
 
@@ -280,21 +265,14 @@ async def test_a_subscriber_is_told_of_the_outage_and_hears_events_again_afterwa
             for attempt in range(30):
                 app_id = await _decided_application(client, 100 + attempt)
                 try:
-                    async with asyncio.timeout(0.3):
-                        while heard is None:  # its SUBMITTED first, then its DECIDED
-                            message = json.loads(await ws.recv())
-                            event = (message.get("payload", {}).get("data") or {}).get("loanEvents")
-                            if event and event["type"] == "DECIDED":
-                                heard = message
+                    while heard is None:  # its SUBMITTED first, then its DECIDED
+                        event = (await events.next(0.3)).data["loanEvents"]
+                        if event["type"] == "DECIDED":
+                            heard = event
                 except TimeoutError:
                     continue
                 break
-            assert heard is not None, "no event heard after the database came back"
-            assert heard["type"] == "next", heard
-            assert heard["payload"]["data"]["loanEvents"] == {
-                "type": "DECIDED",
-                "applicationId": app_id,
-            }
+            assert heard == {"type": "DECIDED", "applicationId": app_id}, heard
             assert time.monotonic() - back < 5
 
 

@@ -48,6 +48,7 @@ class Demo:
     url: str
     allowed_origin: str
     other_origin: str
+    database_url: str = ""
 
 
 class QuietPages(SimpleHTTPRequestHandler):
@@ -109,12 +110,40 @@ async def demo(
                 await wait_ready(port, tries=600)
             except AssertionError:
                 raise AssertionError((work / "server.log").read_text()[-3000:]) from None
-            yield Demo(f"http://127.0.0.1:{port}", *origins)
+            yield Demo(f"http://127.0.0.1:{port}", *origins, database_url=url)
         finally:
             stop(server)
             log.close()
     finally:
         postgres.stop()
+
+
+@pytest.fixture(scope="session")
+async def without_assets(
+    demo: Demo, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A second server on the demo's database whose GraphiQL has no local copy of its scripts
+    (so its page names the CDN); its URL."""
+    work = tmp_path_factory.mktemp("no-assets")
+    port = free_port()
+    env = {
+        "DATABASE_URL": demo.database_url,
+        "HOST": "127.0.0.1",
+        "GRAPHIQL_ASSETS": str(work / "absent"),
+        "LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(  # noqa: ASYNC220 - the server in its own process, by design
+        [sys.executable, "-m", "graph.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=os.environ | env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await wait_ready(port, tries=300)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(server)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

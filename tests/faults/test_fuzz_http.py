@@ -9,18 +9,32 @@ prints the seed, which FAULTS_SEED=<seed> draws again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
 from collections import Counter
+from typing import Any
 
+from gql.transport.exceptions import TransportQueryError
+from graphql import GraphQLError
 from hypothesis_graphql import Mode, from_schema
 
 from db.session import create_engine
 from lending.access import Role
-from tests.api.test_fuzz import SDL, dates, datetimes, decimals, ids, seed_data, server_failure
+from tests.api.test_fuzz import (
+    SDL,
+    dates,
+    datetimes,
+    decimals,
+    ids,
+    seed_data,
+    server_failure,
+    subscriptions,
+)
 from tests.examples import collect
 from tests.faults.harness import Database, Server, client, figure, fresh_database
+from tests.subscribers import multipart, subscribed, ws_client
 
 VALID = 7_000
 INVALID = 3_000
@@ -28,16 +42,25 @@ SENDERS = 8
 SEED = 20261201
 
 
-async def test_ten_thousand_generated_operations_never_fail_the_server(pg: Database):
-    url, keys = await fresh_database(pg, "faults_fuzz")
+async def fuzzed_database(
+    pg: Database, name: str, product_code: str
+) -> tuple[str, dict[Role, str], dict[str, Any]]:
+    """A fresh database with a key per role and some data; the scalars' strategies, ids drawn
+    from that data among others."""
+    url, keys = await fresh_database(pg, name)
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:
-        existing = await seed_data(engine, product_code="FUZZ-USD")
+        existing = await seed_data(engine, product_code=product_code)
     finally:
         await engine.dispose()
+    scalars = {"Decimal": decimals(), "Date": dates(), "DateTime": datetimes(), "ID": ids(existing)}
+    return url, keys, scalars
+
+
+async def test_ten_thousand_generated_operations_never_fail_the_server(pg: Database):
+    url, keys, scalars = await fuzzed_database(pg, "faults_fuzz", "FUZZ-USD")
     chosen = os.environ.get("FAULTS_SEED", str(SEED))
     seed = random.randrange(1 << 30) if chosen == "random" else int(chosen)
-    scalars = {"Decimal": decimals(), "Date": dates(), "DateTime": datetimes(), "ID": ids(existing)}
     began = time.monotonic()
     operations = [
         *collect(from_schema(SDL, custom_scalars=scalars), VALID, seed_value=seed),
@@ -88,3 +111,87 @@ async def test_ten_thousand_generated_operations_never_fail_the_server(pg: Datab
     assert len(operations) >= VALID + INVALID - 100
     assert failures == [], "\n\n".join(failures[:5])
     assert "Traceback" not in log, log[-3000:]
+
+
+SUBSCRIPTIONS = 300  # generated subscription documents, two in three valid
+
+
+async def test_generated_subscriptions_over_every_transport_never_fail_the_server(pg: Database):
+    """Each generated subscription is sent over plain HTTP (POST, GET: refused cleanly), as a
+    multipart/mixed stream and over a WebSocket (gql), while applications are submitted: no
+    answer, part or message may be a server failure."""
+    url, keys, scalars = await fuzzed_database(pg, "faults_fuzz_subscriptions", "EVENTS-USD")
+    valid = SUBSCRIPTIONS * 2 // 3
+    documents = [
+        *collect(subscriptions(scalars), valid, seed_value=SEED + 2),
+        *collect(subscriptions(scalars, Mode.NEGATIVE), SUBSCRIPTIONS - valid, SEED + 3),
+    ]
+    server = Server(url)
+    await server.start()
+    failures: list[str] = []
+    heard = Counter[str]()
+    roles = list(Role)
+
+    def check(transport: str, document: str, body: Any) -> None:
+        errors = (body or {}).get("errors") or [] if isinstance(body, dict) else []
+        payload = (body or {}).get("payload") if isinstance(body, dict) else None
+        errors += (payload or {}).get("errors") or []
+        codes = [(e.get("extensions") or {}).get("code") for e in errors]
+        heard.update(f"{transport}:{code}" for code in codes or ["ok"])
+        if "INTERNAL_SERVER_ERROR" in codes:
+            failures.append(f"{transport}: {document}\n→ {body}")
+
+    async def send(share: list[tuple[int, str]]) -> None:
+        for n, document in share:
+            key = keys[roles[n % len(roles)]]
+            async with client(server.base, key) as http:
+                for method in ("POST", "GET"):
+                    if method == "POST":
+                        response = await http.post("/graphql", json={"query": document})
+                    else:
+                        response = await http.get("/graphql", params={"query": document})
+                    if response.status_code >= 500:
+                        failures.append(f"{method}: {document}\n→ {response.status_code}")
+                    check(method, document, response.json())
+                async with multipart(http, document, settle=0) as stream:
+                    if stream.response.status_code >= 500:
+                        failures.append(f"multipart: {document}\n→ {stream.response.status_code}")
+                    elif stream.response.status_code == 200:
+                        with contextlib.suppress(TimeoutError):
+                            check("multipart", document, await stream.next(0.3))
+            async with subscribed(ws_client(server.port, key), document, settle=0) as events:
+                try:
+                    result = await events.next(0.3)
+                    check("ws", document, {"errors": result.errors} if result.errors else {})
+                except TransportQueryError as refused:  # an `error` message: a refusal
+                    check("ws", document, {"errors": refused.errors or []})
+                except (TimeoutError, GraphQLError):  # listening, or gql refused to send it
+                    pass
+
+    async def submit() -> None:  # events for the subscriptions listening meanwhile
+        async with client(server.base, keys[Role.ADMIN]) as http:
+            for n in range(1000):
+                await http.post("/graphql", json={"query": FUZZ_APPLY % n})
+                await asyncio.sleep(0.2)
+
+    began = time.monotonic()
+    numbered = list(enumerate(documents))
+    submitter = asyncio.create_task(submit())
+    try:
+        await asyncio.gather(*(send(numbered[i::SENDERS]) for i in range(SENDERS)))
+    finally:
+        submitter.cancel()
+        await asyncio.gather(submitter, return_exceptions=True)
+        log = await server.stop()
+    figure(
+        "fuzz",
+        f"{len(documents)} subscriptions over POST, GET, multipart and WebSocket in "
+        f"{time.monotonic() - began:.0f} s: {dict(heard.most_common(8))}",
+    )
+    assert failures == [], "\n\n".join(failures[:5])
+    assert "Traceback" not in log, log[-3000:]
+
+
+FUZZ_APPLY = """mutation { applyForLoan(input: {applicant: {fullName: "Fuzz Events",
+  email: "fuzz-events-%d@example.com"}, productCode: "PERSONAL-USD", amount: "5000",
+  termMonths: 12}) { userErrors { code } } }"""
