@@ -11,7 +11,7 @@ APT_INSTALL := timeout 300 apt-get update -qq && \
 # GraphiQL's scripts from the npm registry (npm from Debian when missing); no recursive make, so
 # that a VENV given on the command line is the one used throughout.
 FETCH_GRAPHIQL = { command -v npm >/dev/null || { $(APT_INSTALL) npm; }; } && \
-	$(BIN)/python -m graph.ide $(GRAPHIQL)
+	$(BIN)/python -m graph.server.ide $(GRAPHIQL)
 
 .PHONY: install run test faults e2e graphiql-assets lint format schema schema-check release-schema migrate seed clean-db bench
 
@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## create .venv and install the project with its dev tools
 
 run: $(STAMP)  ## serve GraphiQL on http://127.0.0.1:8000/graphql with demo data
-	@$(BIN)/python -m graph.ide --check $(GRAPHIQL) || ! command -v npm >/dev/null || \
-		$(BIN)/python -m graph.ide $(GRAPHIQL) || echo "GraphiQL loads its scripts from the CDN"
+	@$(BIN)/python -m graph.server.ide --check $(GRAPHIQL) || ! command -v npm >/dev/null || \
+		$(BIN)/python -m graph.server.ide $(GRAPHIQL) || echo "GraphiQL loads its scripts from the CDN"
 	$(BIN)/lending serve --demo
 
 graphiql-assets: $(STAMP)  ## GraphiQL's scripts from the npm registry into .graphiql/ (GraphiQL offline)
@@ -42,7 +42,7 @@ faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, fuzzing, races
 e2e: $(STAMP)  ## GraphiQL, CORS and the Node clients (graphql-ws, Apollo) against a demo server
 	@[ -x /usr/bin/chromium ] || { $(APT_INSTALL) chromium; }
 	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT_INSTALL) nodejs npm; }
-	@$(BIN)/python -m graph.ide --check $(GRAPHIQL) || { $(FETCH_GRAPHIQL); }
+	@$(BIN)/python -m graph.server.ide --check $(GRAPHIQL) || { $(FETCH_GRAPHIQL); }
 	@[ $(CLIENTS)/node_modules/.package-lock.json -nt $(CLIENTS)/package-lock.json ] || \
 		npm ci --prefix $(CLIENTS) --no-audit --no-fund --loglevel=error
 	@mkdir -p .e2e

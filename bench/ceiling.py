@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import uvicorn
 
 try:
     import orjson
@@ -431,8 +432,6 @@ def app_from_environment() -> CeilingApp:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))

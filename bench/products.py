@@ -15,8 +15,8 @@ from bench.distributions import (
     Profile,
     weighted,
 )
-from lending.demo import demo_products
 from lending.money import quantum
+from lending.services.demo import demo_products
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
 

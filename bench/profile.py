@@ -25,8 +25,8 @@ from pyinstrument import Profiler
 
 from bench import queries
 from db.session import raw_connection
-from graph.app import create_app
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("graphql parse+validate", ("graphql/language", "graphql/validation")),
@@ -34,13 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("strawberry", ("strawberry/",)),
     (
         "compiled path (plan, bind, short path)",
-        (
-            "/graph/compiled.py",
-            "/graph/fast_path.py",
-            "/graph/read_planner.py",
-            "/db/read_sql.py",
-            "/db/read_pool.py",
-        ),
+        ("/graph/compiled/", "/db/reads/"),
     ),
     ("our resolvers+loaders", ("/graph/", "/lending/", "/db/")),
     ("sqlalchemy", ("sqlalchemy/",)),

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -79,8 +80,6 @@ class Server:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

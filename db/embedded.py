@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from db.session import raw_connection
+
 log = logging.getLogger(__name__)
 
 
@@ -210,6 +212,4 @@ async def recreate_database(server_url: str, name: str) -> str:
 
 async def admin_connection(server_url: str) -> Any:
     """A plain asyncpg connection to the server's maintenance database."""
-    from db.session import raw_connection
-
     return await raw_connection(server_url)

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.errors import SLOW_STATEMENT, conflicts_with_recovery, unavailable
-from db.read_pool import ReadPool
+from db.reads.pool import ReadPool
 from db.session import create_engine, create_sessionmaker, pool_usage, raw_connection
 from db.tasks import stop
 

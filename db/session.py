@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -19,9 +20,6 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from db.errors import OUTAGE, Outage, disconnected
-
-if TYPE_CHECKING:
-    from db.replica import Replica
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,8 +45,6 @@ def connect_arguments(url: str) -> dict[str, Any]:
 
 async def raw_connection(url: str) -> Any:
     """A plain asyncpg connection (for LISTEN and maintenance), outside the pool."""
-    import asyncpg
-
     return await asyncpg.connect(**connect_arguments(url))
 
 
@@ -138,6 +134,23 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+class QueryRoute(Protocol):
+    """Where a query's reads may go instead of the primary: a read replica (db.replica), given
+    to the session by its owner rather than imported here."""
+
+    def sessions_for_query(
+        self, primary: async_sessionmaker[AsyncSession]
+    ) -> tuple[async_sessionmaker[AsyncSession], str]:
+        """The sessions a query reads from now, and the route its reads are counted by."""
+
+    def count(self, route: str) -> None:
+        """One read answered where ``route`` sent it."""
+
+    def fallback(self, error: BaseException) -> str | None:
+        """The route of a read that failed on the replica and is read again on the primary,
+        or None when the error is the read's own."""
+
+
 class RequestSession:
     """One session per request, shared by its DataLoaders one statement at a time.
 
@@ -155,7 +168,7 @@ class RequestSession:
     """
 
     def __init__(
-        self, factory: async_sessionmaker[AsyncSession], replica: Replica | None = None
+        self, factory: async_sessionmaker[AsyncSession], replica: QueryRoute | None = None
     ) -> None:
         self._factory = factory
         self._replica = replica

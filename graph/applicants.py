@@ -6,10 +6,10 @@ from typing import Annotated
 
 import strawberry
 
-from db.read_plan import Domain
+from db.reads.plan import Domain
+from graph.compiled.reads import Page, reads
 from graph.context import Info
 from graph.permissions import READ
-from graph.reads import Page, reads
 from graph.relations import lookup, page_of
 from graph.relay import After, Before, Connection, First, Last
 from graph.types.applicants import (

@@ -8,12 +8,12 @@ from typing import Annotated
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.read_plan import Domain
+from db.reads.plan import Domain
+from graph.compiled.reads import Page, reads
 from graph.context import Info
 from graph.ids import key_of
 from graph.mutation import IdempotentInput, Payload, VersionedInput, run_mutation, written
 from graph.permissions import APPLY, DECIDE, READ, WITHDRAW
-from graph.reads import Page, reads
 from graph.relations import lookup, page_of
 from graph.relay import After, Before, Connection, First, Last
 from graph.types.applications import (

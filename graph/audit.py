@@ -6,11 +6,11 @@ from typing import Annotated
 
 import strawberry
 
-from db.read_plan import Domain, PageArgs
+from db.reads.plan import Domain, PageArgs
 from db.repositories.audit import ChainFilter
+from graph.compiled.reads import Page, reads
 from graph.context import Info
 from graph.permissions import READ
-from graph.reads import Page, reads
 from graph.relations import page_of
 from graph.relay import After, Before, Connection, First, Last, connection
 from graph.types.audit import AuditEvent, audit_page

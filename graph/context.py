@@ -1,10 +1,16 @@
-"""The typed per-request context that every resolver receives."""
+"""The typed per-request context that every resolver receives.
+
+The context holds the compiled read path (graph.compiled) through the two small protocols
+below, so that it, and every resolver that imports it, depends on no part of the compiler: the
+server puts the compiler's objects in, and only the compiler's executor uses them.
+"""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,11 +20,31 @@ from strawberry.types.graphql import OperationType
 
 from db.listener import EventListener
 from db.session import RequestSession
-from graph.compiled import CompiledReads, RequestReads
 from graph.loaders import Loaders
 from lending.access import Principal
 
 Authenticate = Callable[[str | None], Awaitable[Principal | None]]
+
+
+class RequestReads(Protocol):
+    """One HTTP request's view of the compiled read path (graph.compiled.executor)."""
+
+    def root(self, executor: Any, key: str) -> Awaitable[Any] | None:
+        """The compiled answer of root field ``key``, or None to resolve it per field."""
+
+
+class EventReads(Protocol):
+    """The compiled read path as subscription events read their objects
+    (graph.compiled.executor)."""
+
+    def plan_same_as(self, executor: Any, parent: Any, key: str, details: Any) -> Any:
+        """The plan of an event's object field for the executor's caller, or None."""
+
+    def bind(self, plan: Any, slots: tuple[int, ...], variables: Any) -> dict[int, Any] | None:
+        """A request's bound slots, or None when the per-field path must answer."""
+
+    async def run_shared(self, compiled: Any, bound: dict[int, Any], shared: Any) -> Any:
+        """A root's JSON, read once for every caller holding ``shared``."""
 
 
 @dataclass
@@ -32,7 +58,7 @@ class Context(BaseContext):
     events: EventListener
     principal: Principal | None = None
     reads: RequestReads | None = None  # the compiled read path, for HTTP requests when on
-    compiled: CompiledReads | None = None  # the compiled read path of events' objects, when on
+    compiled: EventReads | None = None  # the compiled read path of events' objects, when on
     over_websocket: bool = False  # a WebSocket connection (else an HTTP request)
     loaders: Loaders = field(init=False)
     dry_run: AsyncSession | None = field(init=False, default=None)

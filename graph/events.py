@@ -11,14 +11,14 @@ import strawberry
 from graphql import GraphQLError
 
 from db.listener import CLOSING, INTERRUPTED, Notification
-from graph import metrics
+from graph.compiled.reads import SameAs, reads
 from graph.context import Info
 from graph.enums import graphql_enum
 from graph.errors import ClientError, unavailable_error
 from graph.ids import key_of, to_global_id
 from graph.node import load_node
+from graph.observability import metrics
 from graph.permissions import READ
-from graph.reads import SameAs, reads
 from graph.relay import Node
 from graph.types.applications import LoanApplication
 from graph.types.loans import Loan

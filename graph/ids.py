@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from db.read_plan import global_id
+from db.reads.plan import global_id
 from lending.errors import DomainError, ErrorCode
 
 

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from graphql import (
     ArgumentNode,
@@ -71,7 +72,6 @@ from strawberry.extensions import (
 )
 
 from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from graph.settings import Settings
 from lending.assessment import MAX_FACTORS
 from lending.repayment import MAX_INSTALLMENTS
 from lending.states import MAX_DECISIONS, MAX_REMINDERS
@@ -288,7 +288,36 @@ def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValida
     return Tolerant
 
 
-def limit_extensions(settings: Settings) -> list[Any]:
+class LimitSettings(Protocol):
+    """The settings the limits are made from (graph.server.settings.Settings has them)."""
+
+    @property
+    def max_query_depth(self) -> int: ...
+    @property
+    def max_aliases(self) -> int: ...
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def max_query_cost(self) -> int: ...
+    @property
+    def introspection_enabled(self) -> bool: ...
+    @property
+    def production(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """The limits' defaults, which the settings' are (and the schema's without settings)."""
+
+    max_query_depth: int = 15
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    max_query_cost: int = 500_000
+    introspection_enabled: bool = True
+    production: bool = False
+
+
+def limit_extensions(settings: LimitSettings) -> list[Any]:
     """Schema extensions (classes or factories) enforcing the configured limits."""
     # The validation rules are made once here and not per request by the limiters' factories:
     # the validation cache keys on the rule classes, so fresh classes would never hit it.

@@ -1,7 +1,7 @@
 """Per-request DataLoaders: every nested field is fetched in batches, never row by row.
 
 Loaders are made on first use and keyed by what they read, as the fields declare it: rows of
-a table by a column (``one``, ``many``: the relations of db.read_plan), pages of a domain per
+a table by a column (``one``, ``many``: the relations of db.reads.plan), pages of a domain per
 parent (``pages``, ``counts``: nested connections). Fields that declare the same read share a
 loader, so a schedule, its balances and its oldest overdue instalment cost one statement.
 """
@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from db.read_plan import Domain, PageArgs, ToMany
+from db.reads.plan import Domain, PageArgs, ToMany
 from db.records import AllocationRecord, DecisionRecord, InstallmentRecord, Record
 from db.repositories import linked, pages
 from db.session import RequestSession

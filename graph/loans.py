@@ -11,8 +11,9 @@ from typing import Annotated
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.read_plan import Domain
+from db.reads.plan import Domain
 from db.records import InstallmentRecord
+from graph.compiled.reads import Page, reads
 from graph.context import Info
 from graph.ids import key_of
 from graph.loaders import Loaders
@@ -26,7 +27,6 @@ from graph.permissions import (
     SETTLE_LOAN,
     WRITE_OFF_LOAN,
 )
-from graph.reads import Page, reads
 from graph.relations import lookup, page_of
 from graph.relay import After, Before, Connection, First, Last
 from graph.types.loans import Loan, LoanFilterArg, loan_page

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.records import Record
 from db.repositories import idempotency
-from graph import telemetry
 from graph.context import Info
 from graph.errors import UserError, user_errors
 from graph.inputs import PROBLEM, unstorable_field
 from graph.loaders import Loaders
+from graph.observability import telemetry
 from graph.relay import Node, RowView
 from lending.audit import Caller, canonical_json
 from lending.errors import DomainError, DomainErrors, ErrorCode

@@ -9,11 +9,11 @@ from typing import Annotated
 import strawberry
 
 import graph.types  # noqa: F401 - every type node(id:) can return
+from graph.compiled.reads import AnyNode, reads
 from graph.context import Info
 from graph.errors import ClientError
 from graph.ids import parse_global_id
 from graph.permissions import READ
-from graph.reads import AnyNode, reads
 from graph.relay import MAX_PAGE_SIZE, GlobalId, Node, RowView
 
 # The table of every Node type by its GraphQL name (graph.types has imported them all).

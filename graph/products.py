@@ -7,9 +7,9 @@ from typing import Annotated
 import strawberry
 
 from db.repositories import products as product_repo
+from graph.compiled.reads import Listed, reads
 from graph.context import Info
 from graph.permissions import READ
-from graph.reads import Listed, reads
 from graph.types.products import LoanProduct
 
 

@@ -1,6 +1,6 @@
 """Relations and pages: per-field resolvers of declared reads, so each is written once.
 
-``to_one`` and ``to_many`` make a field from its db.read_plan link (table, columns, order):
+``to_one`` and ``to_many`` make a field from its db.reads.plan link (table, columns, order):
 the compiled path renders the link as a join, and the resolver here loads it through the
 request's batched loaders and builds the related type's objects (the type made from rows of
 that table), so a type needs no import of the types it links to. ``page_of`` does the same
@@ -13,13 +13,13 @@ from typing import Any
 
 import strawberry
 
-from db.read_plan import PageArgs, ToMany, ToOne
+from db.reads.plan import PageArgs, ToMany, ToOne
 from db.repositories import pages
+from graph.compiled.reads import ById, Page, attribute_of, reads
 from graph.context import Info
 from graph.ids import key_for
 from graph.loaders import Nested
 from graph.permissions import Guard
-from graph.reads import ById, Page, attribute_of, reads
 from graph.relay import Connection, GlobalId, Node, RowView, connection
 
 

@@ -3,7 +3,7 @@
 Every connection is paginated the same way, as the Relay cursor connections specification
 describes: ``paginate`` checks ``first`` / ``last`` and decodes ``after`` / ``before`` into a
 ``PageArgs`` (filter, page, order), which the per-field path hands to db.repositories.pages and
-the compiled path to db.read_sql; ``connection`` turns the rows of a page into edges with their
+the compiled path to db.reads.sql; ``connection`` turns the rows of a page into edges with their
 keyset cursors, in the connection's order whichever end the page was read from.
 """
 
@@ -22,10 +22,10 @@ from sqlalchemy import Date, DateTime, Integer, Numeric
 from sqlalchemy.orm import InstrumentedAttribute
 
 from db.pagination import PageRequest
-from db.read_plan import Kind, Order, PageArgs, RowGlobalId
+from db.reads.plan import Kind, Order, PageArgs, RowGlobalId
+from graph.compiled.reads import reads, row_values
 from graph.errors import ClientError
 from graph.loaders import Loaders
-from graph.reads import reads, row_values
 from lending.errors import DomainError
 from lending.money import to_decimal
 

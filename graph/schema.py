@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import aclosing
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -17,21 +18,19 @@ import graph.enums  # noqa: F401 - registers the domain enums with GraphQL
 from graph.applicants import ApplicantQueries
 from graph.applications import ApplicationMutations, ApplicationQueries
 from graph.audit import AuditQueries
-from graph.compiled import CompiledExecutor, CompiledReadsExtension
+from graph.compiled.executor import CompiledExecutor, CompiledReadsExtension
 from graph.context import QueriesMayReadFromReplica
 from graph.errors import MaskUnexpectedErrors, log_errors, mask
 from graph.events import EventSubscriptions
 from graph.inputs import RefuseUnstorableText
-from graph.limits import limit_extensions
+from graph.limits import LimitSettings, QueryLimits, limit_extensions
 from graph.loans import LoanMutations, LoanQueries
 from graph.node import NodeQueries
-from graph.persisted import CatalogueOnly
+from graph.observability.telemetry import TelemetryExtension
 from graph.products import ProductQueries
 from graph.reminders import ReminderMutations
 from graph.scalars import SCALAR_OVERRIDES
 from graph.servicing import ServicingQueries
-from graph.settings import Settings
-from graph.telemetry import TelemetryExtension
 
 
 @strawberry.type(description="Read the lending data.")
@@ -134,12 +133,15 @@ async def _masked(results: AsyncGenerator[Any, None], request_id: str) -> AsyncG
             yield result
 
 
-def build_schema(settings: Settings | None = None) -> LendingSchema:
-    """The schema with its extensions: limits, parser and validation caches, error masking."""
-    settings = settings or Settings()
-    only_catalogue = (
-        [lambda: AddValidationRules([CatalogueOnly])] if settings.persisted_operations_only else []
-    )
+def build_schema(
+    settings: LimitSettings | None = None,
+    validation_rules: Sequence[type[ASTValidationRule]] = (),
+) -> LendingSchema:
+    """The schema with its extensions: limits (from ``settings``, the defaults without),
+    ``validation_rules`` of the server's (the catalogue-only rule), parser and validation
+    caches, error masking."""
+    settings = settings or QueryLimits()
+    rules = [lambda: AddValidationRules(list(validation_rules))] if validation_rules else []
     return LendingSchema(
         query=Query,
         mutation=Mutation,
@@ -148,7 +150,7 @@ def build_schema(settings: Settings | None = None) -> LendingSchema:
         config=StrawberryConfig(auto_camel_case=True),
         execution_context_class=CompiledExecutor,
         extensions=[
-            *only_catalogue,
+            *rules,
             *limit_extensions(settings),
             RefuseUnstorableText,
             CompiledReadsExtension,

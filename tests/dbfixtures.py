@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.listener import EventListener
 from db.models import Base
 from db.session import RequestSession, create_sessionmaker
-from graph.app import create_app
 from graph.context import Context
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from lending.access import Principal, Role
 from lending.services import api_keys as key_service
 

@@ -1,6 +1,6 @@
 """Rows linked to others by a column, for the per-field path's batched loaders.
 
-A relation is declared once beside its GraphQL field (db.read_plan ``ToOne``/``ToMany``: the
+A relation is declared once beside its GraphQL field (db.reads.plan ``ToOne``/``ToMany``: the
 table, the linking column, the order); the compiled path renders it as a join, the per-field
 path loads it for many parents at once with the one statement below.
 """

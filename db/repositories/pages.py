@@ -1,6 +1,6 @@
 """Pages of every list a connection walks: one keyset query shape for all of them.
 
-Each domain (db.read_plan.Domain) names its model and the statement of the rows its filter
+Each domain (db.reads.plan.Domain) names its model and the statement of the rows its filter
 matches; a page, a count, and their per-parent forms (one statement for the pages of many
 parents) are built the same way for all, ordered by the page's sort column with ties by id.
 """
@@ -24,7 +24,7 @@ from db.models import (
     Reminder,
 )
 from db.pagination import keyset_page, keyset_page_per_parent
-from db.read_plan import Domain, PageArgs
+from db.reads.plan import Domain, PageArgs
 from db.repositories import applicants, applications, audit, loans, records, servicing
 
 

@@ -7,11 +7,11 @@ from datetime import datetime
 import strawberry
 
 from db import models
-from db.read_plan import Domain, PageArgs
+from db.reads.plan import Domain, PageArgs
 from db.repositories.applicants import ApplicantFilter
+from graph.compiled.reads import Page, column, private, reads
 from graph.context import Info
 from graph.enums import OrderDirection
-from graph.reads import Page, column, private, reads
 from graph.relations import page_of
 from graph.relay import After, Before, Connection, First, Last, Node, paginate
 from graph.types.applications import (

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from db import models
-from db.read_plan import PageArgs, ToMany, ToOne
+from db.reads.plan import PageArgs, ToMany, ToOne
 from db.repositories.applications import ApplicationFilter
+from graph.compiled.reads import ByStatus, Embedded, column, private, reads
 from graph.context import Info
 from graph.enums import OrderDirection, graphql_enum
 from graph.errors import ClientError
 from graph.loaders import DECISIONS
-from graph.reads import ByStatus, Embedded, column, private, reads
 from graph.relations import to_many, to_one
 from graph.relay import Node, RowView, paginate
 from graph.types.loans import Loan

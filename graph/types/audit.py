@@ -8,11 +8,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from db import models
-from db.read_plan import PageArgs, TextGlobalId
+from db.reads.plan import PageArgs, TextGlobalId
 from db.repositories.audit import ChainFilter
+from graph.compiled.reads import column, derived
 from graph.errors import ClientError
 from graph.ids import parse_global_id
-from graph.reads import column, derived
 from graph.relay import RowView, paginate
 from lending.audit import chain_of
 

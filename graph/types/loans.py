@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
-from db.read_plan import Computation, Domain, PageArgs, ToOne
+from db.reads.plan import Computation, Domain, PageArgs, ToOne
 from db.repositories.loans import LoanFilter
+from graph.compiled.reads import ByStatus, Compute, Embedded, Page, column, private, reads
 from graph.context import Info
-from graph.reads import ByStatus, Compute, Embedded, Page, column, private, reads
 from graph.relations import page_of, to_one
 from graph.relay import After, Before, Connection, First, Last, Node, paginate
 from graph.types.servicing import (

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import strawberry
 
-from graph.reads import column, private
+from graph.compiled.reads import column, private
 from graph.relay import Node
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 

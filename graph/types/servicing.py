@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
-from db.read_plan import Computation, IsSet, PageArgs, SumOf, ToMany, ToOne, Total
+from db.reads.plan import Computation, IsSet, PageArgs, SumOf, ToMany, ToOne, Total
 from db.records import InstallmentRecord
 from db.repositories.servicing import OverdueFilter
+from graph.compiled.reads import Compute, OldestOverdue, column, derived, private, reads
 from graph.context import Info
 from graph.loaders import INSTALLMENTS
-from graph.reads import Compute, OldestOverdue, column, derived, private, reads
 from graph.relations import to_many, to_one
 from graph.relay import Node, RowView, paginate
 from lending import clock

@@ -1,1 +1,3 @@
-"""Services: apply the pure rules through repositories, inside the caller's transaction."""
+"""Services: apply the pure rules through repositories, inside the caller's transaction; and the
+demo data, loaded through them. May import ``db`` and the pure rules, never ``graph``.
+"""

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 
 from db.session import create_sessionmaker
-from graph.app import create_app
 from graph.ids import to_global_id
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from lending.access import Role
 from lending.services import api_keys as key_service
 from tests.dbfixtures import gql, http_client

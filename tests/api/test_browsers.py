@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graph.app import create_app
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from tests.factories import create_application, create_product
 
 ALLOWED = "https://app.example.com"

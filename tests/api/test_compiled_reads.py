@@ -38,13 +38,13 @@ from bench import queries as bench_queries
 from db.embedded import recreate_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker
-from graph.app import create_app
-from graph.catalogue import catalogue
+from graph.agents.catalogue import catalogue
 from graph.schema import build_schema, schema
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from lending.access import Role
-from lending.demo import seed_demo
 from lending.services import api_keys as key_service
+from lending.services.demo import seed_demo
 from tests.api.read_queries import NODE_TYPES, Pools, pools_of, read_queries
 from tests.examples import collect
 

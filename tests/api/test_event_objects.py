@@ -18,7 +18,7 @@ from db.listener import EventListener
 from db.session import create_sessionmaker
 from graph.types.applications import LoanApplication
 from lending.access import Role
-from lending.demo import seed_demo
+from lending.services.demo import seed_demo
 from tests.api.read_queries import event_subscriptions, pools_of
 from tests.dbfixtures import admin_context, gql
 from tests.factories import create_product

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from graph import ide
-from graph.app import create_app
-from graph.ide import (
+from graph.server import ide
+from graph.server.app import create_app
+from graph.server.ide import (
     CDN,
     EXAMPLE_QUERY,
     OFFLINE,
@@ -30,7 +30,7 @@ from graph.ide import (
     page_for,
     strawberry_page,
 )
-from graph.settings import Settings
+from graph.server.settings import Settings
 
 PAGE = strawberry_page()
 HTML = {"Accept": "text/html"}

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
-from graph.app import create_app
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from tests.dbfixtures import http_client
 from tests.factories import create_product
 

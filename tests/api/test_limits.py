@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from graph.app import create_app
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from tests.dbfixtures import gql
 from tests.factories import create_application, create_product
 

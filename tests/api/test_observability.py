@@ -22,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.listener import EventListener
 from db.repositories import products as product_repo
-from graph.app import create_app
-from graph.logs import JSONFormatter, TextFormatter
-from graph.settings import Settings
-from graph.telemetry import TelemetryMiddleware
-from graph.tracing import from_settings
+from graph.observability.logs import JSONFormatter, TextFormatter
+from graph.observability.telemetry import TelemetryMiddleware
+from graph.observability.tracing import from_settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from tests.dbfixtures import admin_context, http_client
 from tests.factories import create_application, create_product
 

@@ -20,10 +20,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.listener import EventListener
-from graph.app import create_app
-from graph.catalogue import catalogue
+from graph.agents.catalogue import catalogue
 from graph.ids import to_global_id
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from tests.dbfixtures import admin_context, http_client
 from tests.factories import create_application, create_product
 

@@ -18,10 +18,10 @@ from typing import Any
 from graphql import OperationDefinitionNode, OperationType, parse
 
 from db.session import create_sessionmaker
-from graph.ide import EXAMPLE_QUERY
+from graph.server.ide import EXAMPLE_QUERY
 from lending import clock
 from lending.access import Role
-from lending.demo import seed_demo
+from lending.services.demo import seed_demo
 from tests.dbfixtures import http_client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from strawberry.extensions import SchemaExtension
 
 from db.session import raw_connection
-from graph.app import create_app
 from graph.schema import build_schema
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from tests.dbfixtures import http_client
 from tests.factories import create_product
 

@@ -22,10 +22,10 @@ from bench.ceiling import PAGE_SIZE, CeilingApp
 from db.embedded import admin_connection, ensure_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker
-from graph.app import create_app
 from graph.ids import to_global_id
 from graph.relay import encode_cursor
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from lending.access import Role
 from lending.services import api_keys as key_service
 from tests.factories import create_application, create_loan, create_product, decide

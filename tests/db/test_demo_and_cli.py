@@ -14,9 +14,9 @@ from sqlalchemy import text
 from db.embedded import recreate_database, with_database
 from db.session import create_sessionmaker
 from lending.access import Role, demo_key
-from lending.demo import seed_demo
 from lending.services import api_keys as key_service
 from lending.services import audit as audit_service
+from lending.services.demo import seed_demo
 from tests.servers import free_port
 
 

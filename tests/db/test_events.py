@@ -14,7 +14,7 @@ import httpx
 import pytest
 from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError
 
-from graph.catalogue import catalogue
+from graph.agents.catalogue import catalogue
 from graph.schema import schema
 from tests.servers import Servers, servers
 from tests.subscribers import (

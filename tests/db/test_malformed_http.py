@@ -2,10 +2,9 @@
 UTF-8 or not JSON, nested 10,000 deep, holding a 5,000-digit integer, not one object; clients
 that go away mid-body or mid-answer. No traceback, no ERROR line, nothing half-written.
 
-Before the checks of graph.request_body, the first three were HTTP 500 with an ERROR traceback
-(UnicodeDecodeError, RecursionError, ValueError: Exceeds the limit (4300 digits)), and a bare
-JSON string body was one too (AttributeError).
-"""
+Before the checks of graph.server.request_body, the first three were HTTP 500 with an ERROR
+traceback (UnicodeDecodeError, RecursionError, ValueError: Exceeds the limit (4300 digits)), and
+a bare JSON string body was one too (AttributeError)."""
 
 from __future__ import annotations
 

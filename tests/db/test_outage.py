@@ -22,8 +22,8 @@ from sqlalchemy import text
 from db.embedded import EmbeddedPostgres, recreate_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker, raw_connection
-from graph.app import create_app
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from lending.access import Role
 from lending.services import api_keys as key_service
 from tests.dbfixtures import http_client

@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from db.read_pool import ReadPool
+from db.reads.pool import ReadPool
 
 # pg_sleep does not notice its client has gone, so it is short: what matters is what follows.
 SLOW_READ = "SELECT (SELECT count(*) FROM applicants) || pg_sleep(0.5)::text"

@@ -32,11 +32,11 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from db.embedded import postgres_binary
-from db.read_pool import ReadPool
+from db.reads.pool import ReadPool
 from db.replica import LAGGING, OK, UNREACHABLE, Replica
 from db.session import RequestSession, connect_arguments, raw_connection
-from graph.app import create_app
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from tests.dbfixtures import http_client
 from tests.factories import create_product
 from tests.servers import free_port

@@ -10,8 +10,8 @@ import httpx
 from playwright.async_api import BrowserContext, Locator, Route
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from graph.ide import OFFLINE, assets, strawberry_page
-from lending.demo import APPLICATIONS
+from graph.server.ide import OFFLINE, assets, strawberry_page
+from lending.services.demo import APPLICATIONS
 from tests.e2e.conftest import ROOT, Demo
 
 KEY = "lnd_demo_admin"

@@ -27,8 +27,8 @@ from db.session import create_engine, create_sessionmaker
 from graph.ids import to_global_id
 from graph.node import TABLES
 from lending.access import Role
-from lending.demo import seed_demo
 from lending.services import api_keys as key_service
+from lending.services.demo import seed_demo
 from tests.faults.harness import ROOT, Database, Server, figure
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "60"))  # per operation and role

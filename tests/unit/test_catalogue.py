@@ -16,8 +16,8 @@ from graphql import GraphQLInputObjectType, GraphQLNonNull, Undefined, parse, va
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from graph.catalogue import OPERATIONS, CatalogueError, catalogue, load
-from graph.mcp_server import manifest
+from graph.agents.catalogue import OPERATIONS, CatalogueError, catalogue, load
+from graph.agents.mcp_server import manifest
 from graph.permissions import required_permissions
 from graph.schema import schema
 from lending.access import Permission, Role, role_may

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from graphql import GraphQLInterfaceType, GraphQLObjectType, get_named_type
 
-from graph.reads import READS
+from graph.compiled.reads import READS
 from graph.schema import schema
 
 # Query fields answered per field only, and why.

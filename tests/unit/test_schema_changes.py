@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from graph import schema_changes
 from graph.cli import main
+from graph.server import schema_changes
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASED = """

@@ -13,7 +13,7 @@ from graphql import (
 )
 
 from graph.schema import schema
-from graph.settings import Settings
+from graph.server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILT_IN_SCALARS = {"String", "Int", "Float", "Boolean", "ID"}

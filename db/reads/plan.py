@@ -1,4 +1,4 @@
-"""Read plans: what one compiled root field reads, in neutral terms that db.read_sql renders.
+"""Read plans: what one compiled root field reads, in neutral terms that db.reads.sql renders.
 
 A plan is built once per (document, operation, role) by the GraphQL layer from a selection and
 the read declared beside each field; it names tables and columns, never GraphQL. Values that
@@ -116,7 +116,7 @@ class ByValue:
 
 
 class Computation(enum.Enum):
-    """Values computed from related rows, rendered by db.read_sql from the rules in lending."""
+    """Values computed from related rows, rendered by db.reads.sql from the rules in lending."""
 
     PRINCIPAL_PAID = "PRINCIPAL_PAID"  # instalment: principal paid, ever
     INTEREST_PAID = "INTEREST_PAID"  # instalment: interest paid, ever

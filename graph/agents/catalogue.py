@@ -1,12 +1,11 @@
 """The catalogue: the GraphQL operations agents, tools and the README use, one file each.
 
-Each file in ``graph/operations/`` holds one named operation, introduced by ``#`` lines that say
-what it does. From the file and the schema the catalogue derives everything a tool needs, so
-nothing is written twice: the document's sha256 (how a persisted operation is sent), the roles
-whose permissions cover every field it selects, and a JSON schema of its variables with the
-schema's own descriptions. An operation whose only variable is ``$input`` takes the input's
-fields as its tool arguments.
-"""
+Each file in ``graph/agents/operations/`` holds one named operation, introduced by ``#`` lines
+that say what it does. From the file and the schema the catalogue derives everything a tool
+needs, so nothing is written twice: the document's sha256 (how a persisted operation is sent),
+the roles whose permissions cover every field it selects, and a JSON schema of its variables
+with the schema's own descriptions. An operation whose only variable is ``$input`` takes the
+input's fields as its tool arguments."""
 
 from __future__ import annotations
 

@@ -2,13 +2,13 @@
 
 Both execution paths use the declaration: the per-field path builds an object's plain fields
 from a row with ``row_values`` and binds arguments with the same functions as the compiler;
-the read compiler (graph.read_planner) turns the declarations under a selection into a read
-plan that db.read_sql renders into one statement. A field without a declaration is not
+the read compiler (graph.compiled.planner) turns the declarations under a selection into a read
+plan that db.reads.sql renders into one statement. A field without a declaration is not
 compilable: a root field whose selection reaches one runs on the per-field path.
 
-Declarations of plain values are the leaves of db.read_plan (``Column``, ``Total``, ``IsSet``,
+Declarations of plain values are the leaves of db.reads.plan (``Column``, ``Total``, ``IsSet``,
 ``TextGlobalId``); the ones below add what only a selection can complete (the related object's
-selection, a page's arguments) and are planned by graph.read_planner.
+selection, a page's arguments) and are planned by graph.compiled.planner.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import strawberry
 
-from db.read_plan import (
+from db.reads.plan import (
     Column,
     Computation,
     Domain,
@@ -53,7 +53,7 @@ class Embedded:
 
 @dataclass(frozen=True)
 class Compute:
-    """A value computed from related rows (see db.read_plan.Computation).
+    """A value computed from related rows (see db.reads.plan.Computation).
 
     ``bind`` turns the field's arguments into the date it is assessed on; ``from_parent`` takes
     the date of the enclosing embedded object instead.

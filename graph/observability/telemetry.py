@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import nullcontext
 from contextvars import ContextVar
@@ -20,10 +21,10 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
-from graph import metrics
-from graph.http import ASGIApp, Message, Receive, Scope, Send, request_id_of
+from graph.observability import metrics
 
 log = logging.getLogger("lending.request")
 
@@ -54,7 +55,7 @@ class RequestRecord:
     errors: list[str] = field(default_factory=list)  # codes of top-level errors
     user_errors: list[str] = field(default_factory=list)  # codes of userErrors
     replays: int = 0
-    tracing: Any = None  # graph.tracing.Tracing when traces are on
+    tracing: Any = None  # graph.observability.tracing.Tracing when traces are on
 
     @property
     def outcome(self) -> str:
@@ -65,6 +66,12 @@ class RequestRecord:
         if self.errors:
             return "errors"
         return "user_errors" if self.user_errors else "ok"
+
+
+def request_id_of(scope: Scope) -> str:
+    """The id the server's RequestIdMiddleware gave this request (a fresh one outside it)."""
+    state = scope.get("state") or {}
+    return str(state.get("request_id") or uuid.uuid4().hex)
 
 
 CURRENT: ContextVar[RequestRecord | None] = ContextVar("request_record", default=None)

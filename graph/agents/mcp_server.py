@@ -21,12 +21,14 @@ from typing import Any, Literal
 import mcp_types as types
 import orjson
 from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 
 from db.errors import OUTAGE, unavailable
-from graph.catalogue import Catalogue, Operation
-from graph.http import (
+from graph.agents.catalogue import Catalogue, Operation
+from graph.observability.telemetry import request_id_of
+from graph.server.http import (
     RETRY_AFTER,
     ASGIApp,
     Receive,
@@ -34,7 +36,6 @@ from graph.http import (
     Send,
     call,
     error_body,
-    request_id_of,
     send_json,
     unavailable_body,
 )
@@ -136,8 +137,6 @@ class ToolServer:
 
     async def run_stdio(self, key: str) -> None:
         """Serve MCP on stdin/stdout, acting with ``key``."""
-        from mcp.server.stdio import stdio_server
-
         self.stdio_authorization = f"Bearer {key}"
         async with stdio_server() as (read, write):
             await self.server.run(read, write, self.server.create_initialization_options())

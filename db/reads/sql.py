@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from db.read_plan import (
+from db.reads.plan import (
     ById,
     ByValue,
     Column,

@@ -6,9 +6,9 @@ ASGI middleware answers such a request itself when everything it needs is alread
 
 - a ``POST`` with a JSON body holding ``query`` (and optionally ``variables``,
   ``operationName``), as every GraphQL client sends;
-- the caller's principal, cached by a previous request (graph.principals);
+- the caller's principal, cached by a previous request (graph.server.principals);
 - the document, parsed and validated before, with the plan of this operation for this role
-  (plans are made by the full path the first time a document runs: graph.compiled);
+  (plans are made by the full path the first time a document runs: graph.compiled.executor);
 - variables that coerce, a cost within the limit, arguments that pass their checks.
 
 The answer is the same bytes the full path writes (the differential tests send every request
@@ -27,22 +27,22 @@ from graphql import get_operation_ast
 from graphql.execution.values import get_variable_values
 
 from db.errors import OUTAGE, unavailable
-from graph import telemetry
-from graph.compiled import CachedDocument, CompiledReads
-from graph.http import (
+from graph.compiled.executor import CachedDocument, CompiledReads
+from graph.inputs import unstorable_field
+from graph.limits import query_cost
+from graph.observability import telemetry
+from graph.observability.telemetry import request_id_of
+from graph.server.http import (
     RETRY_AFTER,
     ASGIApp,
     Message,
     Receive,
     Scope,
     Send,
-    request_id_of,
     send_json,
     unavailable_body,
 )
-from graph.inputs import unstorable_field
-from graph.limits import query_cost
-from graph.principals import PrincipalCache
+from graph.server.principals import PrincipalCache
 
 log = logging.getLogger("lending.compiled")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from graph.http import ASGIApp, Message, Receive, Scope, Send
+from graph.server.http import ASGIApp, Message, Receive, Scope, Send
 
 GRAPHQL_RESPONSE = b"application/graphql-response+json"
 NO_STORE = (b"cache-control", b"private, no-store")

@@ -1,11 +1,11 @@
 """Turn a query operation's selection into read plans, and bind a request's arguments to them.
 
 For each root field of a query the planner walks the selection (fragments, inline fragments,
-aliases, ``@skip``/``@include``, merged fields: graphql-core's own field collection) and
-asks every selected field for the read declared beside it (graph.reads). A field without one,
-an introspection field, a permission the caller's role lacks, or an unusual response key makes
-that root field *not compilable*: it runs on the per-field resolvers. Permissions are decided
-here, so a plan is cached per (document, operation, role).
+aliases, ``@skip``/``@include``, merged fields: graphql-core's own field collection) and asks
+every selected field for the read declared beside it (graph.compiled.reads). A field without
+one, an introspection field, a permission the caller's role lacks, or an unusual response key
+makes that root field *not compilable*: it runs on the per-field resolvers. Permissions are
+decided here, so a plan is cached per (document, operation, role).
 
 Fields with arguments get a *slot*. Binding a request evaluates each slot's arguments exactly
 as the executor does (``get_argument_values``, then Strawberry's conversion) and calls the
@@ -50,9 +50,9 @@ from strawberry.permission import PermissionExtension
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from db import read_plan as rp
-from db.read_sql import Statement
-from graph import reads
+from db.reads import plan as rp
+from db.reads.sql import Statement
+from graph.compiled import reads
 from graph.permissions import required_permissions
 from lending import clock
 from lending.access import Role, role_may

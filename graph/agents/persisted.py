@@ -29,9 +29,9 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 from graphql import ASTValidationRule, DocumentNode, GraphQLError
 
-from graph import telemetry
-from graph.catalogue import Catalogue, catalogue, digest
-from graph.http import ASGIApp, Receive, Scope, Send, error_body, replay, send_json
+from graph.agents.catalogue import Catalogue, catalogue, digest
+from graph.observability import telemetry
+from graph.server.http import ASGIApp, Receive, Scope, Send, error_body, replay, send_json
 
 NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"

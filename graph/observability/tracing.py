@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from graph.telemetry import CURRENT, RequestRecord
+from graph.observability.telemetry import CURRENT, RequestRecord
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from db.read_pool import ReadPool
-    from graph.settings import Settings
+    from db.reads.pool import ReadPool
 
 REQUEST_ID = "lending.request_id"
 
@@ -131,7 +130,18 @@ def _statement_name(sql: str) -> str:
     return words[0].upper() if words else "SQL"
 
 
-def from_settings(settings: Settings, exporter: SpanExporter | None = None) -> Tracing | None:
+class TracingSettings(Protocol):
+    """The settings tracing is made from (graph.server.settings.Settings has them)."""
+
+    @property
+    def otel_exporter_otlp_endpoint(self) -> str | None: ...
+    @property
+    def otel_service_name(self) -> str: ...
+
+
+def from_settings(
+    settings: TracingSettings, exporter: SpanExporter | None = None
+) -> Tracing | None:
     """Tracing to the configured OTLP endpoint (or to ``exporter``); None when not configured."""
     if exporter is None and not settings.otel_exporter_otlp_endpoint:
         return None

@@ -2,14 +2,13 @@
 
 Strawberry's GraphiQL page loads React, GraphiQL and their peers from a public CDN, which a
 closed network, a strict proxy or an offline laptop does not reach. `make graphiql-assets`
-(``python -m graph.ide FOLDER``, see ``main``) fetches the same packages, at the same versions,
-from the npm registry into a folder (``GRAPHIQL_ASSETS``, `.graphiql` by default), laid out as the
-CDN lays them out (``react@18.2.0/umd/…``), keeping only the files the page names (with their
-source maps and licences). When every one of them is there, the router serves the folder under
-``<graphql path>/assets/`` and the page names those copies instead; their integrity hashes stay,
-so the browser still checks that the copies are the CDN's bytes (the fetch checks them first).
-Otherwise the page is Strawberry's, CDN and all.
-"""
+(``python -m graph.server.ide FOLDER``, see ``main``) fetches the same packages, at the same
+versions, from the npm registry into a folder (``GRAPHIQL_ASSETS``, `.graphiql` by default),
+laid out as the CDN lays them out (``react@18.2.0/umd/…``), keeping only the files the page
+names (with their source maps and licences). When every one of them is there, the router serves
+the folder under ``<graphql path>/assets/`` and the page names those copies instead; their
+integrity hashes stay, so the browser still checks that the copies are the CDN's bytes (the
+fetch checks them first). Otherwise the page is Strawberry's, CDN and all."""
 
 from __future__ import annotations
 
@@ -223,9 +222,9 @@ def _unpack(tarball: Path, target: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m graph.ide [--check] [FOLDER]``: fetch the assets, or (``--check``) only say
-    whether the folder has them all (exit status 1 when not)."""
-    parser = argparse.ArgumentParser(prog="python -m graph.ide", description=main.__doc__)
+    """``python -m graph.server.ide [--check] [FOLDER]``: fetch the assets, or (``--check``)
+    only say whether the folder has them all (exit status 1 when not)."""
+    parser = argparse.ArgumentParser(prog="python -m graph.server.ide", description=main.__doc__)
     parser.add_argument("folder", nargs="?", type=Path, default=Path(".graphiql"))
     parser.add_argument("--check", action="store_true", help="only check the folder")
     args = parser.parse_args(argv)

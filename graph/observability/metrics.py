@@ -36,6 +36,9 @@ from db.tasks import stop
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 MAX_OPERATION_NAMES = 200
+if _shared := os.environ.get(MULTIPROCESS):
+    # Made here if missing: a metric without labels opens its file in it as it is made, below.
+    os.makedirs(_shared, exist_ok=True)
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,63}$")
 
 REQUESTS = Counter(

@@ -40,13 +40,13 @@ from graphql.pyutils import Path
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from db.read_pool import ReadPool
-from db.read_sql import Statement, render_data, render_root, shape
+from db.reads.pool import ReadPool
+from db.reads.sql import Statement, render_data, render_root, shape
 from db.replica import Replica
+from graph.compiled.planner import CompiledRoot, NotCompilable, OperationPlan, Planner, bind
+from graph.compiled.reads import READS, SameAs
 from graph.inputs import unstorable_literal
 from graph.limits import cost_variables
-from graph.read_planner import CompiledRoot, NotCompilable, OperationPlan, Planner, bind
-from graph.reads import READS, SameAs
 from lending.access import Role
 
 log = logging.getLogger("lending.compiled")

@@ -2,8 +2,8 @@
 
 Also the request-size limit, an ASGI middleware in front of everything: a body larger than
 ``max_bytes`` (by its Content-Length, or as it streams in) is answered 413 before any of it is
-parsed, and a GraphQL request whose JSON no parser should be trusted with (graph.request_body)
-is answered 400 (415 when it is not JSON at all).
+parsed, and a GraphQL request whose JSON no parser should be trusted with
+(graph.server.request_body) is answered 400 (415 when it is not JSON at all).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import orjson
 
 from db.errors import OUTAGE, unavailable
 from graph.errors import SERVICE_UNAVAILABLE, unavailable_error
-from graph.request_body import BadRequest, check_get, check_post
+from graph.server.request_body import BadRequest, check_get, check_post
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,12 +36,6 @@ log = logging.getLogger("lending.app")
 def request_id(incoming: str) -> str:
     """The client's request id when it is well-formed, else a fresh one."""
     return incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-
-
-def request_id_of(scope: Scope) -> str:
-    """The id RequestIdMiddleware gave this request (a fresh one outside it)."""
-    state = scope.get("state") or {}
-    return str(state.get("request_id") or uuid.uuid4().hex)
 
 
 class ServiceUnavailable(Exception):
@@ -168,7 +162,7 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
         self.max_json_depth = max_json_depth
-        self.path = path  # whose JSON is checked (graph.request_body)
+        self.path = path  # whose JSON is checked (graph.server.request_body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):

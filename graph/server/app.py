@@ -38,15 +38,21 @@ from strawberry.types.graphql import OperationType
 from db.errors import OUTAGE, unavailable
 from db.listener import EventListener
 from db.migrate import current_revision, head_revision
-from db.read_pool import ReadPool
+from db.reads.pool import ReadPool
 from db.replica import Replica
 from db.session import RequestSession, create_engine, create_sessionmaker, pool_usage
-from graph import logs, metrics, telemetry
-from graph.catalogue import catalogue
-from graph.compiled import CompiledReads, RequestReads
+from graph.agents.catalogue import catalogue
+from graph.agents.mcp_server import ToolServer
+from graph.agents.persisted import CatalogueOnly, PersistedOperationsMiddleware
+from graph.compiled.executor import CompiledReads, RequestReads
+from graph.compiled.short_path import CompiledReadsMiddleware
 from graph.context import Context
-from graph.fast_path import CompiledReadsMiddleware
-from graph.http import (
+from graph.observability import logs, metrics, telemetry
+from graph.observability.telemetry import TelemetryMiddleware
+from graph.observability.tracing import Tracing
+from graph.observability.tracing import from_settings as tracing_from
+from graph.schema import LendingSchema, build_schema
+from graph.server.http import (
     RETRY_AFTER,
     BodyLimitMiddleware,
     RequestIdMiddleware,
@@ -55,16 +61,10 @@ from graph.http import (
     unavailable_body,
     unavailable_errors,
 )
-from graph.ide import GraphiQLRouter
-from graph.mcp_server import ToolServer
-from graph.over_http import GraphQLOverHTTPMiddleware
-from graph.persisted import PersistedOperationsMiddleware
-from graph.principals import PrincipalCache
-from graph.schema import LendingSchema, build_schema
-from graph.settings import Settings
-from graph.telemetry import TelemetryMiddleware
-from graph.tracing import Tracing
-from graph.tracing import from_settings as tracing_from
+from graph.server.ide import GraphiQLRouter
+from graph.server.over_http import GraphQLOverHTTPMiddleware
+from graph.server.principals import PrincipalCache
+from graph.server.settings import Settings
 from lending.access import Principal, Role, demo_key
 from lending.services import api_keys as key_service
 
@@ -203,7 +203,9 @@ def create_app(
     sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
     head = head_revision()
     events = EventListener(database_url)
-    schema = schema or build_schema(settings)
+    schema = schema or build_schema(
+        settings, [CatalogueOnly] if settings.persisted_operations_only else []
+    )
     read_pool = ReadPool(
         database_url,
         settings.db_pool_size,

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from db.settings import DatabaseSettings
+from graph.limits import QueryLimits
 
 
 class Settings(DatabaseSettings):
@@ -94,18 +95,24 @@ class Settings(DatabaseSettings):
         description="Answer compilable query root fields with one SQL statement each "
         "(`off`: every field through its resolver).",
     )
-    max_query_depth: int = Field(default=15, description="Deepest selection nesting allowed.")
-    max_aliases: int = Field(default=30, description="Most aliases in one operation.")
-    max_tokens: int = Field(default=5000, description="Most lexical tokens in one document.")
+    max_query_depth: int = Field(
+        default=QueryLimits.max_query_depth, description="Deepest selection nesting allowed."
+    )
+    max_aliases: int = Field(
+        default=QueryLimits.max_aliases, description="Most aliases in one operation."
+    )
+    max_tokens: int = Field(
+        default=QueryLimits.max_tokens, description="Most lexical tokens in one document."
+    )
     max_query_cost: int = Field(
-        default=500_000,
+        default=QueryLimits.max_query_cost,
         description="Most nodes one query may return, as GitHub counts them: connections count "
         "`first` times their selection, plain lists their longest possible length (2 "
         "decisions, 2,600 instalments).",
     )
     persisted_operations_only: bool = Field(
         default=False,
-        description="Run only the catalogue's operations (graph/operations), sent by their "
+        description="Run only the catalogue's operations (graph/agents/operations), sent by their "
         "sha256 or as their exact text; recommended in production, where no client should need "
         "any other document.",
     )
