@@ -36,7 +36,7 @@ test: $(STAMP)  ## run the whole test suite against a PostgreSQL it starts itsel
 
 faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, fuzzing, races, wide differentials
 	$(BIN)/python -m pytest tests/faults -p no:cacheprovider -q $(PYTEST_ARGS)
-	DIFF_GENERATED=6000 DIFF_GENERATED_EVENTS=400 $(BIN)/python -m pytest -p no:cacheprovider -q \
+	DIFF_GENERATED=4000 DIFF_GENERATED_EVENTS=400 $(BIN)/python -m pytest -p no:cacheprovider -q \
 		tests/api/test_compiled_reads.py tests/api/test_event_objects.py -k generated
 
 e2e: $(STAMP)  ## GraphiQL, CORS and the Node clients (graphql-ws, Apollo) against a demo server
