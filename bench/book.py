@@ -38,7 +38,7 @@ from bench.distributions import (
     time_on,
 )
 from bench.products import Product, products
-from lending.access import Role, hash_api_key
+from lending.access import UNLIMITED_BUDGET, Role, hash_api_key
 from lending.money import quantum
 from lending.states import ApplicationStatus, DecisionOutcome
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
@@ -397,7 +397,21 @@ def book_rows(book: Book) -> dict[str, list[Row]]:
 
 
 def api_key_rows() -> list[Row]:
-    return [(1, BENCH_KEY_NAME, Role.ADMIN.value, hash_api_key(BENCH_KEY), False, CUTOFF, None)]
+    # The load generator's key measures throughput: its budget never throttles it.
+    unlimited = UNLIMITED_BUDGET.capacity
+    return [
+        (
+            1,
+            BENCH_KEY_NAME,
+            Role.ADMIN.value,
+            hash_api_key(BENCH_KEY),
+            False,
+            CUTOFF,
+            None,
+            unlimited,
+            unlimited,
+        )
+    ]
 
 
 def _ascii(text: str) -> str:

@@ -99,7 +99,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "principal",
         "interest",
     ),
-    "api_keys": ("id", "name", "role", "key_hash", "demo", "created_at", "revoked_at"),
+    "api_keys": (
+        "id",
+        "name",
+        "role",
+        "key_hash",
+        "demo",
+        "created_at",
+        "revoked_at",
+        "budget_capacity",
+        "budget_restore",
+    ),
 }
 TABLES = tuple(COLUMNS)
 # Left empty (listed so the summary shows them).

@@ -417,6 +417,11 @@ class ApiKey(Base):
     __table_args__ = (
         CheckConstraint("length(name) BETWEEN 1 AND 100", name="name_length"),
         CheckConstraint("key_hash ~ '^[0-9a-f]{64}$'", name="key_hash_format"),
+        CheckConstraint(
+            "(budget_capacity IS NULL) = (budget_restore IS NULL)"
+            " AND (budget_capacity IS NULL OR (budget_capacity > 0 AND budget_restore > 0))",
+            name="budget_complete",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -426,6 +431,9 @@ class ApiKey(Base):
     demo: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The key's own bucket of cost points (lending.access.Budget); its role's when null.
+    budget_capacity: Mapped[int | None] = mapped_column(BigInteger)
+    budget_restore: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class IdempotencyKey(Base):

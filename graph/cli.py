@@ -31,7 +31,7 @@ from db.session import create_engine, create_sessionmaker
 from graph.observability import logs
 from graph.server import schema_changes
 from graph.server.settings import Settings, get_settings
-from lending.access import Role
+from lending.access import ROLE_BUDGETS, Budget, Role
 from lending.errors import DomainError
 from lending.services import api_keys as key_service
 from lending.services import audit as audit_service
@@ -51,6 +51,13 @@ def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     server = EmbeddedPostgres(settings.pg_data_dir)
     server_url = server.start()
     return asyncio.run(ensure_database(server_url, DEMO_DATABASE)), server
+
+
+def _budget(text: str) -> Budget:
+    try:
+        return Budget.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _in_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -201,10 +208,17 @@ def cmd_api_key(settings: Settings, args: argparse.Namespace) -> None:
     upgrade_to_head(url)
     if args.action == "create":
         row, key = _in_session(
-            url, lambda s: key_service.create_key(s, name=args.name, role=Role(args.role))
+            url,
+            lambda s: key_service.create_key(
+                s, name=args.name, role=Role(args.role), budget=args.budget
+            ),
         )
         sys.stdout.write(f"{key}\n")
-        sys.stderr.write(f"Created {row.role.value} key {row.name!r}; it is shown only once.\n")
+        budget = args.budget or ROLE_BUDGETS[row.role]
+        sys.stderr.write(
+            f"Created {row.role.value} key {row.name!r} with a budget of {budget} "
+            "(capacity/restore per second, in cost points); it is shown only once.\n"
+        )
     elif args.action == "revoke":
         _in_session(url, lambda s: key_service.revoke_key(s, args.name))
         sys.stderr.write(f"Revoked {args.name!r}.\n")
@@ -310,6 +324,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     create = key_actions.add_parser("create", help="create a key (printed once)")
     create.add_argument("--name", required=True, help="who uses it; recorded as the actor")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument(
+        "--budget",
+        type=_budget,
+        help="its bucket of cost points, CAPACITY/RESTORE per second (default: its role's: "
+        + ", ".join(f"{role.value} {budget}" for role, budget in ROLE_BUDGETS.items())
+        + ")",
+    )
     key_actions.add_parser("revoke", help="revoke a key").add_argument("name")
     key_actions.add_parser("list", help="list keys (never the keys themselves)")
     keys.set_defaults(run=cmd_api_key)

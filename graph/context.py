@@ -20,6 +20,7 @@ from strawberry.types.graphql import OperationType
 
 from db.listener import EventListener
 from db.session import RequestSession
+from graph.budgets import CostBudgets
 from graph.loaders import Loaders
 from lending.access import Principal
 
@@ -60,6 +61,7 @@ class Context(BaseContext):
     reads: RequestReads | None = None  # the compiled read path, for HTTP requests when on
     compiled: EventReads | None = None  # the compiled read path of events' objects, when on
     over_websocket: bool = False  # a WebSocket connection (else an HTTP request)
+    budgets: CostBudgets | None = None  # the keys' buckets of cost points (graph.budgets)
     loaders: Loaders = field(init=False)
     dry_run: AsyncSession | None = field(init=False, default=None)
 

@@ -1,7 +1,16 @@
 """Query limits and production hardening, checked before execution.
 
-Depth (introspection fields not counted), aliases and lexical tokens are capped by Strawberry's
-limiters with the values from the settings. On top of those, every operation has a cost: the
+Lexical tokens are capped by Strawberry's limiter as the document is parsed. Then, before any
+other validation rule sees the document, one pass (``document_shape``) measures each operation
+with its fragments expanded: its depth (introspection fields not counted), its aliases and its
+fields. Each fragment is measured once and its figures reused wherever it is spread, so the
+pass takes time linear in the document's size, however the fragments nest (a 1 KB document
+spreading each of 30 fragments twice into the next one expands to 2**30 fields: it is refused
+in microseconds, where expanding it would take hours). An operation deeper than
+``max_query_depth``, with more than ``max_aliases`` aliases or ``max_expanded_fields`` fields is
+refused as QUERY_TOO_COMPLEX, and nothing else runs.
+
+On top of those, every operation has a cost: the
 number of objects it may return, counted in the manner of GitHub's node limit::
 
     cost(selection set) = sum of cost(field) over its fields, fragment spreads and inline
@@ -23,7 +32,9 @@ refuses anything outside that range anyway);
 ``len(ids)`` is clamped to 100 likewise. So ``applicants(first: 10) { edges { node { email } } }``
 costs 10 × (1 + 1) = 20, and nested connections multiply. An operation costing more than
 ``max_query_cost`` is refused before any resolver runs; every response that got that far carries
-``extensions.cost = {"requestedNodes": cost, "limit": max_query_cost}``.
+``extensions.cost = {"requestedNodes": cost, "limit": max_query_cost}``, with
+``requestedQueryCost`` and ``throttleStatus`` when the caller's budget was charged
+(graph.budgets).
 
 In production, "Did you mean …?" hints are removed from error messages, and introspection is
 refused (except ``__typename``) unless turned on.
@@ -32,8 +43,9 @@ refused (except ``__typename``) unless turned on.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
 from graphql import (
@@ -48,6 +60,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
     Visitor,
@@ -61,16 +74,16 @@ from graphql import (
 from graphql.validation import (
     ASTValidationRule,
     NoSchemaIntrospectionCustomRule,
-    ValidationContext,
 )
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
 
+from graph.budgets import MUTATION_COST, Charge, cost_report
 from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from lending.assessment import MAX_FACTORS
 from lending.repayment import MAX_INSTALLMENTS
@@ -219,11 +232,13 @@ def cost_variables(document: DocumentNode) -> tuple[str, ...]:
 
 
 class QueryCostLimiter(SchemaExtension):
-    """Refuse an operation whose cost is over the limit; report the cost in the extensions."""
+    """Refuse an operation whose cost is over the limit, or that the caller's bucket of cost
+    points cannot pay for (graph.budgets); report both in the extensions."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.cost: int | None = None
+        self.charge: Charge | None = None
 
     def on_execute(self) -> Iterator[None]:
         # Execution only starts on a document that passed validation, so the walk can trust it.
@@ -241,12 +256,21 @@ class QueryCostLimiter(SchemaExtension):
                 "ask for smaller pages (`first`, `last`) or nest fewer connections.",
                 extensions={"code": "QUERY_TOO_COMPLEX"},
             )
+        request = context.context
+        budgets = getattr(request, "budgets", None)
+        principal = getattr(request, "principal", None)
+        if budgets is not None and principal is not None:
+            mutation = context.operation_type is OperationType.MUTATION
+            self.charge = budgets.charge(principal, MUTATION_COST if mutation else self.cost)
+            if not self.charge.paid:
+                error = self.charge.error(getattr(request, "request_id", None))
+                raise GraphQLError(error["message"], extensions=error["extensions"])
         yield
 
     def get_results(self) -> dict[str, Any]:
         if self.cost is None:
             return {}
-        return {"cost": {"requestedNodes": self.cost, "limit": self.limit}}
+        return {"cost": cost_report(self.cost, self.limit, self.charge)}
 
 
 def _without_suggestion(error: GraphQLError) -> GraphQLError:
@@ -275,17 +299,185 @@ class HideSuggestions(SchemaExtension):
             result.errors = [_without_suggestion(error) for error in errors]  # type: ignore[union-attr]
 
 
-def _tolerate_unknown_fragments(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
-    """``rule``, except that an unknown fragment spread makes it stand down instead of crash."""
+@dataclass(frozen=True)
+class Shape:
+    """A selection set with its fragments expanded: how deep it nests object fields (not
+    counting introspection fields), how many aliases and how many fields it holds."""
 
-    class Tolerant(rule):  # type: ignore[valid-type,misc]
-        def __init__(self, context: ValidationContext) -> None:
-            try:
-                super().__init__(context)
-            except KeyError:  # the depth limiter looks fragments up unchecked
-                ASTValidationRule.__init__(self, context)  # KnownFragmentNames reports it
+    depth: int = 0
+    aliases: int = 0
+    fields: int = 0
 
-    return Tolerant
+
+_NONE = Shape()
+
+
+class _ShapeWalk:
+    """One walk over a document; a fragment is measured once, however often it is spread."""
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.fragments = {
+            definition.name.value: definition
+            for definition in document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        self.measured: dict[str, Shape] = {}
+        # In the document as written (each selection set is read once): directives, and
+        # fields repeating a response name of their selection set (validation compares those
+        # pairwise to check they can merge).
+        self.directives = self.repeated = 0
+
+    def fragment(self, name: str) -> Shape:
+        shape = self.measured.get(name)
+        if shape is None:
+            # A spread of a fragment being measured is a cycle, which validation refuses: it
+            # counts for nothing here. An unknown fragment likewise.
+            self.measured[name] = _NONE
+            fragment = self.fragments.get(name)
+            if fragment is not None:
+                self.measured[name] = shape = self.selections(fragment.selection_set)
+            else:
+                shape = _NONE
+        return shape
+
+    def selections(self, selection_set: SelectionSetNode) -> Shape:
+        depth = aliases = fields = 0
+        names: set[str] = set()
+        for selection in selection_set.selections:
+            self.directives += len(selection.directives or ())
+            if isinstance(selection, FieldNode):
+                name = (selection.alias or selection.name).value
+                self.repeated += name in names
+                names.add(name)
+                inner = _NONE
+                if selection.selection_set is not None:
+                    inner = self.selections(selection.selection_set)
+                introspection = selection.name.value.startswith("__")
+                if selection.selection_set is not None and not introspection:
+                    depth = max(depth, 1 + inner.depth)
+                aliases += (selection.alias is not None) + inner.aliases
+                fields += 1 + inner.fields
+                continue
+            if isinstance(selection, InlineFragmentNode):
+                inner = self.selections(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                inner = self.fragment(selection.name.value)
+            else:
+                continue
+            depth = max(depth, inner.depth)
+            aliases += inner.aliases
+            fields += inner.fields
+        return Shape(depth, aliases, fields)
+
+
+# What one document may hold as written. Validation visits every definition and directive once
+# per rule: a document of thousands of one-line operations or fragments validates for tens of
+# milliseconds, where a client's document (one operation and its fragments) needs a few.
+MAX_OPERATIONS = 20
+MAX_FRAGMENTS = 100
+MAX_DIRECTIVES = 50
+MAX_REPEATED_FIELDS = 100
+
+
+def document_shape(document: DocumentNode) -> tuple[dict[str, Shape], int, int]:
+    """Every operation's shape by name (``anonymous`` for an unnamed one), the directives on
+    the document's selections and its repeated fields, in time linear in the document's size;
+    RecursionError for selections nested beyond Python's stack."""
+    walk = _ShapeWalk(document)
+    shapes = {
+        definition.name.value if definition.name else "anonymous": walk.selections(
+            definition.selection_set
+        )
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+    }
+    for name in walk.fragments:
+        walk.fragment(name)  # spread or not, a fragment is validated: its directives count
+    return shapes, walk.directives, walk.repeated
+
+
+def shape_errors(document: DocumentNode, limits: LimitSettings) -> list[GraphQLError]:
+    """Why ``document`` is too large to validate or run (none when it is not)."""
+    operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+    fragments = sum(isinstance(d, FragmentDefinitionNode) for d in document.definitions)
+    if operations > MAX_OPERATIONS or fragments > MAX_FRAGMENTS:
+        return [
+            _too_complex(
+                f"The document holds {operations} operations and {fragments} fragments. "
+                f"Allowed: {MAX_OPERATIONS} and {MAX_FRAGMENTS}; send one operation at a time."
+            )
+        ]
+    try:
+        shapes, directives, repeated = document_shape(document)
+    except RecursionError:
+        return [_too_complex("The document nests selections too deeply to be read.")]
+    if directives > MAX_DIRECTIVES:
+        return [_too_complex(f"{directives} directives found. Allowed: {MAX_DIRECTIVES}")]
+    if repeated > MAX_REPEATED_FIELDS:
+        return [
+            _too_complex(
+                f"{repeated} fields repeat a name of their selection set. Allowed: "
+                f"{MAX_REPEATED_FIELDS}; ask for each field once."
+            )
+        ]
+    errors: list[GraphQLError] = []
+    for name, shape in shapes.items():
+        if shape.depth > limits.max_query_depth:
+            errors.append(
+                _too_complex(
+                    f"'{name}' exceeds maximum operation depth of {limits.max_query_depth}"
+                )
+            )
+        if shape.aliases > limits.max_aliases:
+            errors.append(
+                _too_complex(f"{shape.aliases} aliases found. Allowed: {limits.max_aliases}")
+            )
+        if shape.fields > limits.max_expanded_fields:
+            errors.append(
+                _too_complex(
+                    f"'{name}' holds {shape.fields} fields with its fragments expanded. Allowed: "
+                    f"{limits.max_expanded_fields}; spread fewer fragments, or ask for less."
+                )
+            )
+    return errors
+
+
+def _too_complex(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "QUERY_TOO_COMPLEX"})
+
+
+Validate = Callable[
+    [GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]
+]
+
+
+def cached_validation(limits: LimitSettings, maxsize: int = 256) -> Validate:
+    """Validation as the server runs it, remembered for the last ``maxsize`` documents: the
+    document's shape first (``shape_errors``), and only a document within the limits goes on
+    to graphql-core's rules (and the schema's own)."""
+
+    @lru_cache(maxsize=maxsize)
+    def validated(
+        schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+    ) -> list[GraphQLError]:
+        return shape_errors(document, limits) or validate_document(schema, document, rules)
+
+    return validated
+
+
+class Validation(SchemaExtension):
+    """Validates each document with ``validate`` (made by ``cached_validation``)."""
+
+    def __init__(self, validate: Validate) -> None:
+        self.validate = validate
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None
+        context.pre_execution_errors = self.validate(
+            context.schema._schema, context.graphql_document, context.validation_rules
+        )
+        yield
 
 
 class LimitSettings(Protocol):
@@ -295,6 +487,10 @@ class LimitSettings(Protocol):
     def max_query_depth(self) -> int: ...
     @property
     def max_aliases(self) -> int: ...
+    @property
+    def max_expanded_fields(self) -> int: ...
+    @property
+    def max_document_chars(self) -> int: ...
     @property
     def max_tokens(self) -> int: ...
     @property
@@ -311,6 +507,8 @@ class QueryLimits:
 
     max_query_depth: int = 15
     max_aliases: int = 30
+    max_expanded_fields: int = 5000
+    max_document_chars: int = 50_000
     max_tokens: int = 5000
     max_query_cost: int = 500_000
     introspection_enabled: bool = True
@@ -319,22 +517,17 @@ class QueryLimits:
 
 def limit_extensions(settings: LimitSettings) -> list[Any]:
     """Schema extensions (classes or factories) enforcing the configured limits."""
-    # The validation rules are made once here and not per request by the limiters' factories:
-    # the validation cache keys on the rule classes, so fresh classes would never hit it.
-    rules: list[type[ASTValidationRule]] = [
-        *map(
-            _tolerate_unknown_fragments,
-            QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        ),
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-    ]
+    # The validation rules are made once here, not per request: the validation cache keys on
+    # the rule classes, so fresh classes would never hit it.
+    rules: list[type[ASTValidationRule]] = []
     if not settings.introspection_enabled:
         rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: AddValidationRules(rules),
         lambda: QueryCostLimiter(settings.max_query_cost),
     ]
+    if rules:
+        extensions.append(lambda: AddValidationRules(rules))
     if settings.production:
         extensions.append(HideSuggestions)
     return extensions

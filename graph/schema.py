@@ -9,9 +9,10 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import ASTValidationRule
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, ParserCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 import graph.enums  # noqa: F401 - registers the domain enums with GraphQL
@@ -23,7 +24,13 @@ from graph.context import QueriesMayReadFromReplica
 from graph.errors import MaskUnexpectedErrors, log_errors, mask
 from graph.events import EventSubscriptions
 from graph.inputs import RefuseUnstorableText
-from graph.limits import LimitSettings, QueryLimits, limit_extensions
+from graph.limits import (
+    LimitSettings,
+    QueryLimits,
+    Validation,
+    cached_validation,
+    limit_extensions,
+)
 from graph.loans import LoanMutations, LoanQueries
 from graph.node import NodeQueries
 from graph.observability.telemetry import TelemetryExtension
@@ -61,7 +68,22 @@ class LendingSchema(strawberry.Schema):
 
     Errors are masked by an extension as the operation ends; a fault raised by an extension's
     own hook ends the operation before that, so what is returned is masked here once more.
+
+    A document longer than ``max_document_chars`` is refused before it is parsed, on every
+    transport: reading a long string literal costs the parser about half a microsecond a
+    character, with the event loop held (long values belong in variables).
     """
+
+    max_document_chars: int = QueryLimits.max_document_chars
+
+    def _too_long(self, query: str | None) -> GraphQLError | None:
+        if query is None or len(query) <= self.max_document_chars:
+            return None
+        return GraphQLError(
+            f"The document has {len(query)} characters. Allowed: {self.max_document_chars}; "
+            "send long values as variables.",
+            extensions={"code": "QUERY_TOO_COMPLEX"},
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -81,6 +103,9 @@ class LendingSchema(strawberry.Schema):
         """Execute a query or mutation; a subscription is refused (InvalidOperationTypeError),
         since its events need a stream (``subscribe``, ``stream``)."""
         allowed = set(allowed_operation_types or OperationType) - {OperationType.SUBSCRIPTION}
+        too_long = self._too_long(query)
+        if too_long is not None:
+            return ExecutionResult(data=None, errors=[too_long])
         result = await super().execute(
             query,
             variable_values,
@@ -107,6 +132,9 @@ class LendingSchema(strawberry.Schema):
         """Stream an operation's results (a subscription's events; WebSocket and multipart
         ``subscribe`` come here too), each masked as ``execute`` masks its one result: the
         extensions see the stream only as a whole."""
+        too_long = self._too_long(query)
+        if too_long is not None:
+            return _refused(too_long)
         results = await super().stream(
             query,
             variable_values,
@@ -133,6 +161,10 @@ async def _masked(results: AsyncGenerator[Any, None], request_id: str) -> AsyncG
             yield result
 
 
+async def _refused(error: GraphQLError) -> AsyncGenerator[Any, None]:
+    yield PreExecutionError(data=None, errors=[error])
+
+
 def build_schema(
     settings: LimitSettings | None = None,
     validation_rules: Sequence[type[ASTValidationRule]] = (),
@@ -141,8 +173,9 @@ def build_schema(
     ``validation_rules`` of the server's (the catalogue-only rule), parser and validation
     caches, error masking."""
     settings = settings or QueryLimits()
+    validate = cached_validation(settings)  # one cache per schema, as the parser's
     rules = [lambda: AddValidationRules(list(validation_rules))] if validation_rules else []
-    return LendingSchema(
+    built = LendingSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -158,9 +191,11 @@ def build_schema(
             TelemetryExtension,
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            lambda: Validation(validate),
         ],
     )
+    built.max_document_chars = settings.max_document_chars
+    return built
 
 
 schema = build_schema()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -64,11 +65,59 @@ def role_may(role: Role, permission: Permission) -> bool:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A key's bucket of cost points: it holds at most ``capacity`` and refills at ``restore``
+    points a second; every request takes its cost from it (graph.server.budgets)."""
+
+    capacity: int
+    restore: int
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """``"CAPACITY/RESTORE"``, both whole numbers of points above zero (``"2000000/100000"``);
+        ValueError otherwise."""
+        capacity, slash, restore = text.partition("/")
+        if not slash or not _POSITIVE.fullmatch(capacity) or not _POSITIVE.fullmatch(restore):
+            raise ValueError("a budget is CAPACITY/RESTORE, two whole numbers above zero")
+        if int(capacity) > MAX_BUDGET or int(restore) > MAX_BUDGET:
+            raise ValueError(f"a budget's numbers are at most {MAX_BUDGET}")
+        return cls(int(capacity), int(restore))
+
+    def __str__(self) -> str:
+        return f"{self.capacity}/{self.restore}"
+
+
+_POSITIVE = re.compile(r"[1-9][0-9]{0,17}")
+MAX_BUDGET = 10**15
+
+# Every role's keys may burst to a few of the costliest queries allowed (500,000 points) and
+# then run one such query every few seconds; a light query costs tens of points. Staff
+# consoles get more than agents, which run in loops.
+ROLE_BUDGETS: dict[Role, Budget] = {
+    Role.ADMIN: Budget(5_000_000, 250_000),
+    Role.UNDERWRITER: Budget(2_000_000, 100_000),
+    Role.SERVICER: Budget(2_000_000, 100_000),
+    Role.AGENT: Budget(2_000_000, 100_000),
+}
+
+
+# For a load generator's key, whose throughput is what is measured.
+UNLIMITED_BUDGET = Budget(MAX_BUDGET, MAX_BUDGET)
+
+
+@dataclass(frozen=True)
 class Principal:
-    """An authenticated caller: the key's name is the actor recorded on everything it does."""
+    """An authenticated caller: the key's name is the actor recorded on everything it does.
+    ``budget`` is the key's own, when it was given one (else its role's: ``ROLE_BUDGETS``)."""
 
     name: str
     role: Role
+    budget: Budget | None = None
+
+    @property
+    def cost_budget(self) -> Budget:
+        """The budget this caller's requests are charged against."""
+        return self.budget or ROLE_BUDGETS[self.role]
 
     def may(self, permission: Permission) -> bool:
         """Whether this caller's role grants ``permission``."""

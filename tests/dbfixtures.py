@@ -18,7 +18,7 @@ from db.session import RequestSession, create_sessionmaker
 from graph.context import Context
 from graph.server.app import create_app
 from graph.server.settings import Settings
-from lending.access import Principal, Role
+from lending.access import UNLIMITED_BUDGET, Principal, Role
 from lending.services import api_keys as key_service
 
 # API keys live for the whole session; everything else is emptied after each test.
@@ -41,13 +41,14 @@ def app(database_url: str) -> FastAPI:
 
 @pytest.fixture(scope="session")
 async def api_keys(engine: AsyncEngine) -> dict[Role, str]:
-    """One active API key per role, named after the role (lowercase)."""
+    """One active API key per role, named after the role (lowercase), whose budgets never
+    throttle them (the budgets' own tests make keys of their own)."""
     keys: dict[Role, str] = {}
     async with create_sessionmaker(engine)() as session, session.begin():
         await session.execute(text("DELETE FROM api_keys"))
         for role in Role:
             _, keys[role] = await key_service.create_key(
-                session, name=role.value.lower(), role=role
+                session, name=role.value.lower(), role=role, budget=UNLIMITED_BUDGET
             )
     return keys
 

@@ -17,7 +17,7 @@ import httpx
 from db.embedded import recreate_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker
-from lending.access import Role
+from lending.access import UNLIMITED_BUDGET, Role
 from lending.services import api_keys as key_service
 from tests.factories import create_product
 
@@ -73,7 +73,9 @@ async def servers(
     try:
         await create_product(engine)
         async with create_sessionmaker(engine)() as session, session.begin():
-            _, key = await key_service.create_key(session, name="ops", role=Role.ADMIN)
+            _, key = await key_service.create_key(
+                session, name="ops", role=Role.ADMIN, budget=UNLIMITED_BUDGET
+            )
     finally:
         await engine.dispose()
     ports = tuple(free_port() for _ in range(count))

@@ -9,14 +9,22 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiKey
-from lending.access import Role
+from lending.access import Budget, Role
 
 
 async def add_key(
-    session: AsyncSession, *, name: str, role: Role, key_hash: str, demo: bool = False
+    session: AsyncSession,
+    *,
+    name: str,
+    role: Role,
+    key_hash: str,
+    demo: bool = False,
+    budget: Budget | None = None,
 ) -> ApiKey:
-    """Store a new key."""
+    """Store a new key (with its own budget, or its role's when ``budget`` is None)."""
     key = ApiKey(name=name, role=role, key_hash=key_hash, demo=demo)
+    if budget is not None:
+        key.budget_capacity, key.budget_restore = budget.capacity, budget.restore
     session.add(key)
     await session.flush()
     return key

@@ -31,7 +31,16 @@ from graphql import ASTValidationRule, DocumentNode, GraphQLError
 
 from graph.agents.catalogue import Catalogue, catalogue, digest
 from graph.observability import telemetry
-from graph.server.http import ASGIApp, Receive, Scope, Send, error_body, replay, send_json
+from graph.server.http import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    error_body,
+    replay,
+    send_json,
+)
 
 NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
@@ -48,13 +57,18 @@ class Refused(Exception):
 
 REGISTERED = 1000  # documents a process remembers
 REGISTERED_MAX_CHARS = 100_000  # longer ones run, but are not remembered
+REGISTERED_MAX_BYTES = 4 << 20  # characters of all the documents a process remembers
 
 
 class Registered:
-    """Documents registered by their hash, least recently used forgotten first."""
+    """Documents registered by their hash, within ``size`` documents and ``max_chars`` in
+    all: when full, the largest are forgotten first (a flood of large documents cannot push
+    out everyone's small ones), then the least recently used."""
 
-    def __init__(self, size: int = REGISTERED) -> None:
+    def __init__(self, size: int = REGISTERED, max_chars: int = REGISTERED_MAX_BYTES) -> None:
         self.size = size
+        self.max_chars = max_chars
+        self.chars = 0
         self._documents: OrderedDict[str, str] = OrderedDict()
 
     def document(self, sha256: str) -> str | None:
@@ -64,19 +78,26 @@ class Registered:
         return text
 
     def register(self, sha256: str, text: str) -> None:
-        if len(text) > REGISTERED_MAX_CHARS:
+        if len(text) > REGISTERED_MAX_CHARS or sha256 in self._documents:
             return
         self._documents[sha256] = text
-        self._documents.move_to_end(sha256)
+        self.chars += len(text)
+        while self.chars > self.max_chars:
+            largest = max(self._documents, key=lambda known: len(self._documents[known]))
+            self.chars -= len(self._documents.pop(largest))
         while len(self._documents) > self.size:
-            self._documents.popitem(last=False)
+            self.chars -= len(self._documents.popitem(last=False)[1])
+
+    def __len__(self) -> int:
+        return len(self._documents)
 
 
 def resolve(
     request: dict[str, Any], known: Catalogue, registered: Registered | None = None
 ) -> dict[str, Any]:
     """``request`` with the text of the document it names by hash (unchanged if it names
-    none); a text sent with its hash is registered."""
+    none). A text sent with its hash is not registered here: ``registering`` says which, and
+    the middleware registers it once the request was answered (a key's, valid document)."""
     extensions = request.get("extensions")
     if not isinstance(extensions, dict):
         extensions = {}
@@ -93,8 +114,6 @@ def resolve(
     if isinstance(text, str):
         if digest(text) != wanted:
             raise Refused(400, "The query's sha256 is not the hash sent with it.", MISMATCH)
-        if registered is not None and known.document(wanted) is None:
-            registered.register(wanted, text)
     else:
         text = known.document(wanted)
         if text is None and registered is not None:
@@ -111,6 +130,9 @@ def resolve(
     return resolved
 
 
+Registering = tuple[str, str] | None  # (sha256, text) to register once the request ran
+
+
 class PersistedOperationsMiddleware:
     """Replaces a catalogue document's hash by its text on requests to ``path``."""
 
@@ -124,45 +146,79 @@ class PersistedOperationsMiddleware:
         if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
+        registering: Registering = None
         try:
             if scope["method"] == "GET":
-                scope = self._get(scope)
+                scope, registering = self._get(scope)
             elif scope["method"] == "POST":
-                scope, receive = await self._post(scope, receive)
+                scope, receive, registering = await self._post(scope, receive)
         except Refused as refused:
             telemetry.note_error(refused.code)
             await send_json(send, refused.status, error_body(refused.message, refused.code))
             return
-        await self.app(scope, receive, send)
+        if registering is None:
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, self._registers(send, *registering))
 
-    def _get(self, scope: Scope) -> Scope:
+    def _registers(self, send: Send, sha256: str, text: str) -> Send:
+        """``send``, registering ``text`` if the answer shows the document ran: a 200 holding
+        data, in one piece (not refused for want of a key, nor as invalid)."""
+        status = 0
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif (
+                status == 200
+                and not message.get("more_body", False)
+                and message.get("body", b"").startswith(b'{"data":{')
+            ):
+                self.registered.register(sha256, text)
+            await send(message)
+
+        return answer
+
+    def _registering(self, request: dict[str, Any], resolved: dict[str, Any]) -> Registering:
+        """A text sent with its hash, to register once it has run."""
+        text = request.get("query")
+        if isinstance(text, str) and resolved is not request:
+            wanted = digest(text)
+            if self.known.document(wanted) is None:
+                return wanted, text
+        return None
+
+    def _get(self, scope: Scope) -> tuple[Scope, Registering]:
         params = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         if "documentId" not in params and "persistedQuery" not in params.get("extensions", ""):
-            return scope
+            return scope, None
         request: dict[str, Any] = dict(params)
         if "extensions" in params:
             try:
                 request["extensions"] = orjson.loads(params["extensions"])
             except orjson.JSONDecodeError:
-                return scope  # left for the GraphQL layer to report
+                return scope, None  # left for the GraphQL layer to report
         resolved = resolve(request, self.known, self.registered)
         params = {k: v for k, v in params.items() if k != "documentId"}
         params["query"] = resolved["query"]
-        return {**scope, "query_string": urlencode(params).encode()}
+        scope = {**scope, "query_string": urlencode(params).encode()}
+        return scope, self._registering(request, resolved)
 
-    async def _post(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive]:
+    async def _post(self, scope: Scope, receive: Receive) -> tuple[Scope, Receive, Registering]:
         content_type = dict(scope["headers"]).get(b"content-type", b"")
         if not content_type.startswith(b"application/json"):
-            return scope, receive
+            return scope, receive, None
         chunks: list[bytes] = []
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return scope, replay(b"".join(chunks), receive)
+                return scope, replay(b"".join(chunks), receive), None
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        registering: Registering = None
         if b"documentId" in body or b"persistedQuery" in body:
             try:
                 request = orjson.loads(body)
@@ -170,12 +226,13 @@ class PersistedOperationsMiddleware:
                 request = None  # left for the GraphQL layer to report
             if isinstance(request, dict):
                 resolved = resolve(request, self.known, self.registered)
+                registering = self._registering(request, resolved)
                 if resolved is not request:
                     body = orjson.dumps(resolved)
                     headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
                     headers.append((b"content-length", str(len(body)).encode()))
                     scope = {**scope, "headers": headers}
-        return scope, replay(body, receive)
+        return scope, replay(body, receive), registering
 
 
 class CatalogueOnly(ASTValidationRule):

@@ -9,7 +9,8 @@ ASGI middleware answers such a request itself when everything it needs is alread
 - the caller's principal, cached by a previous request (graph.server.principals);
 - the document, parsed and validated before, with the plan of this operation for this role
   (plans are made by the full path the first time a document runs: graph.compiled.executor);
-- variables that coerce, a cost within the limit, arguments that pass their checks.
+- variables that coerce, a cost within the limit, arguments that pass their checks, and a
+  caller's budget (graph.budgets) that can pay for it.
 
 The answer is the same bytes the full path writes (the differential tests send every request
 both ways). Anything else — a first sighting, a bad cursor, a key never seen, an unusual
@@ -27,6 +28,7 @@ from graphql import get_operation_ast
 from graphql.execution.values import get_variable_values
 
 from db.errors import OUTAGE, unavailable
+from graph.budgets import CostBudgets, cost_report
 from graph.compiled.executor import CachedDocument, CompiledReads
 from graph.inputs import unstorable_field
 from graph.limits import query_cost
@@ -61,11 +63,13 @@ class CompiledReadsMiddleware:
         compiled: CompiledReads,
         principals: PrincipalCache,
         cost_limit: int,
+        budgets: CostBudgets,
         path: str = "/graphql",
     ) -> None:
         self.app = app
         self.compiled = compiled
         self.principals = principals
+        self.budgets = budgets
         self.cost_limit = cost_limit
         self.path = path
 
@@ -125,18 +129,22 @@ class CompiledReadsMiddleware:
         bound = self.compiled.bind(plan, tuple(plan.slots), variables)
         if bound is None:
             return False
+        charge = self.budgets.charge(principal, cost)
+        if not charge.paid:
+            return False  # the full path answers 429, in the one way it does
         try:
             data = await self.compiled.run_data(plan, bound)
         except Exception as error:
             reason = unavailable(error)
             if reason is None:
                 log.warning("compiled read failed; answering on the full path", exc_info=True)
+                self.budgets.refund(principal, charge.cost)  # the full path charges it
                 return False
             OUTAGE.noticed(reason)
             await send_json(send, 503, unavailable_body(reason, rid), {"retry-after": RETRY_AFTER})
             return True
         extensions = orjson.dumps(
-            {"cost": {"requestedNodes": cost, "limit": self.cost_limit}, "compiled": plan.reading}
+            {"cost": cost_report(cost, self.cost_limit, charge), "compiled": plan.reading}
         )
         payload = b'{"data":' + data + b',"extensions":' + extensions + b"}"
         await send(

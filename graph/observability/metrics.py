@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import math
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -177,11 +179,32 @@ class Sampler:
         REPLICA_LAG.set(math.nan if replica.lag_ms is None else replica.lag_ms / 1000)
 
 
-def endpoint(sampler: Sampler) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(
+    sampler: Sampler, token: str | None = None
+) -> Callable[[Request], Awaitable[Response]]:
     """``GET /metrics`` (the Prometheus text format), reading this process's pools and replica
-    first."""
+    first; with ``token``, only for ``Authorization: Bearer <token>`` (401 otherwise)."""
+    expected = f"Bearer {token}".encode() if token else None
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        if expected is not None and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode("latin-1", "replace"), expected
+        ):
+            return Response(
+                orjson.dumps(
+                    {
+                        "errors": [
+                            {
+                                "message": "Send the metrics token: Authorization: Bearer <token>.",
+                                "extensions": {"code": "UNAUTHENTICATED"},
+                            }
+                        ]
+                    }
+                ),
+                status_code=401,
+                media_type="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         sampler.update()
         found = registry()
         body = generate_latest(found) if found is not None else generate_latest()

@@ -44,6 +44,7 @@ from db.session import RequestSession, create_engine, create_sessionmaker, pool_
 from graph.agents.catalogue import catalogue
 from graph.agents.mcp_server import ToolServer
 from graph.agents.persisted import CatalogueOnly, PersistedOperationsMiddleware
+from graph.budgets import CostBudgets, throttled_error
 from graph.compiled.executor import CompiledReads, RequestReads
 from graph.compiled.short_path import CompiledReadsMiddleware
 from graph.context import Context
@@ -65,6 +66,7 @@ from graph.server.ide import GraphiQLRouter
 from graph.server.over_http import GraphQLOverHTTPMiddleware
 from graph.server.principals import PrincipalCache
 from graph.server.settings import Settings
+from graph.server.shares import KeyShareMiddleware
 from lending.access import Principal, Role, demo_key
 from lending.services import api_keys as key_service
 
@@ -138,15 +140,22 @@ class JSONRouter(GraphiQLRouter):
             raise
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
-        errors = unavailable_errors(
-            response_data.get("errors") if isinstance(response_data, dict) else None
-        )
+        found = response_data.get("errors") if isinstance(response_data, dict) else None
+        errors = unavailable_errors(found)
         if errors:
             return Response(
                 orjson.dumps({"errors": errors[:1]}),
                 status_code=503,
                 media_type="application/json",
                 headers={"Retry-After": RETRY_AFTER},
+            )
+        throttled = throttled_error(found)
+        if throttled is not None:
+            return Response(
+                orjson.dumps(response_data),
+                status_code=429,
+                media_type="application/json",
+                headers={"Retry-After": str(throttled["extensions"]["retryAfter"])},
             )
         return super().create_response(response_data, sub_response)
 
@@ -226,6 +235,7 @@ def create_app(
         else None
     )
     compiled = CompiledReads(schema, read_pool, enabled=settings.compiled_reads, replica=replica)
+    budgets = CostBudgets()
     operations = catalogue(schema._schema)
     tracing = tracing or tracing_from(settings)
     # With no metrics, no request log line and no traces, requests are not recorded at all.
@@ -304,6 +314,7 @@ def create_app(
             reads=reads,
             compiled=compiled if compiled.enabled else None,
             over_websocket=connection.scope["type"] == "websocket",
+            budgets=budgets,
         )
         try:
             yield made
@@ -347,9 +358,14 @@ def create_app(
         compiled=compiled,
         principals=principals,
         cost_limit=settings.max_query_cost,
+        budgets=budgets,
     )
     # A catalogue document sent by its hash is an ordinary request from here on.
     app.add_middleware(PersistedOperationsMiddleware, known=operations)
+    # No key has more than its share of requests at work; a body is read whole before.
+    app.add_middleware(
+        KeyShareMiddleware, limit=settings.key_share, wait_s=settings.key_queue_wait_s
+    )
     # Nothing reads a body before its size is known to be acceptable.
     app.add_middleware(
         BodyLimitMiddleware,
@@ -404,7 +420,9 @@ def create_app(
     app.add_route("/mcp", tools, methods=["GET", "POST", "DELETE"])  # type: ignore[arg-type]
 
     if settings.metrics:
-        app.add_route("/metrics", metrics.endpoint(sampler), methods=["GET"])
+        app.add_route(
+            "/metrics", metrics.endpoint(sampler, settings.metrics_token), methods=["GET"]
+        )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -412,6 +430,8 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
+        """Ready: the database answers at the code's migration. The answer says only that (the
+        why of an unready process is logged; the replica's state is in /metrics)."""
         try:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
@@ -423,19 +443,14 @@ def create_app(
             else:
                 OUTAGE.noticed(reason)
             return JSONResponse(
-                {"status": "unavailable", "database": "unreachable"},
-                503,
-                headers={"Retry-After": RETRY_AFTER},
+                {"status": "unavailable"}, 503, headers={"Retry-After": RETRY_AFTER}
             )
         if revision != head:
-            return JSONResponse(
-                {"status": "unavailable", "database": "ok", "migration": revision, "head": head},
-                503,
+            log.warning(
+                "not ready: the database is at migration %s, the code at %s", revision, head
             )
-        found = {"status": "ok", "database": "ok", "migration": revision}
-        if replica is not None:  # said, never a reason to be unready: queries use the primary
-            found["replica"] = replica.state
-        return JSONResponse(found)
+            return JSONResponse({"status": "unavailable"}, 503)
+        return JSONResponse({"status": "ok"})
 
     return app
 

@@ -36,6 +36,13 @@ class Settings(DatabaseSettings):
         "otherwise.",
     )
     metrics: bool = Field(default=True, description="Serve Prometheus metrics on GET /metrics.")
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="When set, GET /metrics needs `Authorization: Bearer <token>` (401 "
+        "otherwise). Required in production unless METRICS=off: the metrics name operations, "
+        "error codes and pool saturation.",
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318) to send traces to; unset: "
@@ -101,6 +108,16 @@ class Settings(DatabaseSettings):
     max_aliases: int = Field(
         default=QueryLimits.max_aliases, description="Most aliases in one operation."
     )
+    max_expanded_fields: int = Field(
+        default=QueryLimits.max_expanded_fields,
+        description="Most fields one operation may hold with its fragments expanded (each "
+        "spread counts its fragment's fields again); more: QUERY_TOO_COMPLEX.",
+    )
+    max_document_chars: int = Field(
+        default=QueryLimits.max_document_chars,
+        description="Longest GraphQL document accepted, in characters; longer ones are refused "
+        "before they are parsed (QUERY_TOO_COMPLEX): send long values as variables.",
+    )
     max_tokens: int = Field(
         default=QueryLimits.max_tokens, description="Most lexical tokens in one document."
     )
@@ -116,6 +133,19 @@ class Settings(DatabaseSettings):
         "sha256 or as their exact text; recommended in production, where no client should need "
         "any other document.",
     )
+    key_max_concurrency: int = Field(
+        default=0,
+        ge=0,
+        description="Most GraphQL requests of one key at work at once in a process; more wait "
+        "(KEY_QUEUE_WAIT_S) and are then answered 429 THROTTLED. 0: half the database pool "
+        "(DB_POOL_SIZE), at least one.",
+    )
+    key_queue_wait_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds a request beyond its key's KEY_MAX_CONCURRENCY waits for a place "
+        "before it is answered 429 THROTTLED.",
+    )
     lending_api_key: str | None = Field(
         default=None, description="The API key `lending mcp` acts with (its tools run as it)."
     )
@@ -124,6 +154,15 @@ class Settings(DatabaseSettings):
     def _demo_is_not_production(self) -> Settings:
         if self.lending_demo and self.production:
             raise ValueError("LENDING_DEMO cannot be combined with LENDING_ENV=production.")
+        return self
+
+    @model_validator(mode="after")
+    def _production_metrics_need_a_token(self) -> Settings:
+        if self.production and self.metrics and not self.metrics_token:
+            raise ValueError(
+                "LENDING_ENV=production serves /metrics only behind a token: set METRICS_TOKEN "
+                "(16 characters or more), or METRICS=off."
+            )
         return self
 
     @model_validator(mode="after")
@@ -138,6 +177,11 @@ class Settings(DatabaseSettings):
     def cors_origin_list(self) -> list[str]:
         """The allowed origins, without blanks or trailing slashes."""
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def key_share(self) -> int:
+        """The requests one key may have at work at once in a process."""
+        return self.key_max_concurrency or max(1, self.db_pool_size // 2)
 
     @property
     def log_style(self) -> str:

@@ -9,19 +9,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiKey
 from db.repositories import api_keys as repo
-from lending.access import Principal, Role, demo_key, demo_key_name, hash_api_key, new_api_key
+from lending.access import (
+    Budget,
+    Principal,
+    Role,
+    demo_key,
+    demo_key_name,
+    hash_api_key,
+    new_api_key,
+)
 from lending.errors import DomainError, ErrorCode
 from lending.validation import clean_text
 
 
-async def create_key(session: AsyncSession, *, name: str, role: Role) -> tuple[ApiKey, str]:
-    """A new key for ``name``; returns the row and the key itself (shown only this once)."""
+async def create_key(
+    session: AsyncSession, *, name: str, role: Role, budget: Budget | None = None
+) -> tuple[ApiKey, str]:
+    """A new key for ``name`` (charged against ``budget``, or its role's budget when None);
+    returns the row and the key itself (shown only this once)."""
     clean = clean_text(name, "name", max_length=100, required=True, label="Name")
     assert clean is not None
     key = new_api_key()
     try:
         async with session.begin_nested():
-            row = await repo.add_key(session, name=clean, role=role, key_hash=hash_api_key(key))
+            row = await repo.add_key(
+                session, name=clean, role=role, key_hash=hash_api_key(key), budget=budget
+            )
     except IntegrityError:
         raise DomainError(
             ErrorCode.VALIDATION_FAILED, f"A key named {clean!r} exists already.", "name"
@@ -47,7 +60,12 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Prin
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         return None
     row = await repo.active_key(session, hash_api_key(token))
-    return Principal(name=row.name, role=row.role) if row else None
+    if row is None:
+        return None
+    budget = None
+    if row.budget_capacity is not None and row.budget_restore is not None:
+        budget = Budget(row.budget_capacity, row.budget_restore)
+    return Principal(name=row.name, role=row.role, budget=budget)
 
 
 async def ensure_demo_keys(session: AsyncSession) -> dict[Role, str]:

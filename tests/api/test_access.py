@@ -137,7 +137,10 @@ async def test_keys_are_stored_only_as_hashes(engine, api_keys):
 async def test_production_refuses_to_start_with_demo_keys(database_url, engine):
     async with create_sessionmaker(engine)() as session, session.begin():
         await key_service.ensure_demo_keys(session)
-    app = create_app(Settings(database_url=database_url, lending_env="production"), database_url)
+    app = create_app(
+        Settings(database_url=database_url, lending_env="production", metrics_token="m" * 32),
+        database_url,
+    )
     try:
         with pytest.raises(RuntimeError, match="demo API keys are present"):
             async with app.router.lifespan_context(app):
@@ -148,7 +151,10 @@ async def test_production_refuses_to_start_with_demo_keys(database_url, engine):
 
 
 async def test_production_serves_no_graphiql(database_url, admin_key):
-    app = create_app(Settings(database_url=database_url, lending_env="production"), database_url)
+    app = create_app(
+        Settings(database_url=database_url, lending_env="production", metrics_token="m" * 32),
+        database_url,
+    )
     async with http_client(app, admin_key) as client:
         page = await client.get("/graphql", headers={"accept": "text/html"})
         assert "graphiql" not in page.text.lower()

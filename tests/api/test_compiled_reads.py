@@ -42,7 +42,7 @@ from graph.agents.catalogue import catalogue
 from graph.schema import build_schema, schema
 from graph.server.app import create_app
 from graph.server.settings import Settings
-from lending.access import Role
+from lending.access import UNLIMITED_BUDGET, Role
 from lending.services import api_keys as key_service
 from lending.services.demo import seed_demo
 from tests.api.read_queries import NODE_TYPES, Pools, pools_of, read_queries
@@ -79,7 +79,7 @@ async def _keys(url: str) -> dict[Role, str]:
             await session.execute(text("DELETE FROM api_keys"))
             for role in Role:
                 _, keys[role] = await key_service.create_key(
-                    session, name=f"diff-{role.value.lower()}", role=role
+                    session, name=f"diff-{role.value.lower()}", role=role, budget=UNLIMITED_BUDGET
                 )
     finally:
         await engine.dispose()

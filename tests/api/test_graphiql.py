@@ -122,7 +122,7 @@ def test_the_page_says_in_plain_words_when_its_scripts_do_not_load() -> None:
 
 def test_production_refuses_the_demo_setting() -> None:
     with pytest.raises(ValueError, match="LENDING_DEMO"):
-        Settings(lending_env="production", lending_demo=True)
+        Settings(lending_env="production", lending_demo=True, metrics_token="m" * 32)
 
 
 async def test_without_graphiql_no_asset_is_served(app, database_url, tmp_path) -> None:

@@ -17,6 +17,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from graph.agents.persisted import REGISTERED_MAX_CHARS, Registered
 from graph.server.app import create_app
 from graph.server.settings import Settings
 from tests.dbfixtures import http_client
@@ -80,8 +81,9 @@ async def test_with_catalogue_only_a_registered_document_still_does_not_run(only
     sha256 = hashlib.sha256(PRODUCTS.encode()).hexdigest()
     registered = await only_client.post("/graphql", json=apq(PRODUCTS, sha256))
     by_hash = await only_client.post("/graphql", json=apq(None, sha256))
-    for response in (registered, by_hash):
-        assert response.json()["errors"][0]["extensions"]["code"] == "PERSISTED_OPERATION_REQUIRED"
+    assert registered.json()["errors"][0]["extensions"]["code"] == "PERSISTED_OPERATION_REQUIRED"
+    # and, refused, it was not even stored
+    assert by_hash.json()["errors"][0]["message"] == "PersistedQueryNotFound"
 
 
 REQUEST_ERRORS = {
@@ -156,3 +158,33 @@ async def test_every_answer_is_private_and_not_stored(client, app) -> None:
         answers.append(await anonymous.post("/graphql", json={"query": PRODUCTS}))
     assert [a.headers["cache-control"] for a in answers] == ["private, no-store"] * 4
     assert answers[-1].status_code == 401
+
+
+async def test_a_document_is_registered_only_for_a_key_and_only_when_valid(app, client) -> None:
+    stranger = "query Stranger { loanProducts { code } }"
+    invalid = "query Invalid { loanProducts { noSuchField } }"
+    async with http_client(app, None) as anonymous:
+        refused = await anonymous.post(
+            "/graphql", json=apq(stranger, hashlib.sha256(stranger.encode()).hexdigest())
+        )
+    assert refused.status_code == 401
+    invalid_hash = hashlib.sha256(invalid.encode()).hexdigest()
+    answered = await client.post("/graphql", json=apq(invalid, invalid_hash))
+    assert answered.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    # neither was stored: asked by their hash, a key's client is told to send the text
+    for text in (stranger, invalid):
+        by_hash = await client.post(
+            "/graphql", json=apq(None, hashlib.sha256(text.encode()).hexdigest())
+        )
+        assert by_hash.json()["errors"][0]["message"] == "PersistedQueryNotFound"
+
+
+def test_registered_documents_are_capped_in_characters_largest_forgotten_first() -> None:
+    registered = Registered(size=100, max_chars=1000)
+    registered.register("small", "s" * 100)
+    for n in range(5):
+        registered.register(f"large{n}", "l" * 400)
+    assert registered.chars <= 1000
+    assert registered.document("small") == "s" * 100  # large ones went first
+    registered.register("huge", "h" * (REGISTERED_MAX_CHARS + 1))
+    assert registered.document("huge") is None

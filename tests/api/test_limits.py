@@ -24,8 +24,10 @@ DEEP = '{ loan(id: "TG9hbjox") ' + "{ application { loan " * 24 + "{ id }" + " }
 
 MANY_ALIASES = "{ " + " ".join(f"a{i}: __typename" for i in range(1000)) + " }"
 
+# 12 KB, within the document length limit.
+MANY_TOKENS = "{ " + "a " * 6_000 + "}"
 # Just under the 1 MiB body limit (a larger body is refused before it is parsed: HTTP 413).
-MANY_TOKENS = "{ " + "__typename " * 90_000 + "}"
+LONG_DOCUMENT = "{ " + "__typename " * 90_000 + "}"
 
 HUGE_PAGE = "{ applicants(first: 1000000) { edges { node { fullName } } } }"
 
@@ -81,7 +83,12 @@ async def refused(
 @pytest.fixture
 async def production_client(database_url: str, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app as configured for production (introspection left at its default)."""
-    settings = Settings(database_url=database_url, lending_env="production", introspection=None)
+    settings = Settings(
+        database_url=database_url,
+        lending_env="production",
+        introspection=None,
+        metrics_token="m" * 32,
+    )
     app = create_app(settings, database_url)
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {admin_key}"}
@@ -104,10 +111,17 @@ async def test_a_thousand_aliases_are_refused(client):
     assert error["message"] == f"1000 aliases found. Allowed: {LIMITS.max_aliases}"
 
 
-async def test_ninety_thousand_tokens_are_refused(client):
-    body = await refused(client, "90,000 tokens", MANY_TOKENS)
+async def test_six_thousand_tokens_are_refused(client):
+    body = await refused(client, "6,000 tokens", MANY_TOKENS)
     [error] = body["errors"]
     assert f"more than {LIMITS.max_tokens} tokens" in error["message"]
+
+
+async def test_a_document_of_a_megabyte_is_refused_before_it_is_parsed(client):
+    body = await refused(client, "990 KB", LONG_DOCUMENT)
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert f"Allowed: {LIMITS.max_document_chars}" in error["message"]
 
 
 async def test_a_huge_page_is_refused_by_the_resolver(client):
@@ -157,10 +171,12 @@ async def test_the_cost_of_a_nested_query_is_returned(client, engine):
     assert "errors" not in body, body
     [edge] = body["data"]["applicants"]["edges"]
     assert edge["node"]["fullName"] == "Ada Lovelace"
-    assert body["extensions"]["cost"] == {
-        "requestedNodes": SAMPLE_COST,
-        "limit": LIMITS.max_query_cost,
-    }
+    cost = body["extensions"]["cost"]
+    assert cost["requestedNodes"] == SAMPLE_COST
+    assert cost["limit"] == LIMITS.max_query_cost
+    # and what it took from the key's budget
+    assert cost["requestedQueryCost"] == SAMPLE_COST
+    assert cost["throttleStatus"]["currentlyAvailable"] < cost["throttleStatus"]["maximumAvailable"]
 
 
 @pytest.mark.parametrize(

@@ -306,3 +306,25 @@ async def test_with_nothing_to_report_requests_are_not_recorded(
         assert (await client.get("/metrics")).status_code == 404
         answer = await client.post("/graphql", json={"query": PRODUCTS})
     assert answer.json()["data"]["loanProducts"]
+
+
+async def test_with_a_metrics_token_metrics_need_it(database_url, app) -> None:
+    token = "scrape-" + "t" * 24
+    guarded = create_app(
+        Settings(database_url=database_url, metrics_token=token), database_url, app.state.schema
+    )
+    async with http_client(guarded, None) as client:
+        anonymous = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer " + "x" * 31})
+        right = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert anonymous.status_code == wrong.status_code == 401
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "lending_" not in anonymous.text
+    assert right.status_code == 200
+    assert "lending_" in right.text
+
+
+def test_production_needs_a_metrics_token_or_no_metrics() -> None:
+    with pytest.raises(ValueError, match="METRICS_TOKEN"):
+        Settings(lending_env="production")
+    assert Settings(lending_env="production", metrics=False).metrics_token is None

@@ -60,6 +60,7 @@ async def tight(database_url, request) -> AsyncIterator[FastAPI]:
         db_statement_timeout=statement_timeout,
         db_lock_timeout=lock_timeout,
         compiled_reads=False,
+        key_max_concurrency=4,  # one key, two requests: the pool, not its share, is tested
     )
     app = await _serve(settings, database_url)
     yield app

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from db.embedded import recreate_database, with_database
 from db.session import create_sessionmaker
-from lending.access import Role, demo_key
+from lending.access import Budget, Role, demo_key
 from lending.services import api_keys as key_service
 from lending.services import audit as audit_service
 from lending.services.demo import seed_demo
@@ -208,6 +208,8 @@ async def test_api_key_commands(database_url, engine):
         principal = await key_service.authenticate(session, f"Bearer {key}")
     assert principal is not None
     assert (principal.name, principal.role) == ("ops.bot", Role.SERVICER)
+    assert principal.budget is None  # its role's
+    assert "with a budget of 2000000/100000" in created.stderr
     again = await asyncio.to_thread(
         lending, database_url, "api-key", "create", "--name", "ops.bot", "--role", "AGENT"
     )
@@ -224,6 +226,42 @@ async def test_api_key_commands(database_url, engine):
     assert "revoked" in listed.stdout
     async with engine.begin() as connection:
         await connection.execute(text("DELETE FROM api_keys WHERE name = 'ops.bot'"))
+
+
+async def test_a_key_created_with_a_budget_spends_it(database_url, engine):
+    created = await asyncio.to_thread(
+        lending,
+        database_url,
+        "api-key",
+        "create",
+        "--name",
+        "batch.bot",
+        "--role",
+        "AGENT",
+        "--budget",
+        "40000/500",
+    )
+    assert created.returncode == 0, created.stderr
+    async with create_sessionmaker(engine)() as session:
+        principal = await key_service.authenticate(session, f"Bearer {created.stdout.strip()}")
+    assert principal is not None
+    assert principal.cost_budget == Budget(40_000, 500)
+    refused = await asyncio.to_thread(
+        lending,
+        database_url,
+        "api-key",
+        "create",
+        "--name",
+        "x",
+        "--role",
+        "AGENT",
+        "--budget",
+        "1_000/5",
+    )
+    assert refused.returncode == 2
+    assert "CAPACITY/RESTORE" in refused.stderr
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM api_keys WHERE name = 'batch.bot'"))
 
 
 async def test_purge_command(database_url):

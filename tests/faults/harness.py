@@ -8,6 +8,7 @@ the end of the run (tests/faults/conftest.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import httpx
 from db.embedded import EmbeddedPostgres, recreate_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker
-from lending.access import Role
+from lending.access import UNLIMITED_BUDGET, Budget, Role
 from lending.services import api_keys as key_service
 from tests.factories import create_product
 from tests.servers import free_port, wait_ready
@@ -83,8 +84,11 @@ class Database:
         self.server.stop()
 
 
-async def fresh_database(db: Database, name: str) -> tuple[str, dict[Role, str]]:
-    """A migrated database with the demo's PERSONAL-USD product and one key per role."""
+async def fresh_database(
+    db: Database, name: str, budget: Budget | None = UNLIMITED_BUDGET
+) -> tuple[str, dict[Role, str]]:
+    """A migrated database with the demo's PERSONAL-USD product and one key per role (with
+    ``budget``: by default one that never throttles; None: each role's own)."""
     url = await recreate_database(db.url, name)
     await asyncio.to_thread(upgrade_to_head, url)
     engine = create_engine(url, pool_size=1, max_overflow=0)
@@ -94,7 +98,7 @@ async def fresh_database(db: Database, name: str) -> tuple[str, dict[Role, str]]
         async with create_sessionmaker(engine)() as session, session.begin():
             for role in Role:
                 _, keys[role] = await key_service.create_key(
-                    session, name=role.value.lower(), role=role
+                    session, name=role.value.lower(), role=role, budget=budget
                 )
     finally:
         await engine.dispose()
@@ -180,3 +184,32 @@ def audit_verify(url: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=120,
     )
+
+
+async def load(
+    base: str, key: str, bodies: Path, concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """``concurrency`` clients sending ``bodies`` with ``key`` for ``seconds`` from a load
+    generator in a process of its own (bench.load), never waiting when told to; its figures."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.load",
+        "--url",
+        f"{base}/graphql",
+        "--bodies",
+        str(bodies),
+        "--concurrency",
+        str(concurrency),
+        "--requests",
+        "1000000",
+        "--seconds",
+        str(seconds),
+        "--header",
+        f"Authorization: Bearer {key}",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result

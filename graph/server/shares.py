@@ -1,0 +1,147 @@
+"""No key holds more than its share of the process: a cap on a key's requests in flight.
+
+A key has at most ``limit`` GraphQL requests being worked on at once in a process (by default
+half the database pool); more wait up to ``wait_s`` for a place, then are answered HTTP 429
+with ``Retry-After`` and a retryable ``THROTTLED`` error. A place is held from the moment the
+request is read until its answer starts (a subscription streamed over HTTP holds none while
+it waits for events). Shares are per process, as cost budgets are (graph.budgets).
+
+A key told to wait by its budget (a 429 with Retry-After) is answered 429 here, at once, until
+that time has passed: a client that does not wait costs the process an HTTP exchange per
+request, not a GraphQL one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from graph.budgets import THROTTLED, retry_after
+from graph.server.http import ASGIApp, Message, Receive, Scope, Send, send_json
+
+
+class _Share:
+    __slots__ = ("places", "users")
+
+    def __init__(self, limit: int) -> None:
+        self.places = asyncio.Semaphore(limit)
+        self.users = 0
+
+
+class KeyShareMiddleware:
+    """At most ``limit`` GraphQL requests of one key at work at once (see the module
+    docstring); requests without a key pass (they are refused further in)."""
+
+    def __init__(self, app: ASGIApp, limit: int, wait_s: float, path: str = "/graphql") -> None:
+        self.app = app
+        self.limit = limit
+        self.wait_s = wait_s
+        self.path = path
+        self._shares: dict[str, _Share] = {}
+        self._waiting: dict[str, float] = {}  # key → monotonic time it was told to wait for
+
+    def _told_to_wait(self, key: str) -> float | None:
+        """Seconds the key was told to wait still to run, if any."""
+        until = self._waiting.get(key)
+        if until is None:
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._waiting[key]
+            return None
+        return left
+
+    def _tell_to_wait(self, key: str, seconds: float) -> None:
+        if len(self._waiting) >= MAX_WAITING:
+            now = time.monotonic()
+            self._waiting = {k: t for k, t in self._waiting.items() if t > now}
+            if len(self._waiting) >= MAX_WAITING:
+                return  # remembered no longer: such requests go through and are refused there
+        self._waiting[key] = time.monotonic() + seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _bearer(scope) if scope["type"] == "http" and scope["path"] == self.path else None
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        left = self._told_to_wait(key)
+        if left is not None:
+            await _throttled(send, scope, left, "this key was told to wait")
+            return
+        share = self._shares.get(key)
+        if share is None:
+            share = self._shares[key] = _Share(self.limit)
+        share.users += 1
+        try:
+            await self._within(key, share, scope, receive, send)
+        finally:
+            share.users -= 1
+            if share.users == 0:
+                del self._shares[key]
+
+    async def _within(
+        self, key: str, share: _Share, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        places = share.places
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await places.acquire()
+        except TimeoutError:
+            why = f"this key has {self.limit} requests at work already"
+            await _throttled(send, scope, self.wait_s, why)
+            return
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                places.release()
+
+        async def answering(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                release()  # the work is done (or, for a stream, waits for events)
+                if message["status"] == 429:
+                    wait = _retry_after(message)
+                    if wait is not None:
+                        self._tell_to_wait(key, wait)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, answering)
+        finally:
+            release()
+
+
+MAX_WAITING = 10_000  # keys told to wait, remembered at once
+
+
+async def _throttled(send: Send, scope: Scope, wait_s: float, why: str) -> None:
+    seconds = retry_after(wait_s)
+    error = {
+        "message": f"Throttled: {why}. Retry in {seconds} s.",
+        "extensions": {
+            "code": THROTTLED,
+            "retryable": True,
+            "retryAfter": seconds,
+            "requestId": scope.get("state", {}).get("request_id"),
+        },
+    }
+    await send_json(send, 429, {"errors": [error]}, {"retry-after": str(seconds)})
+
+
+def _retry_after(start: Message) -> float | None:
+    for name, value in start.get("headers", ()):
+        if name.lower() == b"retry-after" and value.isdigit():
+            return float(value)
+    return None
+
+
+def _bearer(scope: Scope) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header, spelled as the lookup reads it."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
