@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
+
+from lending.money import decimal_of
 
 
 class RawDecimal(str):
@@ -21,10 +23,8 @@ def _parse_value(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     text = str(value)
-    try:
-        return Decimal(text.strip())
-    except InvalidOperation:
-        return RawDecimal(text)
+    found = decimal_of(text)
+    return RawDecimal(text) if found is None else found
 
 
 def _parse_literal(node: ValueNode, _variables: Any = None) -> Any:

@@ -250,11 +250,9 @@ def _filter(f: ApplicationFilterInput | None) -> ApplicationFilter:
 def _exact(value: Any, name: str) -> Decimal | None:
     if value is None:
         return None
-    if not isinstance(value, Decimal | int) or isinstance(value, bool):
-        raise ClientError(f"`{name}` must be a decimal number sent as a string.")
     try:
         return to_decimal(value, name)
-    except DomainError as error:  # NaN, infinite, or beyond any amount (PostgreSQL would fail)
+    except DomainError as error:  # misspelt, NaN, or beyond any amount (PostgreSQL would fail)
         raise ClientError(f"`{name}`: {error.message}") from None
 
 

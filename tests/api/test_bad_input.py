@@ -61,6 +61,12 @@ AMOUNT = ["input", "amount"]
         ("1e400", "VALIDATION_FAILED"),
         ("10000.001", "VALIDATION_FAILED"),
         (10000.5, "VALIDATION_FAILED"),  # a JSON float cannot carry an exact amount
+        # other spellings of 10000, which Decimal() reads: an amount has one spelling
+        ("10_000", "VALIDATION_FAILED"),
+        ("١٠٠٠٠", "VALIDATION_FAILED"),
+        ("１００００", "VALIDATION_FAILED"),
+        (" 10000 ", "VALIDATION_FAILED"),
+        ("-0", "VALIDATION_FAILED"),
         ("999.99", "AMOUNT_OUT_OF_RANGE"),
         ("50000.01", "AMOUNT_OUT_OF_RANGE"),
     ],
