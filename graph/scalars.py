@@ -37,8 +37,11 @@ def _parse_literal(node: ValueNode, _variables: Any = None) -> Any:
 DecimalScalar = strawberry.scalar(
     name="Decimal",
     description=(
-        'An exact decimal number, sent and returned as a JSON string such as "25000.00". '
-        "Amounts have at most as many decimals as their currency allows; floats are refused."
+        'An exact decimal number, sent and returned as a JSON string such as "25000.00": ASCII '
+        "digits with an optional minus sign, decimal point and exponent, without spaces, "
+        'underscores or a signed zero ("-0"); floats are refused. Amounts are sent with at '
+        "most as many decimals as their currency has, and returned with exactly as many "
+        '("78028" yen, "12.50" dollars).'
     ),
     serialize=str,
     parse_value=_parse_value,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from lending.errors import DomainError, ErrorCode
 
@@ -70,6 +70,18 @@ def decimal_of(text: str) -> Decimal | None:
     except InvalidOperation:
         return None
     return None if value.is_zero() and value.is_signed() else value
+
+
+def as_written(value: Decimal, currency: str) -> Decimal:
+    """An amount as every answer writes it: with exactly its currency's minor digits (JPY
+    "78028", USD "12.50"), whether stored (NUMERIC(18, 2)) or computed.
+
+    Amounts already have no more digits than their currency allows, so nothing is rounded in
+    practice; where something is, it is as PostgreSQL's round() does (half away from zero), so
+    that both read paths agree. Zero is unsigned.
+    """
+    written = value.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+    return written.copy_abs() if written.is_zero() else written
 
 
 def to_decimal(raw: object, field: str, what: str = "Amount") -> Decimal:

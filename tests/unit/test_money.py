@@ -8,6 +8,7 @@ import pytest
 
 from lending.errors import DomainError, ErrorCode
 from lending.money import (
+    as_written,
     decimal_of,
     decimal_places,
     parse_amount,
@@ -153,3 +154,18 @@ def test_plain_spellings_are_read(text):
 def test_a_signed_zero_decimal_is_refused_as_well():
     with pytest.raises(DomainError):
         to_decimal(Decimal("-0.00"), "amount")
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "expected"),
+    [
+        ("78028.00", "JPY", "78028"),
+        ("78028", "JPY", "78028"),
+        ("12.5", "USD", "12.50"),
+        ("0", "USD", "0.00"),
+        ("-0.00", "USD", "0.00"),
+        ("0.005", "USD", "0.01"),  # as PostgreSQL's round(): half away from zero
+    ],
+)
+def test_amounts_are_written_with_exactly_their_currency_digits(value, currency, expected):
+    assert str(as_written(Decimal(value), currency)) == expected
