@@ -12,7 +12,7 @@ import graph.types  # noqa: F401 - every type node(id:) can return
 from graph.compiled.reads import AnyNode, reads
 from graph.context import Info
 from graph.errors import ClientError
-from graph.ids import parse_global_id
+from graph.ids import read_id
 from graph.permissions import READ
 from graph.relay import MAX_PAGE_SIZE, GlobalId, Node, RowView
 
@@ -24,17 +24,18 @@ TABLES = {
 }
 
 
-def node_ref(id: str) -> tuple[str, int] | None:
-    """(type name, key) of an object ``node(id:)`` can return; None for any other id."""
-    parsed = parse_global_id(id)
-    return parsed if parsed is not None and parsed[0] in TABLES else None
+def node_ref(id: str, argument: str = "id") -> tuple[str, int] | None:
+    """(type name, key) of an object ``node(id:)`` can return; None for the id of any other
+    type, BAD_USER_INPUT for text that is not an id."""
+    parsed = read_id(id, argument)
+    return parsed if parsed[0] in TABLES else None
 
 
 def node_refs(ids: Sequence[str]) -> list[tuple[str, int] | None]:
     """``node_ref`` of each id, at most 100 of them."""
     if len(ids) > MAX_PAGE_SIZE:
         raise ClientError(f"`ids` takes at most {MAX_PAGE_SIZE} ids.")
-    return [node_ref(i) for i in ids]
+    return [node_ref(i, "ids") for i in ids]
 
 
 async def load_node(info: Info, ref: tuple[str, int] | None) -> Node | None:

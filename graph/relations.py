@@ -9,11 +9,12 @@ for connections, from their ``Page`` declaration, and ``lookup`` for a root fiel
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 
-from db.reads.plan import PageArgs, ToMany, ToOne
+from db.reads.plan import Column, Money, PageArgs, ToMany, ToOne, Total
 from db.repositories import pages
 from graph.compiled.reads import ById, Page, attribute_of, reads
 from graph.context import Info
@@ -21,6 +22,7 @@ from graph.ids import key_for
 from graph.loaders import Nested
 from graph.permissions import Guard
 from graph.relay import Connection, GlobalId, Node, RowView, connection
+from lending.money import as_written
 
 
 def _local(root: Any, column: str) -> Any:
@@ -47,6 +49,30 @@ def to_many(link: ToMany, description: str) -> Any:
         return [view.from_row(row) for row in rows]
 
     return strawberry.field(resolver=resolve, description=description, metadata=reads(link))
+
+
+async def currency_of(info: Info, row: Any, links: tuple[ToOne, ...]) -> str:
+    """The currency of a row's amounts: its own, or that of the row ``links`` lead to."""
+    for link in links:
+        row = await info.context.loaders.one(link.table, link.remote).load(getattr(row, link.local))
+    currency: str = row.currency
+    return currency
+
+
+async def in_currency(info: Info, root: Any, value: Decimal, money: Money) -> Decimal:
+    """An amount of ``root``'s row with exactly its currency's minor digits."""
+    return as_written(value, await currency_of(info, root.row, money.currency))
+
+
+def money(read: Column | Total, description: str, currency: tuple[ToOne, ...] = ()) -> Any:
+    """A field holding an amount of the type's row, in the currency ``currency`` leads to."""
+    declared = Money(read, currency)
+
+    async def resolve(root: Any, info: Info) -> Decimal | None:
+        value = read.read(root.row)
+        return None if value is None else await in_currency(info, root, value, declared)
+
+    return strawberry.field(resolver=resolve, description=description, metadata=reads(declared))
 
 
 async def page_of(

@@ -10,11 +10,9 @@ keyset cursors, in the connection's order whichever end the page was read from.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime
-from decimal import InvalidOperation
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 import strawberry
@@ -25,6 +23,7 @@ from db.pagination import PageRequest
 from db.reads.plan import Kind, Order, PageArgs, RowGlobalId
 from graph.compiled.reads import reads, row_values
 from graph.errors import ClientError
+from graph.ids import MAX_KEY, decode_opaque
 from graph.loaders import Loaders
 from lending.errors import DomainError
 from lending.money import to_decimal
@@ -65,6 +64,9 @@ class RowView:
 
     TABLE: ClassVar[str]
     _by_table: ClassVar[dict[str, type[RowView]]] = {}
+    # The row the object was made from: amounts are written from it in their currency
+    # (graph.relations.amount). Not a dataclass field, so never in the schema.
+    row: Any = None
 
     def __init_subclass__(cls, table: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -75,12 +77,14 @@ class RowView:
     @classmethod
     def from_row(cls, row: Any) -> Self:
         """The object of a row."""
-        return cls(**row_values(cls, row))
+        made = cls(**row_values(cls, row))
+        made.row = row
+        return made
 
     @classmethod
     def of(cls, row: Any | None) -> Self | None:
         """The object of a row, or None for none."""
-        return None if row is None else cls(**row_values(cls, row))
+        return None if row is None else cls.from_row(row)
 
     @classmethod
     async def load(cls, loaders: Loaders, key: int) -> Self | None:
@@ -153,11 +157,27 @@ def encode_cursor(order: str, value: Any, key: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# The longest cursor written (an overdue list's, between two dates) is about 130 characters;
+# a longer one is forged, and no longer one can nest deep enough to exhaust the parser's stack.
+MAX_CURSOR_LENGTH = 400
+BIGINT = range(-(2**63), 2**63)
+
+
 def _parse_sort_value(text: str, kind: Kind) -> Any:
+    """A sort value from its cursor text, within the range of the column it is compared to;
+    ValueError otherwise."""
     if kind is Kind.DATETIME:
-        return datetime.fromisoformat(text)
+        # Cursors hold instants in UTC. Any UTC instant Python holds, PostgreSQL holds too;
+        # another offset could move it past year 9999, where Python cannot convert it.
+        value = datetime.fromisoformat(text)
+        if value.utcoffset() != timedelta(0):
+            raise ValueError(text)
+        return value
     if kind is Kind.INT:
-        return int(text)
+        number = int(text)
+        if number not in BIGINT:
+            raise ValueError(text)
+        return number
     if kind is Kind.DATE:
         return date.fromisoformat(text)
     if kind is Kind.DECIMAL:
@@ -171,22 +191,33 @@ def _parse_sort_value(text: str, kind: Kind) -> Any:
 def decode_cursor(cursor: str, order: Order, argument: str = "after") -> tuple[Any, int]:
     """(sort value, key) from a cursor made under ``order``; a ClientError otherwise.
 
-    ``argument`` names the argument the cursor came in, for the error message.
+    A cursor has one spelling, the one ``encode_cursor`` writes: any other text is refused,
+    as are values out of their column's range. ``argument`` names the argument the cursor
+    came in, for the error message.
     """
+    invalid = ClientError(f"`{argument}` is not a valid cursor.")
+    raw = decode_opaque(cursor, MAX_CURSOR_LENGTH)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_order, text, key = json.loads(raw)
-        if cursor_order != order.name:
-            raise ClientError(
-                f"The cursor was made for another ordering; restart without `{argument}`."
-            )
-        if not isinstance(key, int) or not isinstance(text, str):
-            raise ValueError(cursor)
-        return _parse_sort_value(text, order.kind), key
-    except ClientError:
-        raise
-    except (binascii.Error, ValueError, TypeError, InvalidOperation, UnicodeDecodeError):
-        raise ClientError(f"`{argument}` is not a valid cursor.") from None
+        parts = json.loads(raw) if raw is not None else None
+    except (ValueError, RecursionError):
+        raise invalid from None
+    if not isinstance(parts, list) or len(parts) != 3 or type(parts[0]) is not str:
+        raise invalid
+    cursor_order, text, key = parts
+    if cursor_order != order.name:
+        raise ClientError(
+            f"The cursor was made for another ordering; restart without `{argument}`."
+        )
+    # type(), not isinstance(): JSON's true and false are Python ints.
+    if type(text) is not str or type(key) is not int or not 0 < key <= MAX_KEY:
+        raise invalid
+    try:
+        value = _parse_sort_value(text, order.kind)
+    except ValueError:
+        raise invalid from None
+    if encode_cursor(order.name, value, key) != cursor:
+        raise invalid
+    return value, key
 
 
 def _kind_of(attribute: InstrumentedAttribute[Any]) -> Kind:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
+
+from lending.money import decimal_of
 
 
 class RawDecimal(str):
@@ -21,10 +23,8 @@ def _parse_value(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     text = str(value)
-    try:
-        return Decimal(text.strip())
-    except InvalidOperation:
-        return RawDecimal(text)
+    found = decimal_of(text)
+    return RawDecimal(text) if found is None else found
 
 
 def _parse_literal(node: ValueNode, _variables: Any = None) -> Any:
@@ -37,8 +37,11 @@ def _parse_literal(node: ValueNode, _variables: Any = None) -> Any:
 DecimalScalar = strawberry.scalar(
     name="Decimal",
     description=(
-        'An exact decimal number, sent and returned as a JSON string such as "25000.00". '
-        "Amounts have at most as many decimals as their currency allows; floats are refused."
+        'An exact decimal number, sent and returned as a JSON string such as "25000.00": ASCII '
+        "digits with an optional minus sign, decimal point and exponent, without spaces, "
+        'underscores or a signed zero ("-0"); floats are refused. Amounts are sent with at '
+        "most as many decimals as their currency has, and returned with exactly as many "
+        '("78028" yen, "12.50" dollars).'
     ),
     serialize=str,
     parse_value=_parse_value,

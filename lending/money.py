@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from lending.errors import DomainError, ErrorCode
 
@@ -54,6 +54,36 @@ def round_money(value: Decimal, currency: str) -> Decimal:
     return value.quantize(quantum(currency), rounding=ROUND_HALF_EVEN)
 
 
+SPELLING = (
+    "write ASCII digits with an optional minus sign, decimal point and exponent, "
+    'without spaces, underscores or a signed zero ("-0")'
+)
+
+
+def decimal_of(text: str) -> Decimal | None:
+    """The number ``text`` spells, if it is spelled the one way accepted (``SPELLING``): the
+    digits any client means by it, so that one value never arrives in several spellings."""
+    if not text.isascii() or "_" in text or text != text.strip():
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return None if value.is_zero() and value.is_signed() else value
+
+
+def as_written(value: Decimal, currency: str) -> Decimal:
+    """An amount as every answer writes it: with exactly its currency's minor digits (JPY
+    "78028", USD "12.50"), whether stored (NUMERIC(18, 2)) or computed.
+
+    Amounts already have no more digits than their currency allows, so nothing is rounded in
+    practice; where something is, it is as PostgreSQL's round() does (half away from zero), so
+    that both read paths agree. Zero is unsigned.
+    """
+    written = value.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+    return written.copy_abs() if written.is_zero() else written
+
+
 def to_decimal(raw: object, field: str, what: str = "Amount") -> Decimal:
     """Turn client input into a finite Decimal, or raise VALIDATION_FAILED (the messages name
     the value as ``what``: an amount, an interest rate, a score).
@@ -66,18 +96,18 @@ def to_decimal(raw: object, field: str, what: str = "Amount") -> Decimal:
             f'Send {what.lower()}s as strings such as "1000.00", not as floating-point numbers.',
             field,
         )
-    if isinstance(raw, Decimal):
-        value = raw
-    elif isinstance(raw, int):
+    if isinstance(raw, int):
         value = Decimal(raw)
     else:
-        text = str(raw).strip()
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
+        text = str(raw)
+        found = decimal_of(text)
+        if found is None:
             raise DomainError(
-                ErrorCode.VALIDATION_FAILED, f"{text[:40]!r} is not a decimal number.", field
-            ) from None
+                ErrorCode.VALIDATION_FAILED,
+                f"{text[:40]!r} is not a decimal number: {SPELLING}.",
+                field,
+            )
+        value = found
     if not value.is_finite():
         raise DomainError(ErrorCode.VALIDATION_FAILED, f"{what} must be a finite number.", field)
     if value.copy_abs() > MAX_AMOUNT:

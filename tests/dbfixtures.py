@@ -144,3 +144,19 @@ async def gql(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def both_paths(
+    client: httpx.AsyncClient,
+    per_field_client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The answer of both read paths (the compiled app twice: its executor, then its short
+    path), asserted to be the same apart from ``extensions.compiled``."""
+    expected = await gql(per_field_client, query, variables)
+    for _ in range(2):
+        answer = await gql(client, query, variables)
+        answer.get("extensions", {}).pop("compiled", None)
+        assert answer == expected
+    return expected

@@ -214,6 +214,19 @@ class OldestOverdue:
     obj: Obj
 
 
+@dataclass(frozen=True)
+class Money:
+    """An amount written with exactly its currency's minor digits (JPY "78028", USD "12.50").
+
+    ``value`` is what the amount is read as (a column, a total, a computed value, a sum);
+    ``currency`` the links from the current row to the row whose ``currency`` column names the
+    currency (none: the current row's own).
+    """
+
+    value: Any
+    currency: tuple[ToOne, ...] = ()
+
+
 # ---- connections ------------------------------------------------------------------------------
 
 
@@ -332,6 +345,7 @@ Value: TypeAlias = (
     | Const
     | ByValue
     | Computed
+    | Money
     | One
     | Many
     | SumOf

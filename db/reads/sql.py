@@ -38,6 +38,7 @@ from db.reads.plan import (
     IsSet,
     Kind,
     Many,
+    Money,
     NodeById,
     Obj,
     OldestOverdue,
@@ -303,6 +304,9 @@ class _Render:
             return f"CASE {row}.{value.name} {whens} END"
         if isinstance(value, Computed):
             return self.computed(value, row)
+        if isinstance(value, Money):
+            digits = _minor_digits(self.currency(value, row))
+            return f"round(({self.value(value.value, row)})::numeric, {digits})::text"
         if isinstance(value, One):
             link = value.link
             return self.row_object(
@@ -331,6 +335,18 @@ class _Render:
                 "installments", value.obj, where, " ORDER BY {t}.due_date, {t}.number LIMIT 1"
             )
         return self.connection(value, row)
+
+    def currency(self, money: Money, row: str) -> str:
+        """The currency of an amount: a column of ``row`` or of a row linked to it."""
+        links = money.currency
+        if not links:
+            return f"{row}.currency"
+        found = f"{row}.{links[0].local}"
+        for n, link in enumerate(links):
+            c = self.alias("c")
+            wanted = links[n + 1].local if n + 1 < len(links) else "currency"
+            found = f"(SELECT {c}.{wanted} FROM {link.table} {c} WHERE {c}.{link.remote} = {found})"
+        return found
 
     def column(self, column: Column, row: str) -> str:
         """A column as JSON: dates are written as ISO 8601 by PostgreSQL's JSON output itself.

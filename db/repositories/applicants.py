@@ -23,8 +23,9 @@ class ApplicantFilter:
 
     @staticmethod
     def name_pattern(part: str) -> str:
-        """The ILIKE pattern matching names that contain ``part``."""
-        return "%" + part.replace("\\", "\\\\").replace("%", "\\%") + "%"
+        """The ILIKE pattern matching names that contain ``part`` (every character literally)."""
+        escaped = part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return "%" + escaped + "%"
 
 
 async def get_or_create_applicant(

@@ -300,6 +300,21 @@ class Planner:
         if name == "__typename":
             return rp.Const(_json(parent.name))
         field_def, declaration = self.declaration(parent, details)
+        if isinstance(declaration, rp.Money):
+            value = self.read(parent, details, scope, field_def, declaration.value)
+            return rp.Money(value, declaration.currency)
+        return self.read(parent, details, scope, field_def, declaration)
+
+    def read(
+        self,
+        parent: GraphQLObjectType,
+        details: list[FieldDetails],
+        scope: int | None,
+        field_def: GraphQLField,
+        declaration: Any,
+    ) -> rp.Value:
+        """The plan of a field's declared read."""
+        name = details[0].node.name.value
         named = get_named_type(field_def.type)
         takes_arguments = bool(details[0].node.arguments) or bool(field_def.args)
         if isinstance(declaration, rp.Column | rp.Total | rp.IsSet | rp.TextGlobalId):

@@ -27,6 +27,7 @@ from db.reads.plan import (
     Computation,
     Domain,
     IsSet,
+    Money,
     RowGlobalId,
     SumOf,
     TextGlobalId,
@@ -130,6 +131,7 @@ class SameAs:
 
 Declaration = (
     Leaf
+    | Money
     | ToOne
     | ToMany
     | SumOf

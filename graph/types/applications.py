@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from db import models
-from db.reads.plan import PageArgs, ToMany, ToOne
+from db.reads.plan import Column, PageArgs, ToMany, ToOne
 from db.repositories.applications import ApplicationFilter
 from graph.compiled.reads import ByStatus, Embedded, column, private, reads
 from graph.context import Info
 from graph.enums import OrderDirection, graphql_enum
 from graph.errors import ClientError
 from graph.loaders import DECISIONS
-from graph.relations import to_many, to_one
+from graph.relations import money, to_many, to_one
 from graph.relay import Node, RowView, paginate
 from graph.types.loans import Loan
 from graph.types.products import LoanProduct
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from graph.types.applicants import Applicant
 
 NEWEST_DECISION_FIRST = (("decided_at", True), ("id", True))
+# Where the currency of an application's amounts is: its product's.
+PRODUCT_CURRENCY = (ToOne("loan_products", "product_id"),)
 
 
 @strawberry.type(description="An application for a loan, and where it stands.")
@@ -38,12 +40,15 @@ class LoanApplication(Node, table="loan_applications"):
     applicant_key: strawberry.Private[int] = private("applicant_id")
     product_key: strawberry.Private[int] = private("product_id")
     reference: str = column("reference", "Human-friendly reference, such as APP-7K3M9Q2XBD.")
-    amount_requested: Decimal = column("amount_requested", "Amount asked for.")
+    amount_requested: Decimal = money(
+        Column("amount_requested"), "Amount asked for.", PRODUCT_CURRENCY
+    )
     term_months: int = column("term_months", "Term asked for, in months.")
     purpose: str | None = column("purpose", "What the loan is for, as declared.")
-    declared_monthly_income: Decimal | None = column(
-        "declared_monthly_income",
+    declared_monthly_income: Decimal | None = money(
+        Column("declared_monthly_income"),
         "Monthly income the applicant declared, in the product's currency.",
+        PRODUCT_CURRENCY,
     )
     status: ApplicationStatus = column("status", "Current status.")
     version: int = column(
@@ -126,8 +131,10 @@ class Decision(Node, table="decisions"):
     reason: str = column("reason", "Why, in the decider's words.")
     decided_by: str = column("decided_by", "Who decided (the caller's name).")
     decided_at: datetime = column("decided_at", "When the decision was recorded.")
-    approved_amount: Decimal | None = column(
-        "approved_amount", "Approved amount, when APPROVED with an amount other than requested."
+    approved_amount: Decimal | None = money(
+        Column("approved_amount"),
+        "Approved amount, when APPROVED with an amount other than requested.",
+        (ToOne("loan_applications", "application_id"), *PRODUCT_CURRENCY),
     )
     annual_interest_rate: Decimal | None = column(
         "annual_interest_rate",
@@ -250,11 +257,9 @@ def _filter(f: ApplicationFilterInput | None) -> ApplicationFilter:
 def _exact(value: Any, name: str) -> Decimal | None:
     if value is None:
         return None
-    if not isinstance(value, Decimal | int) or isinstance(value, bool):
-        raise ClientError(f"`{name}` must be a decimal number sent as a string.")
     try:
         return to_decimal(value, name)
-    except DomainError as error:  # NaN, infinite, or beyond any amount (PostgreSQL would fail)
+    except DomainError as error:  # misspelt, NaN, or beyond any amount (PostgreSQL would fail)
         raise ClientError(f"`{name}`: {error.message}") from None
 
 

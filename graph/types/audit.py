@@ -12,7 +12,7 @@ from db.reads.plan import PageArgs, TextGlobalId
 from db.repositories.audit import ChainFilter
 from graph.compiled.reads import column, derived
 from graph.errors import ClientError
-from graph.ids import parse_global_id
+from graph.ids import read_id
 from graph.relay import RowView, paginate
 from lending.audit import chain_of
 
@@ -50,10 +50,8 @@ def audit_page(
     args = paginate(
         first, after, last=last, before=before, sort=models.AuditEvent.id, name="SEQUENCE:ASC"
     )
-    parsed = parse_global_id(entity_id)
-    if parsed is None:
-        flt = ChainFilter()
-    elif parsed[0] == "LoanApplication":
+    parsed = read_id(entity_id, "entityId")
+    if parsed[0] == "LoanApplication":
         flt = ChainFilter(chain=chain_of(parsed[1]))
     elif parsed[0] == "Loan":
         flt = ChainFilter(loan_key=parsed[1])

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
-from db.reads.plan import Computation, Domain, PageArgs, ToOne
+from db.reads.plan import Column, Computation, Domain, Money, PageArgs, ToOne
 from db.repositories.loans import LoanFilter
 from graph.compiled.reads import ByStatus, Compute, Embedded, Page, column, private, reads
 from graph.context import Info
-from graph.relations import page_of, to_one
+from graph.relations import money, page_of, to_one
 from graph.relay import After, Before, Connection, First, Last, Node, paginate
 from graph.types.servicing import (
     AS_OF,
@@ -29,6 +29,7 @@ from graph.types.servicing import (
 )
 from lending import clock
 from lending.delinquency import BUCKET_BOUNDS, DelinquencyBucket
+from lending.money import as_written
 from lending.repayment import left_to_pay
 from lending.settlement import AccrualTerms, settlement_quote
 from lending.settlement import SettlementQuote as Quote
@@ -82,7 +83,7 @@ class Loan(Node, table="loans"):
     application_key: strawberry.Private[int] = private("application_id")
     applicant_key: strawberry.Private[int] = private("applicant_id")
     reference: str = column("reference", "Human-friendly reference, such as LN-4F7P2K9QZM.")
-    principal: Decimal = column("principal", "Amount lent.")
+    principal: Decimal = money(Column("principal"), "Amount lent.")
     currency: str = column("currency", "ISO 4217 currency code of all amounts.")
     annual_interest_rate: Decimal = column(
         "annual_interest_rate", 'Nominal annual interest rate in percent, such as "9.99".'
@@ -103,11 +104,11 @@ class Loan(Node, table="loans"):
         "closed_reason", "Why the loan was cancelled or written off, if it was."
     )
     closed_at: datetime | None = column("closed_at", "When it was cancelled or written off.")
-    written_off_amount: Decimal | None = column(
-        "written_off_amount", "What was left to pay when the loan was written off."
+    written_off_amount: Decimal | None = money(
+        Column("written_off_amount"), "What was left to pay when the loan was written off."
     )
-    settlement_rebate: Decimal | None = column(
-        "settlement_rebate",
+    settlement_rebate: Decimal | None = money(
+        Column("settlement_rebate"),
         "The interest an early settlement waived (instalments keep their scheduled interest; "
         "their allocations show it as waived); null unless settled.",
     )
@@ -123,7 +124,7 @@ class Loan(Node, table="loans"):
         if self.disbursed_on is None:
             return None
         rows = await info.context.loaders.installments_by_loan.load(self.key)
-        return RepaymentSchedule.from_rows(rows)
+        return RepaymentSchedule.from_rows(rows, self.currency)
 
     @strawberry.field(
         description="Payments on the loan, reversed ones included, oldest received first.",
@@ -179,19 +180,20 @@ class Loan(Node, table="loans"):
 
     @strawberry.field(
         description="Principal not yet repaid; null until disbursed.",
-        metadata=reads(Compute(Computation.OUTSTANDING_PRINCIPAL)),
+        metadata=reads(Money(Compute(Computation.OUTSTANDING_PRINCIPAL))),
     )
     async def outstanding_principal(self, info: Info) -> Decimal | None:
         if self.disbursed_on is None:
             return None
         balances = await loan_balances(info, self.key, None)
-        return sum((b.principal_due - b.principal_paid for b in balances.values()), Decimal(0))
+        left = sum((b.principal_due - b.principal_paid for b in balances.values()), Decimal(0))
+        return as_written(left, self.currency)
 
     @strawberry.field(
         description="Everything left to pay on a date (null until disbursed): what the schedule "
         "asks for less payments received by then. Prepayments reduce future instalments in "
         "order; in this version there is no re-amortization and no rebate of future interest.",
-        metadata=reads(Compute(Computation.PAYOFF, bind=assessed_on)),
+        metadata=reads(Money(Compute(Computation.PAYOFF, bind=assessed_on))),
     )
     async def payoff_amount(
         self,
@@ -201,7 +203,7 @@ class Loan(Node, table="loans"):
         if self.disbursed_on is None:
             return None
         balances = await loan_balances(info, self.key, assessed_on(as_of))
-        return left_to_pay(balances.values())
+        return as_written(left_to_pay(balances.values()), self.currency)
 
     @strawberry.field(
         description="How far behind the loan is on a date.",

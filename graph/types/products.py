@@ -6,7 +6,9 @@ from decimal import Decimal
 
 import strawberry
 
+from db.reads.plan import Column
 from graph.compiled.reads import column, private
+from graph.relations import money
 from graph.relay import Node
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
@@ -18,8 +20,8 @@ class LoanProduct(Node, table="loan_products"):
     name: str = column("name", "Display name.")
     description: str = column("description", "What the product is for.")
     currency: str = column("currency", "ISO 4217 currency code of all amounts.")
-    min_amount: Decimal = column("min_amount", "Smallest amount lent.")
-    max_amount: Decimal = column("max_amount", "Largest amount lent.")
+    min_amount: Decimal = money(Column("min_amount"), "Smallest amount lent.")
+    max_amount: Decimal = money(Column("max_amount"), "Largest amount lent.")
     min_term_months: int = column("min_term_months", "Shortest term, in months.")
     max_term_months: int = column("max_term_months", "Longest term, in months.")
     annual_interest_rate: Decimal = column(

@@ -11,23 +11,30 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from db import models
-from db.reads.plan import Computation, IsSet, PageArgs, SumOf, ToMany, ToOne, Total
+from db.reads.plan import Column, Computation, IsSet, Money, PageArgs, SumOf, ToMany, ToOne, Total
 from db.records import InstallmentRecord
 from db.repositories.servicing import OverdueFilter
 from graph.compiled.reads import Compute, OldestOverdue, column, derived, private, reads
 from graph.context import Info
 from graph.loaders import INSTALLMENTS
-from graph.relations import to_many, to_one
+from graph.relations import in_currency, money, to_many, to_one
 from graph.relay import Node, RowView, paginate
 from lending import clock
 from lending.allocation import InstallmentBalance, InstallmentDue
 from lending.delinquency import DelinquencyBucket, InstallmentStatus, installment_status
 from lending.delinquency import delinquency as delinquency_of
+from lending.money import as_written
 from lending.repayment import PaidPart, balances_as_of
 from lending.states import ReminderChannel, ReminderStatus
 
 if TYPE_CHECKING:
     from graph.types.loans import Loan
+
+# Where the currency of an instalment's, a payment's or an allocation's amounts is: its loan's.
+LOAN_CURRENCY = (ToOne("loans", "loan_id"),)
+PRINCIPAL_PAID = Money(Compute(Computation.PRINCIPAL_PAID), LOAN_CURRENCY)
+INTEREST_PAID = Money(Compute(Computation.INTEREST_PAID), LOAN_CURRENCY)
+OUTSTANDING = Money(Compute(Computation.OUTSTANDING), LOAN_CURRENCY)
 
 AS_OF = "The date to assess on; default today (UTC). Payments received after it are ignored."
 
@@ -75,13 +82,15 @@ class Installment(Node, table="installments"):
     loan_key: strawberry.Private[int] = private("loan_id")
     number: int = column("number", "Position in the schedule, from 1.")
     due_date: date = column("due_date", "When it falls due.")
-    principal_due: Decimal = column("principal_due", "Principal part.")
-    interest_due: Decimal = column("interest_due", "Interest part.")
-    total_due: Decimal = derived(
-        Total(("principal_due", "interest_due")), "Principal plus interest."
+    principal_due: Decimal = money(Column("principal_due"), "Principal part.", LOAN_CURRENCY)
+    interest_due: Decimal = money(Column("interest_due"), "Interest part.", LOAN_CURRENCY)
+    total_due: Decimal = money(
+        Total(("principal_due", "interest_due")), "Principal plus interest.", LOAN_CURRENCY
     )
-    balance_after: Decimal = column(
-        "balance_after", "Principal left after this instalment, as scheduled."
+    balance_after: Decimal = money(
+        Column("balance_after"),
+        "Principal left after this instalment, as scheduled.",
+        LOAN_CURRENCY,
     )
     loan: Annotated[Loan, strawberry.lazy("graph.types.loans")] = to_one(
         ToOne("loans", "loan_id"), "The loan this instalment belongs to."
@@ -94,24 +103,22 @@ class Installment(Node, table="installments"):
     async def _balance(self, info: Info, as_of: date | None) -> InstallmentBalance:
         return (await loan_balances(info, self.loan_key, as_of))[self.number]
 
-    @strawberry.field(
-        description="Principal paid so far.", metadata=reads(Compute(Computation.PRINCIPAL_PAID))
-    )
+    @strawberry.field(description="Principal paid so far.", metadata=reads(PRINCIPAL_PAID))
     async def principal_paid(self, info: Info) -> Decimal:
-        return (await self._balance(info, None)).principal_paid
+        paid = (await self._balance(info, None)).principal_paid
+        return await in_currency(info, self, paid, PRINCIPAL_PAID)
 
-    @strawberry.field(
-        description="Interest paid so far.", metadata=reads(Compute(Computation.INTEREST_PAID))
-    )
+    @strawberry.field(description="Interest paid so far.", metadata=reads(INTEREST_PAID))
     async def interest_paid(self, info: Info) -> Decimal:
-        return (await self._balance(info, None)).interest_paid
+        paid = (await self._balance(info, None)).interest_paid
+        return await in_currency(info, self, paid, INTEREST_PAID)
 
     @strawberry.field(
-        description="What is still to be paid on this instalment.",
-        metadata=reads(Compute(Computation.OUTSTANDING)),
+        description="What is still to be paid on this instalment.", metadata=reads(OUTSTANDING)
     )
     async def amount_outstanding(self, info: Info) -> Decimal:
-        return (await self._balance(info, None)).outstanding
+        left = (await self._balance(info, None)).outstanding
+        return await in_currency(info, self, left, OUTSTANDING)
 
     @strawberry.field(
         description="When it was fully paid (received date of the last payment).",
@@ -153,40 +160,45 @@ class RepaymentSchedule:
     )
     total_principal: Decimal = strawberry.field(
         description="Sum of principal; the loan amount.",
-        metadata=reads(SumOf("installments", "id", "loan_id", ("principal_due",))),
+        metadata=reads(Money(SumOf("installments", "id", "loan_id", ("principal_due",)))),
     )
     total_interest: Decimal = strawberry.field(
         description="Sum of scheduled interest.",
-        metadata=reads(SumOf("installments", "id", "loan_id", ("interest_due",))),
+        metadata=reads(Money(SumOf("installments", "id", "loan_id", ("interest_due",)))),
     )
     total_payable: Decimal = strawberry.field(
         description="Principal plus interest.",
-        metadata=reads(SumOf("installments", "id", "loan_id", ("principal_due", "interest_due"))),
+        metadata=reads(
+            Money(SumOf("installments", "id", "loan_id", ("principal_due", "interest_due")))
+        ),
     )
 
     @classmethod
-    def from_rows(cls, rows: Sequence[InstallmentRecord]) -> RepaymentSchedule:
-        """The schedule of a loan's instalment rows."""
+    def from_rows(cls, rows: Sequence[InstallmentRecord], currency: str) -> RepaymentSchedule:
+        """The schedule of a loan's instalment rows, in the loan's ``currency``."""
         principal = sum((r.principal_due for r in rows), Decimal(0))
         interest = sum((r.interest_due for r in rows), Decimal(0))
         return cls(
             installments=[Installment.from_row(r) for r in rows],
-            total_principal=principal,
-            total_interest=interest,
-            total_payable=principal + interest,
+            total_principal=as_written(principal, currency),
+            total_interest=as_written(interest, currency),
+            total_payable=as_written(principal + interest, currency),
         )
 
 
 @strawberry.type(description="Part of a payment applied to one instalment.")
 class PaymentAllocation(RowView, table="payment_allocations"):
     installment_key: strawberry.Private[int] = private("installment_id")
-    principal: Decimal = column("principal", "Applied to principal.")
-    interest: Decimal = column("interest", "Applied to interest.")
-    amount: Decimal = derived(Total(("principal", "interest")), "Principal plus interest.")
-    interest_waived: Decimal = column(
-        "interest_waived",
+    principal: Decimal = money(Column("principal"), "Applied to principal.", LOAN_CURRENCY)
+    interest: Decimal = money(Column("interest"), "Applied to interest.", LOAN_CURRENCY)
+    amount: Decimal = money(
+        Total(("principal", "interest")), "Principal plus interest.", LOAN_CURRENCY
+    )
+    interest_waived: Decimal = money(
+        Column("interest_waived"),
         "Interest an early settlement waived on the instalment (not paid, owed no more); "
         "0 otherwise.",
+        LOAN_CURRENCY,
     )
     installment: Installment = to_one(
         ToOne("installments", "installment_id"), "The instalment paid."
@@ -198,7 +210,7 @@ class Payment(Node, table="payments"):
     key: strawberry.Private[int] = private("id")
     loan_key: strawberry.Private[int] = private("loan_id")
     reference: str | None = column("reference", "External reference, if given.")
-    amount: Decimal = column("amount", "Amount received.")
+    amount: Decimal = money(Column("amount"), "Amount received.", LOAN_CURRENCY)
     received_on: date = column("received_on", "When the money was received.")
     recorded_by: str = column("recorded_by", "Who recorded it.")
     recorded_at: datetime = column("recorded_at", "When it was recorded.")

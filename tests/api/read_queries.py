@@ -5,7 +5,9 @@ selection down the schema (aliases, duplicated fields that merge, inline fragmen
 or on ``Node``, named fragments, ``@skip``/``@include`` with literals or variables,
 ``__typename``), and arguments drawn from the data (ids of every type and of the wrong type,
 real cursors of every ordering and foreign ones, filters on real emails, names, codes, dates
-and amounts) or out of range (``first: 101``, a garbage cursor, a NUL in a filter). Pages are
+and amounts) or out of range (``first: 101``, a garbage cursor, a NUL in a filter), or forged
+(ids and cursors that decode to values out of range, of the wrong type, nested too deep, or
+that spell a real one another way: see ``forged_ids`` and ``forged_cursors``). Pages are
 read forward (``first`` / ``after``) or backward (``last`` / ``before``), sometimes between two
 cursors, now and then with ``first`` and ``last`` together (refused). Arguments are written
 inline or passed as variables, some with defaults.
@@ -13,6 +15,7 @@ inline or passed as variables, some with defaults.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -71,6 +74,49 @@ TABLE_OF = {
 EVENT_OBJECTS = (("application", "LoanApplication"), ("loan", "Loan"), ("entity", "Node"))
 DECIDERS = ("underwriter.alice", "underwriter.bob", "agent.triage", "admin", "nobody")
 SCORES = ("0", "520", "600", "699.99", "750.5", "1000")
+
+
+def _b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def forged_ids(real: str) -> list[str]:
+    """Ids a client may forge: other spellings of ``real``, keys out of range or not ASCII."""
+    try:
+        type_name = base64.urlsafe_b64decode(real + "=" * (-len(real) % 4)).decode()
+    except ValueError:  # not an id: forge an applicant's
+        type_name = "Applicant"
+    type_name = type_name.partition(":")[0]
+    return [
+        _b64(f"{type_name}:²"),
+        _b64(f"{type_name}:١٠"),
+        _b64(f"{type_name}:0"),
+        _b64(f"{type_name}:{2**63}"),
+        real[:3] + "!" + real[3:],
+        f" {real}",
+        real + "=",
+    ]
+
+
+def forged_cursors(real: str) -> list[str]:
+    """Cursors a client may forge from ``real``: its value or key out of range or of the wrong
+    type, nested too deep, or spelt another way."""
+    order, value, key = json.loads(base64.urlsafe_b64decode(real + "=" * (-len(real) % 4)))
+
+    def made(*parts: object) -> str:
+        return _b64(json.dumps(list(parts), separators=(",", ":")))
+
+    return [
+        made(order, value, 2**100),
+        made(order, str(2**100), key),
+        made(order, "9999-12-31T23:59:59.999999-14:00", key),
+        made(order, value, True),
+        made(order, value, key, 1),
+        _b64("[" * 3000),
+        _b64(json.dumps([order, value, key])),
+        real + "=",
+        f"{real[:5]}!{real[5:]}",
+    ]
 
 
 @dataclass
@@ -172,17 +218,21 @@ class _Document:
                 kind = wanted.get(field_name, kind)
             choice = self.pick(["real", "real", "real", "wrong", "garbage"])
             ids = (p.ids[kind] if choice == "real" else p.ids[self.pick(NODE_TYPES)]) or ["x"]
-            value = (
-                self.pick(ids) if choice != "garbage" else self.pick(["x", "", "TG9hbjo5OTk5OTk"])
-            )
+            value = self.pick(ids)
+            if choice == "garbage":
+                value = self.pick(["x", "", "TG9hbjo5OTk5OTk", *forged_ids(value)])
             put("id", "ID!", value)
         elif field_name == "nodes":
             size = self.pick([0, 1, 2, 3, 5, 101] if depth == 0 else [0, 1, 2])
             everything = [i for kind in NODE_TYPES for i in p.ids[kind]] + ["nope"]
+            if self.maybe(0.1):
+                everything += forged_ids(self.pick(everything))
             put("ids", "[ID!]!", [self.pick(everything) for _ in range(size)])
         elif field_name == "auditTrail":
             kind = self.pick(["LoanApplication", "LoanApplication", "Loan", "Loan", "Applicant"])
-            value = self.pick(p.ids[kind] or ["x"]) if not self.maybe(0.1) else "garbage"
+            value = self.pick(p.ids[kind] or ["x"])
+            if self.maybe(0.1):
+                value = self.pick(["garbage", *forged_ids(value)])
             put("entityId", "ID!", value)
         elif field_name == "overdueInstallments":
             put("asOf", "Date!", self.pick(p.dates))
@@ -238,9 +288,14 @@ class _Document:
         return {name: self.argument(types[name], value) for name, value in args.items()}
 
     def cursor(self) -> str | None:
-        """A real cursor of some ordering (often not the connection's), garbage, or null."""
+        """A real cursor of some ordering (often not the connection's), garbage, a forged one,
+        or null."""
         orders = [order for order, found in self.pools.cursors.items() if found]
-        cursor = self.pick(self.pools.cursors[self.pick(orders)]) if orders else "x"
+        if not orders:
+            return self.pick(["x", None])
+        cursor = self.pick(self.pools.cursors[self.pick(orders)])
+        if self.maybe(0.1):
+            return self.pick(forged_cursors(cursor))
         return self.pick([cursor, cursor, cursor, "garbage", None])
 
     def application_filter(self) -> dict[str, Any]:

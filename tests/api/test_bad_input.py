@@ -24,6 +24,18 @@ async def row_counts(engine) -> tuple[int, ...]:
         return tuple((await connection.execute(COUNTS)).one())
 
 
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def spliced(gid: str) -> str:
+    """The id with a character base64 skips inside it."""
+    return gid[:4] + "!" + gid[4:]
+
+
 @pytest.fixture
 async def product(engine):
     return await create_product(engine)
@@ -49,6 +61,12 @@ AMOUNT = ["input", "amount"]
         ("1e400", "VALIDATION_FAILED"),
         ("10000.001", "VALIDATION_FAILED"),
         (10000.5, "VALIDATION_FAILED"),  # a JSON float cannot carry an exact amount
+        # other spellings of 10000, which Decimal() reads: an amount has one spelling
+        ("10_000", "VALIDATION_FAILED"),
+        ("١٠٠٠٠", "VALIDATION_FAILED"),
+        ("１００００", "VALIDATION_FAILED"),
+        (" 10000 ", "VALIDATION_FAILED"),
+        ("-0", "VALIDATION_FAILED"),
         ("999.99", "AMOUNT_OUT_OF_RANGE"),
         ("50000.01", "AMOUNT_OUT_OF_RANGE"),
     ],
@@ -164,6 +182,10 @@ def decide_input(application_id: str, **overrides: object) -> dict[str, object]:
         (lambda key: "%%% not base64 %%%", "VALIDATION_FAILED"),
         (lambda key: base64.b64encode(b"LoanApplication:abc").decode(), "VALIDATION_FAILED"),
         (lambda key: "", "VALIDATION_FAILED"),
+        # other spellings of the real id: digits not ASCII, junk inside, spaces around
+        (lambda key: b64(f"LoanApplication:{key}".translate(ARABIC_INDIC)), "VALIDATION_FAILED"),
+        (lambda key: spliced(to_global_id("LoanApplication", key)), "VALIDATION_FAILED"),
+        (lambda key: f" {to_global_id('LoanApplication', key)} ", "VALIDATION_FAILED"),
     ],
 )
 @pytest.mark.parametrize(

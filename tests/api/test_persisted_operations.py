@@ -27,6 +27,8 @@ from graph.server.settings import Settings
 from tests.dbfixtures import admin_context, http_client
 from tests.factories import create_application, create_product
 
+MISSING = to_global_id("LoanApplication", 999_999)  # an id of nothing: reads as null
+
 RAW_APPLY = """
 mutation { applyForLoan(input: {
   applicant: { fullName: "Raw Doc", email: "raw.doc@example.com" }
@@ -141,11 +143,11 @@ async def test_only_catalogue_documents_run_when_the_setting_is_on(
     get = operations(only_app)["get_application"]
     more = get.document.replace("id reference status", "id reference status updatedAt", 1)
     assert more != get.document
-    body = (await post(only_client, {"query": more, "variables": {"id": "x"}})).json()
+    body = (await post(only_client, {"query": more, "variables": {"id": MISSING}})).json()
     assert body["errors"][0]["extensions"]["code"] == "PERSISTED_OPERATION_REQUIRED"
     # The same document laid out differently is the same operation.
     relaid = " ".join(line for line in get.document.splitlines() if not line.startswith("#"))
-    body = (await post(only_client, {"query": relaid, "variables": {"id": "x"}})).json()
+    body = (await post(only_client, {"query": relaid, "variables": {"id": MISSING}})).json()
     assert body["data"] == {"application": None}
     assert "errors" not in body
 

@@ -213,7 +213,7 @@ async def test_bad_input_comes_back_as_user_errors(server) -> None:
     async with http_client(found.ports[0], keys[Role.UNDERWRITER]) as client:
         result = await client.call_tool(
             "decide_application",
-            {"applicationId": "TG9hbkFwcGxpY2F0aW9uOjE=", "outcome": "MAYBE", "reason": "?"},
+            {"applicationId": "TG9hbkFwcGxpY2F0aW9uOjE", "outcome": "MAYBE", "reason": "?"},
         )
         assert result.is_error
         errors = structured(result)["data"]["decideApplication"]["userErrors"]

@@ -7,7 +7,15 @@ from decimal import Decimal
 import pytest
 
 from lending.errors import DomainError, ErrorCode
-from lending.money import decimal_places, parse_amount, parse_rate, round_money, to_decimal
+from lending.money import (
+    as_written,
+    decimal_of,
+    decimal_places,
+    parse_amount,
+    parse_rate,
+    round_money,
+    to_decimal,
+)
 
 
 @pytest.mark.parametrize(
@@ -15,7 +23,6 @@ from lending.money import decimal_places, parse_amount, parse_rate, round_money,
     [
         ("10000", "USD", Decimal("10000.00")),
         ("10000.5", "USD", Decimal("10000.50")),
-        (" 25000.00 ", "USD", Decimal("25000.00")),
         (Decimal("0.01"), "USD", Decimal("0.01")),
         (1500, "KES", Decimal("1500.00")),
         ("1500", "JPY", Decimal("1500")),
@@ -113,3 +120,52 @@ def test_a_bad_rate_is_named_a_rate_not_an_amount(raw, message):
     with pytest.raises(DomainError) as refused:
         parse_rate(raw, "terms.annualInterestRate")
     assert refused.value.message == message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " 5 ",
+        "5 ",
+        "\t5",
+        "1_000",
+        "١٠",  # Arabic-Indic digits
+        "１０",  # fullwidth digits
+        "-0",
+        "-0.00",
+        "-0E+3",
+        "",
+    ],
+)
+def test_a_number_has_one_spelling(text):
+    # found in review: Decimal() reads all of these, so one value arrived in many spellings
+    assert decimal_of(text) is None
+    with pytest.raises(DomainError) as refused:
+        to_decimal(text, "amount")
+    assert refused.value.code is ErrorCode.VALIDATION_FAILED
+    assert "ASCII digits" in refused.value.message
+
+
+@pytest.mark.parametrize("text", ["5", "-5", "0", "0.00", "12.50", "1.50E+3", "NaN"])
+def test_plain_spellings_are_read(text):
+    assert decimal_of(text) == Decimal(text) or text == "NaN"
+
+
+def test_a_signed_zero_decimal_is_refused_as_well():
+    with pytest.raises(DomainError):
+        to_decimal(Decimal("-0.00"), "amount")
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "expected"),
+    [
+        ("78028.00", "JPY", "78028"),
+        ("78028", "JPY", "78028"),
+        ("12.5", "USD", "12.50"),
+        ("0", "USD", "0.00"),
+        ("-0.00", "USD", "0.00"),
+        ("0.005", "USD", "0.01"),  # as PostgreSQL's round(): half away from zero
+    ],
+)
+def test_amounts_are_written_with_exactly_their_currency_digits(value, currency, expected):
+    assert str(as_written(Decimal(value), currency)) == expected
