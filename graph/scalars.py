@@ -1,10 +1,13 @@
-"""The Decimal scalar: exact amounts as strings on the wire, validated by the domain, not here."""
+"""The Decimal scalar: exact amounts as strings on the wire, validated by the domain, not here.
+And the DateTime scalar, refusing instants PostgreSQL could be sent but Python cannot convert."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import dateutil.parser
 import strawberry
 from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
 
@@ -48,4 +51,30 @@ DecimalScalar = strawberry.scalar(
     parse_literal=_parse_literal,
 )
 
-SCALAR_OVERRIDES: dict[object, Any] = {Decimal: DecimalScalar}
+
+def _instant(value: Any) -> datetime:
+    """An ISO 8601 date and time, as Strawberry's DateTime reads it, that is also an instant
+    in years 1 to 9999 once in UTC ("9999-12-31T23:59:59-14:00" is not: comparing it with a
+    column would fail as a server error); ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError(f'Value cannot represent a DateTime: "{value}". Expected a string.')
+    try:
+        parsed: datetime = dateutil.parser.isoparse(value)
+        if parsed.tzinfo is not None:
+            parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f'Value cannot represent a DateTime: "{value}". Expected an ISO 8601 date and time '
+            "within years 1 to 9999 in UTC."
+        ) from None
+    return parsed
+
+
+DateTimeScalar = strawberry.scalar(
+    name="DateTime",
+    description="Date with time (isoformat)",
+    serialize=datetime.isoformat,
+    parse_value=_instant,
+)
+
+SCALAR_OVERRIDES: dict[object, Any] = {Decimal: DecimalScalar, datetime: DateTimeScalar}

@@ -118,3 +118,22 @@ async def test_delinquency_buckets_at_the_ends_of_the_calendar_per_field(
     body = await gql(per_field_client, BUCKETS, {"asOf": as_of})
     assert "errors" not in body, body
     assert body["data"]["loans"]["totalCount"] == 1
+
+
+@pytest.mark.parametrize(
+    "instant", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "10000-01-01T00:00:00Z"]
+)
+async def test_an_instant_beyond_the_calendar_in_utc_is_bad_input_on_both_paths(
+    client, per_field_client, instant
+):
+    query = """query($at: DateTime) {
+      applicants(filter: {createdFrom: $at}) { totalCount }
+      applications(filter: {submittedTo: $at}) { totalCount } }"""
+    for asking in (client, per_field_client):
+        body = await gql(asking, query, {"at": instant})
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", body
+        assert (
+            "within years 1 to 9999 in UTC" in error["message"]
+            or "cannot represent" in (error["message"])
+        )
