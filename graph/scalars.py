@@ -10,6 +10,7 @@ from typing import Any
 import dateutil.parser
 import strawberry
 from graphql import FloatValueNode, IntValueNode, StringValueNode, ValueNode
+from strawberry.exceptions import StrawberryInputCoercionError
 
 from lending.money import decimal_of
 
@@ -55,15 +56,17 @@ DecimalScalar = strawberry.scalar(
 def _instant(value: Any) -> datetime:
     """An ISO 8601 date and time, as Strawberry's DateTime reads it, that is also an instant
     in years 1 to 9999 once in UTC ("9999-12-31T23:59:59-14:00" is not: comparing it with a
-    column would fail as a server error); ValueError otherwise."""
+    column would fail as a server error); a coercion error otherwise."""
     if not isinstance(value, str):
-        raise ValueError(f'Value cannot represent a DateTime: "{value}". Expected a string.')
+        raise StrawberryInputCoercionError(
+            f'Value cannot represent a DateTime: "{value}". Expected a string.'
+        )
     try:
         parsed: datetime = dateutil.parser.isoparse(value)
         if parsed.tzinfo is not None:
             parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise ValueError(
+        raise StrawberryInputCoercionError(
             f'Value cannot represent a DateTime: "{value}". Expected an ISO 8601 date and time '
             "within years 1 to 9999 in UTC."
         ) from None

@@ -24,7 +24,6 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.fastapi import GraphQLRouter
-from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -87,8 +86,11 @@ class TextFrames(ASGIWebSocketAdapter):
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
             await self.ws.send_text(orjson.dumps(message).decode())
-        except WebSocketDisconnect as exc:
-            raise WebSocketDisconnected from exc
+        except WebSocketDisconnect:
+            # The client has gone: there is nobody to tell, and the connection's reader ends
+            # its operations as it sees the close. (Raised, an operation's answer to a client
+            # that left at once was logged as a fault with its traceback.)
+            return
 
 
 class MultipartSubscriptions(MultipartSubscriptionTransport):

@@ -137,3 +137,12 @@ async def test_an_instant_beyond_the_calendar_in_utc_is_bad_input_on_both_paths(
             "within years 1 to 9999 in UTC" in error["message"]
             or "cannot represent" in (error["message"])
         )
+
+
+@pytest.mark.parametrize("literal", ["-1093356", '"9999-12-31T23:59:59-14:00"', "true"])
+async def test_a_datetime_literal_that_is_not_one_is_a_client_error(client, literal):
+    body = await gql(
+        client, f"{{ applicants(filter: {{createdFrom: {literal}}}) {{ totalCount }} }}"
+    )
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", body
