@@ -17,7 +17,6 @@ from db.tasks import stop
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
-LISTEN_WAIT = 5.0  # seconds a new subscriber waits for the LISTEN connection
 RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0)  # then every second until the database answers
 
 
@@ -52,6 +51,7 @@ class EventListener:
         self._queues: set[asyncio.Queue[Notification]] = set()
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._failing = asyncio.Event()  # the latest attempt to listen failed, or was lost
         self._connection: Any = None
 
     def _deliver(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -73,6 +73,7 @@ class EventListener:
                 await connection.add_listener(CHANNEL, self._deliver)
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
             except Exception as error:
+                self._failing.set()
                 if not failing:
                     log.warning("cannot listen for loan events (%s); retrying", error)
                     failing = True
@@ -83,28 +84,32 @@ class EventListener:
                 log.warning("listening for loan events again")
             attempt, failing = 0, False
             self._connection = connection
+            self._failing.clear()
             self._listening.set()
             await lost.wait()
             self._connection = None
             self._listening.clear()
+            self._failing.set()
             self._broadcast(INTERRUPTED)
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Notification]]:
         """A queue receiving every event committed from now on, by any server process.
 
-        It holds ``INTERRUPTED`` instead when the database cannot be listened to right now.
+        It holds ``INTERRUPTED`` first when the database cannot be listened to right now: the
+        subscriber waits for the listener's attempt to connect to end either way, however long
+        it takes. (A time limit here told a few of 400 subscribers joining at once that events
+        had stopped: the process was busy starting the others, not the database away.)
         """
         if self._task is None:
             self._task = asyncio.create_task(self._run())
         queue: asyncio.Queue[Notification] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._queues.add(queue)
         try:
+            if not self._listening.is_set() and not self._failing.is_set():
+                await _first(self._listening, self._failing)
             if not self._listening.is_set():
-                try:
-                    await asyncio.wait_for(self._listening.wait(), LISTEN_WAIT)
-                except TimeoutError:
-                    queue.put_nowait(INTERRUPTED)
+                queue.put_nowait(INTERRUPTED)
             yield queue
         finally:
             self._queues.discard(queue)
@@ -117,9 +122,20 @@ class EventListener:
         """Stop listening."""
         task, self._task = self._task, None
         await stop(task)
+        self._failing.set()  # nobody waits for it any more
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed():
             await connection.close()
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Until one of ``events`` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 class ChannelWatch:

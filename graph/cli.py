@@ -99,7 +99,7 @@ def _seed(url: str) -> None:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     """Migrate, optionally seed the demo, and serve."""
-    from graph.server.app import create_app, tune_garbage_collector
+    from graph.server.app import create_app, tune_interpreter
 
     _share_metrics(args.workers)  # before worker processes import graph.observability.metrics
     if args.demo and settings.production:
@@ -140,7 +140,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         )
     else:
         app = create_app(settings, url)
-        tune_garbage_collector()
+        tune_interpreter()
         uvicorn.run(app, **options)
 
 

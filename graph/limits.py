@@ -43,9 +43,8 @@ refused (except ``__typename``) unless turned on.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
 
 from graphql import (
@@ -84,6 +83,7 @@ from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from graph.budgets import MUTATION_COST, Charge, cost_report
+from graph.documents import Rules, Validate
 from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from lending.assessment import MAX_FACTORS
 from lending.repayment import MAX_INSTALLMENTS
@@ -240,7 +240,7 @@ class QueryCostLimiter(SchemaExtension):
         self.cost: int | None = None
         self.charge: Charge | None = None
 
-    def on_execute(self) -> Iterator[None]:
+    async def on_execute(self) -> AsyncIterator[None]:
         # Execution only starts on a document that passed validation, so the walk can trust it.
         context = self.execution_context
         assert context.graphql_document is not None
@@ -259,6 +259,9 @@ class QueryCostLimiter(SchemaExtension):
         request = context.context
         budgets = getattr(request, "budgets", None)
         principal = getattr(request, "principal", None)
+        if budgets is not None and principal is None:
+            # Over a WebSocket, the caller is known from the connection's parameters.
+            principal = await request.authenticated()
         if budgets is not None and principal is not None:
             mutation = context.operation_type is OperationType.MUTATION
             self.charge = budgets.charge(principal, MUTATION_COST if mutation else self.cost)
@@ -446,38 +449,16 @@ def _too_complex(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "QUERY_TOO_COMPLEX"})
 
 
-Validate = Callable[
-    [GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]
-]
+def validation(limits: LimitSettings) -> Validate:
+    """Validation as the server runs it: the document's shape first (``shape_errors``), and only
+    a document within the limits goes on to graphql-core's rules (and the schema's own)."""
 
-
-def cached_validation(limits: LimitSettings, maxsize: int = 256) -> Validate:
-    """Validation as the server runs it, remembered for the last ``maxsize`` documents: the
-    document's shape first (``shape_errors``), and only a document within the limits goes on
-    to graphql-core's rules (and the schema's own)."""
-
-    @lru_cache(maxsize=maxsize)
     def validated(
-        schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+        schema: GraphQLSchema, document: DocumentNode, rules: Rules
     ) -> list[GraphQLError]:
         return shape_errors(document, limits) or validate_document(schema, document, rules)
 
     return validated
-
-
-class Validation(SchemaExtension):
-    """Validates each document with ``validate`` (made by ``cached_validation``)."""
-
-    def __init__(self, validate: Validate) -> None:
-        self.validate = validate
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        assert context.graphql_document is not None
-        context.pre_execution_errors = self.validate(
-            context.schema._schema, context.graphql_document, context.validation_rules
-        )
-        yield
 
 
 class LimitSettings(Protocol):

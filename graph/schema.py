@@ -9,7 +9,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import ASTValidationRule
-from strawberry.extensions import AddValidationRules, ParserCache
+from strawberry.extensions import AddValidationRules
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -21,15 +21,15 @@ from graph.applications import ApplicationMutations, ApplicationQueries
 from graph.audit import AuditQueries
 from graph.compiled.executor import CompiledExecutor, CompiledReadsExtension
 from graph.context import QueriesMayReadFromReplica
+from graph.documents import CachedDocuments, Documents
 from graph.errors import MaskUnexpectedErrors, log_errors, mask
 from graph.events import EventSubscriptions
 from graph.inputs import RefuseUnstorableText
 from graph.limits import (
     LimitSettings,
     QueryLimits,
-    Validation,
-    cached_validation,
     limit_extensions,
+    validation,
 )
 from graph.loans import LoanMutations, LoanQueries
 from graph.node import NodeQueries
@@ -170,10 +170,10 @@ def build_schema(
     validation_rules: Sequence[type[ASTValidationRule]] = (),
 ) -> LendingSchema:
     """The schema with its extensions: limits (from ``settings``, the defaults without),
-    ``validation_rules`` of the server's (the catalogue-only rule), parser and validation
-    caches, error masking."""
+    ``validation_rules`` of the server's (the catalogue-only rule), the document cache
+    (graph.documents), error masking."""
     settings = settings or QueryLimits()
-    validate = cached_validation(settings)  # one cache per schema, as the parser's
+    documents = Documents(validation(settings))  # one cache per schema
     rules = [lambda: AddValidationRules(list(validation_rules))] if validation_rules else []
     built = LendingSchema(
         query=Query,
@@ -190,8 +190,7 @@ def build_schema(
             QueriesMayReadFromReplica,
             TelemetryExtension,
             MaskUnexpectedErrors,
-            lambda: ParserCache(maxsize=256),
-            lambda: Validation(validate),
+            lambda: CachedDocuments(documents),
         ],
     )
     built.max_document_chars = settings.max_document_chars

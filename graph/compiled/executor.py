@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +45,7 @@ from db.reads.sql import Statement, render_data, render_root, shape
 from db.replica import Replica
 from graph.compiled.planner import CompiledRoot, NotCompilable, OperationPlan, Planner, bind
 from graph.compiled.reads import READS, SameAs
+from graph.documents import TextCache
 from graph.inputs import unstorable_literal
 from graph.limits import cost_variables
 from lending.access import Role
@@ -110,7 +111,7 @@ class CompiledReads:
         self.pool = pool
         self.replica = replica
         self.enabled = enabled
-        self.documents: OrderedDict[str, CachedDocument] = OrderedDict()
+        self.documents: TextCache[CachedDocument] = TextCache(max_entries=PLAN_CACHE_SIZE)
         # Answers given: whole operations by the short path, root fields by the executor.
         self.answered: Counter[str] = Counter()
 
@@ -135,11 +136,7 @@ class CompiledReads:
                     if isinstance(d, OperationDefinitionNode)
                 ),
             )
-            self.documents[query] = entry
-            if len(self.documents) > PLAN_CACHE_SIZE:
-                self.documents.popitem(last=False)
-        else:
-            self.documents.move_to_end(query)
+            self.documents.put(query, len(query), entry)
         return entry
 
     def lookup(self, query: str) -> CachedDocument | None:

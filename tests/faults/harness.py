@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,25 @@ async def load(
     out, _ = await process.communicate()
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return result
+
+
+@asynccontextmanager
+async def probing_health(base: str) -> AsyncIterator[list[float]]:
+    """/healthz asked every 20 ms while the block runs, by a process of its own
+    (tests/faults/health_probe.py); the seconds each answer took are in the list after it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.faults.health_probe",
+        f"{base}/healthz",
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    took: list[float] = []
+    try:
+        yield took
+    finally:
+        out, _ = await process.communicate(b"")  # its input closed: it stops and reports
+        assert process.returncode == 0, out
+        took.extend(json.loads(out))
