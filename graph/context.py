@@ -25,6 +25,8 @@ from graph.loaders import Loaders
 from lending.access import Principal
 
 Authenticate = Callable[[str | None], Awaitable[Principal | None]]
+# Why an Authorization header was refused (graph.server.principals.PrincipalCache.refusal).
+Refusal = Callable[[str | None], Awaitable[str]]
 
 
 class RequestReads(Protocol):
@@ -62,6 +64,7 @@ class Context(BaseContext):
     compiled: EventReads | None = None  # the compiled read path of events' objects, when on
     over_websocket: bool = False  # a WebSocket connection (else an HTTP request)
     budgets: CostBudgets | None = None  # the keys' buckets of cost points (graph.budgets)
+    refusal: Refusal | None = None  # why a refused Authorization header was refused
     loaders: Loaders = field(init=False)
     dry_run: AsyncSession | None = field(init=False, default=None)
 
@@ -102,11 +105,19 @@ class Context(BaseContext):
     async def authenticated(self) -> Principal | None:
         """The caller; over a websocket, from the connection's Authorization parameter."""
         if self.principal is None and isinstance(self.connection_params, dict):
-            header = self.connection_params.get("Authorization") or self.connection_params.get(
-                "authorization"
-            )
-            self.principal = await self.authenticate(header if isinstance(header, str) else None)
+            self.principal = await self.authenticate(self._authorization())
         return self.principal
+
+    async def refused(self) -> str:
+        """Why the caller is not authenticated (``authenticated`` gave None)."""
+        if self.refusal is None:
+            return "Send a valid API key: Authorization: Bearer <key>."
+        return await self.refusal(self._authorization())
+
+    def _authorization(self) -> str | None:
+        params = self.connection_params if isinstance(self.connection_params, dict) else {}
+        header = params.get("Authorization") or params.get("authorization")
+        return header if isinstance(header, str) else None
 
     @property
     def actor(self) -> str:

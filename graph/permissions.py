@@ -33,8 +33,7 @@ def requires(permission: Permission) -> type[BasePermission]:
             principal = await info.context.authenticated()
             if principal is None:
                 raise StrawberryGraphQLError(
-                    "Send a valid API key: Authorization: Bearer <key>.",
-                    extensions={"code": "UNAUTHENTICATED"},
+                    await info.context.refused(), extensions={"code": "UNAUTHENTICATED"}
                 )
             return principal.may(permission)
 

@@ -6,7 +6,9 @@ import enum
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class Role(enum.Enum):
@@ -125,6 +127,35 @@ class Principal:
 
 
 KEY_PREFIX = "lnd_"
+ACTOR_LENGTH = 200  # the most characters of an actor's name, as the audit trail stores it
+
+
+def bearer_credential(authorization: str | None) -> str | None:
+    """What follows ``Bearer`` in an Authorization header (an API key or a token), if any."""
+    scheme, _, credential = (authorization or "").strip().partition(" ")
+    credential = credential.strip()
+    return credential if scheme.lower() == "bearer" and credential else None
+
+
+def is_token(credential: str) -> bool:
+    """Whether a bearer credential is a JWT (three dot-separated parts) rather than an API key."""
+    return credential.count(".") == 2 and not credential.startswith(KEY_PREFIX)
+
+
+def token_principal(claims: Mapping[str, Any], role_claim: str) -> Principal:
+    """The caller a verified token's ``claims`` name: ``<iss>#<sub>``, in the role its
+    ``role_claim`` names. ValueError, saying why, when they name no caller of this service."""
+    role = claims.get(role_claim)
+    if not isinstance(role, str) or role not in Role.__members__:
+        roles = ", ".join(Role.__members__)
+        raise ValueError(f"its {role_claim} claim names none of the roles {roles}")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise ValueError("it names no subject (sub)")
+    name = f"{claims.get('iss')}#{subject}"
+    if len(name) > ACTOR_LENGTH:
+        raise ValueError(f"its issuer and subject are longer than {ACTOR_LENGTH} characters")
+    return Principal(name=name, role=Role(role))
 
 
 def new_api_key() -> str:

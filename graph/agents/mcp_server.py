@@ -44,6 +44,7 @@ from lending.access import Principal, Role
 log = logging.getLogger("lending.mcp")
 
 Authenticate = Callable[[str | None], Awaitable[Principal | None]]
+Refusal = Callable[[str | None], Awaitable[str]]  # why an Authorization header is refused
 
 INSTRUCTIONS = (
     "Tools of a lending service: apply for loans, decide applications, disburse loans, record "
@@ -52,8 +53,6 @@ INSTRUCTIONS = (
     "send an idempotencyKey so that a retry replays the first result instead of acting twice. "
     "A result with userErrors changed nothing: read their code and field, and correct the input."
 )
-
-UNAUTHENTICATED = "Send a valid API key: Authorization: Bearer <key>."
 
 
 def tool(operation: Operation) -> types.Tool:
@@ -96,10 +95,13 @@ def manifest(
 class ToolServer:
     """The MCP server of an app: an ASGI endpoint for ``/mcp``, and a stdio loop."""
 
-    def __init__(self, catalogue: Catalogue, app: ASGIApp, authenticate: Authenticate) -> None:
+    def __init__(
+        self, catalogue: Catalogue, app: ASGIApp, authenticate: Authenticate, refusal: Refusal
+    ) -> None:
         self.catalogue = catalogue
         self.app = app
         self.authenticate = authenticate
+        self.refusal = refusal
         self.stdio_authorization: str | None = None
         self.server: Server[Any] = Server(
             "lending",
@@ -129,7 +131,7 @@ class ToolServer:
             await send_json(
                 send,
                 401,
-                error_body(UNAUTHENTICATED, "UNAUTHENTICATED"),
+                error_body(await self.refusal(authorization), "UNAUTHENTICATED"),
                 {"www-authenticate": "Bearer"},
             )
             return
@@ -150,8 +152,9 @@ class ToolServer:
         return self.stdio_authorization
 
     async def _principal(self, ctx: Any) -> Principal:
+        authorization = self._authorization(ctx)
         try:
-            principal = await self.authenticate(self._authorization(ctx))
+            principal = await self.authenticate(authorization)
         except Exception as error:
             reason = unavailable(error)
             if reason is None:
@@ -163,7 +166,8 @@ class ToolServer:
                 {"code": "SERVICE_UNAVAILABLE", "retryable": True},
             ) from error
         if principal is None:
-            raise MCPError(types.INVALID_REQUEST, UNAUTHENTICATED, {"code": "UNAUTHENTICATED"})
+            reason = await self.refusal(authorization)
+            raise MCPError(types.INVALID_REQUEST, reason, {"code": "UNAUTHENTICATED"})
         return principal
 
     async def _list_tools(

@@ -67,6 +67,7 @@ from graph.server.over_http import GraphQLOverHTTPMiddleware
 from graph.server.principals import PrincipalCache
 from graph.server.settings import Settings
 from graph.server.shares import KeyShareMiddleware
+from graph.server.tokens import SigningKeys, TokenVerifier
 from lending.access import Principal, Role, demo_key
 from lending.services import api_keys as key_service
 
@@ -164,7 +165,7 @@ class JSONRouter(GraphiQLRouter):
 
 
 class Unauthenticated(Exception):
-    """No valid API key on an HTTP request."""
+    """No valid API key or token on an HTTP request; the message says why."""
 
 
 def _is_ide_page(connection: HTTPConnection) -> bool:
@@ -288,21 +289,31 @@ def create_app(
         async with sessionmaker() as session:
             return await key_service.authenticate(session, authorization)
 
-    principals = PrincipalCache(database_url, lookup_key)
+    tokens = None
+    if settings.jwt_jwks and settings.jwt_issuer and settings.jwt_audience:
+        tokens = TokenVerifier(
+            SigningKeys(settings.jwt_jwks),
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.jwt_role_claim,
+            settings.jwt_leeway_s,
+        )
+    principals = PrincipalCache(database_url, lookup_key, tokens)
     authenticate = principals.authenticate
 
     async def context(connection: HTTPConnection) -> AsyncIterator[Context]:
         principal = None
         if connection.scope["type"] == "http" and not _is_ide_page(connection):
             try:
-                principal = await authenticate(connection.headers.get("authorization"))
+                authorization = connection.headers.get("authorization")
+                principal = await authenticate(authorization)
             except Exception as error:
                 reason = unavailable(error)
                 if reason is None:
                     raise
                 raise ServiceUnavailable(reason) from error
             if principal is None:
-                raise Unauthenticated
+                raise Unauthenticated(await principals.refusal(authorization))
         # Queries of HTTP requests may read from the replica (graph.context decides which are
         # queries); a WebSocket's subscriptions read from the primary, as the events come.
         db = RequestSession(sessionmaker, replica if connection.scope["type"] == "http" else None)
@@ -312,6 +323,7 @@ def create_app(
             sessionmaker=sessionmaker,
             db=db,
             authenticate=authenticate,
+            refusal=principals.refusal,
             events=events,
             principal=principal,
             reads=reads,
@@ -341,9 +353,9 @@ def create_app(
     app.state.principals = principals
 
     @app.exception_handler(Unauthenticated)
-    async def unauthenticated(request: Request, _: Unauthenticated) -> JSONResponse:
+    async def unauthenticated(request: Request, error: Unauthenticated) -> JSONResponse:
         return JSONResponse(
-            error_body("Send a valid API key: Authorization: Bearer <key>.", "UNAUTHENTICATED"),
+            error_body(str(error), "UNAUTHENTICATED"),
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -417,7 +429,7 @@ def create_app(
         ),
     )
     app.include_router(router, prefix="/graphql")
-    tools = ToolServer(operations, app, authenticate)
+    tools = ToolServer(operations, app, authenticate, principals.refusal)
     app.state.tools = tools
     # An ASGI app as the endpoint: Starlette hands it the raw request.
     app.add_route("/mcp", tools, methods=["GET", "POST", "DELETE"])  # type: ignore[arg-type]

@@ -149,6 +149,30 @@ class Settings(DatabaseSettings):
     lending_api_key: str | None = Field(
         default=None, description="The API key `lending mcp` acts with (its tools run as it)."
     )
+    jwt_jwks: str | None = Field(
+        default=None,
+        description="Where the signing keys of bearer tokens (JWT) are: an http:// or https:// "
+        "URL of a JWKS, or the path of a JWKS file. Unset: API keys only. Read at the first "
+        "token, and again (at most every 60 s) when a token names a key it does not hold.",
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="The `iss` every token must carry (required with JWT_JWKS)."
+    )
+    jwt_audience: str | None = Field(
+        default=None,
+        description="The `aud` every token must be meant for (required with JWT_JWKS).",
+    )
+    jwt_role_claim: str = Field(
+        default="lending_role",
+        min_length=1,
+        description="The claim naming the caller's role (ADMIN, UNDERWRITER, SERVICER, AGENT).",
+    )
+    jwt_leeway_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        description="Seconds of clock difference allowed on `exp` and `nbf`.",
+    )
 
     @model_validator(mode="after")
     def _demo_is_not_production(self) -> Settings:
@@ -163,6 +187,21 @@ class Settings(DatabaseSettings):
                 "LENDING_ENV=production serves /metrics only behind a token: set METRICS_TOKEN "
                 "(16 characters or more), or METRICS=off."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tokens_name_their_issuer_and_audience(self) -> Settings:
+        if not self.jwt_jwks:
+            return self
+        if not (self.jwt_issuer and self.jwt_audience):
+            raise ValueError(
+                "JWT_JWKS needs JWT_ISSUER and JWT_AUDIENCE: tokens are checked against both."
+            )
+        if (
+            not self.jwt_jwks.startswith(("https://", "http://"))
+            and not Path(self.jwt_jwks).is_file()
+        ):
+            raise ValueError("JWT_JWKS is neither an http(s):// URL nor a JWKS file.")
         return self
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from lending.access import (
     Budget,
     Principal,
     Role,
+    bearer_credential,
     demo_key,
     demo_key_name,
     hash_api_key,
@@ -55,11 +56,10 @@ async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
 
 async def authenticate(session: AsyncSession, authorization: str | None) -> Principal | None:
     """The caller behind an ``Authorization: Bearer <key>`` header, if the key is active."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 200:
+    key = bearer_credential(authorization)
+    if key is None or len(key) > 200:
         return None
-    row = await repo.active_key(session, hash_api_key(token))
+    row = await repo.active_key(session, hash_api_key(key))
     if row is None:
         return None
     budget = None

@@ -107,6 +107,14 @@ async def test_missing_or_unknown_keys_get_401(app, header):
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
+async def test_a_bearer_token_is_refused_where_none_are_configured(app):
+    async with http_client(app, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln") as client:
+        response = await client.post("/graphql", json={"query": "{ loanProducts { code } }"})
+    assert response.status_code == 401
+    [error] = response.json()["errors"]
+    assert error["message"] == "Bearer tokens are not accepted by this service; send an API key."
+
+
 async def test_a_revoked_key_is_refused_and_the_name_is_the_actor(app, engine):
     async with create_sessionmaker(engine)() as session, session.begin():
         _, key = await key_service.create_key(session, name="agent.temp", role=Role.AGENT)
