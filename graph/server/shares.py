@@ -21,6 +21,7 @@ import time
 
 from graph.budgets import THROTTLED, retry_after
 from graph.server.http import ASGIApp, Message, Receive, Scope, Send, send_json
+from lending.access import bearer_credential
 
 
 class _Share:
@@ -145,10 +146,8 @@ def _retry_after(start: Message) -> float | None:
 
 
 def _bearer(scope: Scope) -> str | None:
-    """The key of an ``Authorization: Bearer <key>`` header, spelled as the lookup reads it."""
+    """The key (or token) of an ``Authorization: Bearer`` header, spelled as the lookup reads it."""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").strip().partition(" ")
-            token = token.strip()
-            return token if scheme.lower() == "bearer" and token else None
+            return bearer_credential(value.decode("latin-1"))
     return None
