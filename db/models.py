@@ -426,6 +426,7 @@ class ApiKey(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Its CHECK constraint (migration 0003) admits the staff roles only: borrowers have tokens.
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     demo: Mapped[bool] = mapped_column(server_default=text("false"))

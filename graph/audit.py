@@ -10,7 +10,7 @@ from db.reads.plan import Domain, PageArgs
 from db.repositories.audit import ChainFilter
 from graph.compiled.reads import Page, reads
 from graph.context import Info
-from graph.permissions import READ
+from graph.permissions import OVERSEE
 from graph.relations import page_of
 from graph.relay import After, Before, Connection, First, Last, connection
 from graph.types.audit import AuditEvent, audit_page
@@ -26,7 +26,7 @@ async def _no_events() -> int:
 
 @strawberry.type
 class AuditQueries:
-    @READ.field(
+    @OVERSEE.field(
         "Every recorded change to an application, its decisions, loan and payments, oldest "
         "first (give the application's or the loan's id).",
         metadata=reads(AUDIT_TRAIL),

@@ -31,7 +31,7 @@ from db.session import create_engine, create_sessionmaker
 from graph.observability import logs
 from graph.server import schema_changes
 from graph.server.settings import Settings, get_settings
-from lending.access import ROLE_BUDGETS, Budget, Role
+from lending.access import ROLE_BUDGETS, STAFF_ROLES, Budget, Role
 from lending.errors import DomainError
 from lending.services import api_keys as key_service
 from lending.services import audit as audit_service
@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="create a key (printed once)")
     create.add_argument("--name", required=True, help="who uses it; recorded as the actor")
-    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--role", required=True, choices=[r.value for r in STAFF_ROLES])
     create.add_argument(
         "--budget",
         type=_budget,

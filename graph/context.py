@@ -22,7 +22,7 @@ from db.listener import EventListener
 from db.session import RequestSession
 from graph.budgets import CostBudgets
 from graph.loaders import Loaders
-from lending.access import Principal
+from lending.access import Principal, Role
 
 Authenticate = Callable[[str | None], Awaitable[Principal | None]]
 # Why an Authorization header was refused (graph.server.principals.PrincipalCache.refusal).
@@ -67,6 +67,8 @@ class Context(BaseContext):
     refusal: Refusal | None = None  # why a refused Authorization header was refused
     loaders: Loaders = field(init=False)
     dry_run: AsyncSession | None = field(init=False, default=None)
+    # A borrower's applicant key by their email, once found (graph.scope.owner_key).
+    owners: dict[str, int | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db)
@@ -96,6 +98,7 @@ class Context(BaseContext):
         event.db = RequestSession(self.sessionmaker)
         event.loaders = Loaders(event.db)
         event.dry_run = None
+        event.owners = {}
         return event
 
     async def close_event(self) -> None:
@@ -118,6 +121,12 @@ class Context(BaseContext):
         params = self.connection_params if isinstance(self.connection_params, dict) else {}
         header = params.get("Authorization") or params.get("authorization")
         return header if isinstance(header, str) else None
+
+    @property
+    def role(self) -> Role:
+        """The caller's role (resolvers below a guarded root field run for a known caller)."""
+        assert self.principal is not None, "fields are resolved only for authenticated callers"
+        return self.principal.role
 
     @property
     def actor(self) -> str:

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import strawberry
 
+from lending.access import Role
 from lending.delinquency import DelinquencyBucket, InstallmentStatus
 from lending.errors import ErrorCode as DomainErrorCode
 from lending.states import (
@@ -36,6 +37,19 @@ def graphql_enum(
         value.description = by_name[value.name]
     return cls
 
+
+graphql_enum(
+    Role,
+    "What a caller is for. Staff roles hold API keys or tokens; a borrower signs in with a token "
+    "naming their verified email, and reads and acts on their own rows only.",
+    {
+        Role.ADMIN: "Everything, keys and products included.",
+        Role.UNDERWRITER: "Applications and decisions.",
+        Role.SERVICER: "Loans once approved: disbursement, payments, settlement, collections.",
+        Role.AGENT: "Applications on applicants' behalf, and reminders of overdue instalments.",
+        Role.BORROWER: "The applicant whose email the token names: their own rows only.",
+    },
+)
 
 graphql_enum(
     DomainErrorCode,
@@ -78,6 +92,9 @@ graphql_enum(
         ),
         DomainErrorCode.SETTLEMENT_AMOUNT_MISMATCH: (
             "The amount is not what settles the loan on that date; the message gives it."
+        ),
+        DomainErrorCode.FORBIDDEN: (
+            "Your role may not do this with these values: a borrower applies for themselves."
         ),
     },
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
 from operator import attrgetter
 from typing import Annotated, Any
@@ -11,6 +11,7 @@ import strawberry
 from graphql import GraphQLError
 
 from db.listener import CLOSING, INTERRUPTED, Notification
+from db.repositories import applications as application_repo
 from graph.compiled.reads import SameAs, reads
 from graph.context import Info
 from graph.enums import graphql_enum
@@ -141,6 +142,30 @@ def _key(global_id: str | None, type_name: str, field: str) -> int | None:
         raise ClientError(exc.message) from None
 
 
+MAX_KNOWN_APPLICATIONS = 1024  # a borrower's subscription remembers whose these are
+
+
+def _ownership(info: Info) -> Callable[[int], Awaitable[bool]]:
+    """Whether an event's application is one the caller may follow: a borrower's own (an
+    application never changes applicant, so each answer is remembered), any for staff."""
+    owner = info.context.principal.owner if info.context.principal else None
+    known: dict[int, bool] = {}
+
+    async def owned(application_key: int) -> bool:
+        if owner is None:
+            return True
+        if application_key not in known:
+            if len(known) >= MAX_KNOWN_APPLICATIONS:
+                known.clear()
+            async with info.context.sessionmaker() as session:
+                known[application_key] = await application_repo.owned_application(
+                    session, application_key, owner
+                )
+        return known[application_key]
+
+    return owned
+
+
 def _unavailable(info: Info, reason: str) -> GraphQLError:
     found = unavailable_error(reason, info.context.request_id)
     return GraphQLError(found["message"], extensions=found["extensions"])
@@ -169,6 +194,7 @@ class EventSubscriptions:
     ) -> AsyncGenerator[LoanEvent, None]:
         application = _key(application_id, "LoanApplication", "applicationId")
         loan = _key(loan_id, "Loan", "loanId")
+        owned = _ownership(info)
         async with info.context.events.subscribe() as queue, metrics.open_subscription():
             while True:
                 event = await queue.get()
@@ -184,5 +210,7 @@ class EventSubscriptions:
                 if application is not None and payload["applicationId"] != application:
                     continue
                 if loan is not None and payload.get("loanId") != loan:
+                    continue
+                if not await owned(payload["applicationId"]):
                     continue
                 yield LoanEvent.of(event)

@@ -192,7 +192,8 @@ async def run_mutation(info: Info, payload: type[P], input_obj: object, work: Wo
     dry = bool(getattr(input_obj, "dry_run", False))
     try:
         key = _checked_key(input_obj)
-        caller = Caller(actor=context.actor, request_id=context.request_id, idempotency_key=key)
+        owner = context.principal.owner if context.principal else None
+        caller = Caller(context.actor, context.request_id, key, owner)
         fingerprint = request_hash(operation, input_obj)
         session = context.sessionmaker()
         held = False

@@ -15,6 +15,7 @@ from graph.errors import ClientError
 from graph.ids import read_id
 from graph.permissions import READ
 from graph.relay import MAX_PAGE_SIZE, GlobalId, Node, RowView
+from graph.scope import visible
 
 # The table of every Node type by its GraphQL name (graph.types has imported them all).
 TABLES = {
@@ -41,7 +42,8 @@ def node_refs(ids: Sequence[str]) -> list[tuple[str, int] | None]:
 async def load_node(info: Info, ref: tuple[str, int] | None) -> Node | None:
     """The object a reference names, through its type's loader (None for None)."""
     view = RowView.named(ref[0]) if ref else None
-    return await view.load(info.context.loaders, ref[1]) if view and ref else None
+    found = await view.load(info.context.loaders, ref[1]) if view and ref else None
+    return await visible(info, found)
 
 
 @strawberry.type

@@ -93,6 +93,7 @@ class Guard:
 
 
 READ = Guard(Permission.READ)
+OVERSEE = Guard(Permission.OVERSEE)
 APPLY = Guard(Permission.APPLY)
 WITHDRAW = Guard(Permission.WITHDRAW)
 DECIDE = Guard(Permission.DECIDE)

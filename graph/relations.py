@@ -16,13 +16,15 @@ import strawberry
 
 from db.reads.plan import Column, Money, PageArgs, ToMany, ToOne, Total
 from db.repositories import pages
-from graph.compiled.reads import ById, Page, attribute_of, reads
+from graph.compiled.reads import ById, Page, Personal, attribute_of, reads
 from graph.context import Info
 from graph.ids import key_for
 from graph.loaders import Nested
 from graph.permissions import Guard
 from graph.relay import Connection, GlobalId, Node, RowView, connection
+from graph.scope import checked_filter, scoped, visible
 from lending.money import as_written
+from lending.privacy import Access, Data, Mask, access, describe, shown
 
 
 def _local(root: Any, column: str) -> Any:
@@ -49,6 +51,33 @@ def to_many(link: ToMany, description: str) -> Any:
         return [view.from_row(row) for row in rows]
 
     return strawberry.field(resolver=resolve, description=description, metadata=reads(link))
+
+
+def personal(
+    read: Column | Money | ToMany, data: Data, description: str, mask: Mask | None = None
+) -> Any:
+    """A field holding personal data of kind ``data`` (lending.privacy): ``read``'s value (a
+    column or an amount of the object's row, or its linked rows) as the caller's role may see
+    it, in full, masked by ``mask`` or null; its description names who sees what."""
+
+    async def resolve(root: Any, info: Info) -> Any:
+        role = info.context.role
+        if access(role, data) is Access.HIDDEN:
+            return None
+        if isinstance(read, ToMany):
+            rows = await info.context.loaders.many(read).load(_local(root, read.local))
+            view = RowView.for_table(read.table)
+            return [view.from_row(row) for row in rows]
+        value = (read.value if isinstance(read, Money) else read).read(root.row)
+        if isinstance(read, Money) and value is not None:
+            value = await in_currency(info, root, value, read)
+        return shown(role, data, value, mask)
+
+    return strawberry.field(
+        resolver=resolve,
+        description=f"{description} {describe(data)}",
+        metadata=reads(Personal(read, data, mask)),
+    )
 
 
 async def currency_of(info: Info, row: Any, links: tuple[ToOne, ...]) -> str:
@@ -84,7 +113,9 @@ async def page_of(
     distinct set of arguments); ``totalCount`` runs only when selected.
     """
     domain, view = declaration.domain, RowView.for_table(declaration.domain.value)
+    checked_filter(info, args)
     if declaration.remote is None:
+        args = scoped(info, domain, args)
         db = info.context.db
         rows = await db.run(pages.page, domain, args)
         return connection(
@@ -111,6 +142,6 @@ def lookup(guard: Guard, view: type[Node], description: str) -> Any:
 
     async def resolve(info: Info, id: GlobalId) -> Any:
         found = key(id)
-        return await view.load(info.context.loaders, found) if found else None
+        return await visible(info, await view.load(info.context.loaders, found) if found else None)
 
     return guard.field(description, resolver=resolve, metadata=reads(ById(view.TABLE, key)))

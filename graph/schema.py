@@ -38,6 +38,7 @@ from graph.products import ProductQueries
 from graph.reminders import ReminderMutations
 from graph.scalars import SCALAR_OVERRIDES
 from graph.servicing import ServicingQueries
+from graph.viewer import ViewerQueries
 
 
 @strawberry.type(description="Read the lending data.")
@@ -49,6 +50,7 @@ class Query(
     LoanQueries,
     ServicingQueries,
     AuditQueries,
+    ViewerQueries,
 ):
     """Root query."""
 

@@ -12,7 +12,7 @@ from db.reads.plan import Domain
 from graph.compiled.reads import Page, reads
 from graph.context import Info
 from graph.errors import UserError, user_errors
-from graph.permissions import READ
+from graph.permissions import OVERSEE, READ
 from graph.relations import page_of
 from graph.relay import After, Before, Connection, First, Last
 from graph.types.previews import SchedulePreview
@@ -66,7 +66,7 @@ class SchedulePreviewPayload:
 
 @strawberry.type
 class ServicingQueries:
-    @READ.field(
+    @OVERSEE.field(
         "Instalments of active loans overdue on a date, most overdue first.",
         metadata=reads(OVERDUE),
     )

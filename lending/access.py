@@ -12,18 +12,24 @@ from typing import Any
 
 
 class Role(enum.Enum):
-    """What an API key's holder is for."""
+    """What a caller is for: a staff role (API keys or tokens), or a borrower (tokens only)."""
 
     ADMIN = "ADMIN"
     UNDERWRITER = "UNDERWRITER"
     SERVICER = "SERVICER"
     AGENT = "AGENT"
+    BORROWER = "BORROWER"  # the applicant owning the token's verified email; own rows only
+
+
+# The roles an API key may have: a borrower signs in with a token naming their email.
+STAFF_ROLES = (Role.ADMIN, Role.UNDERWRITER, Role.SERVICER, Role.AGENT)
 
 
 class Permission(enum.Enum):
     """Something a caller may be allowed to do."""
 
-    READ = "READ"
+    READ = "READ"  # a borrower: their own rows only
+    OVERSEE = "OVERSEE"  # read across applicants: overdue instalments, the audit trail
     APPLY = "APPLY"
     WITHDRAW = "WITHDRAW"
     DECIDE = "DECIDE"
@@ -38,7 +44,7 @@ class Permission(enum.Enum):
     MANAGE_PRODUCTS = "MANAGE_PRODUCTS"
 
 
-_AGENT = {Permission.READ, Permission.APPLY, Permission.WITHDRAW}
+_AGENT = {Permission.READ, Permission.OVERSEE, Permission.APPLY, Permission.WITHDRAW}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Collections agents chase overdue instalments; underwriters do not.
@@ -47,6 +53,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SERVICER: frozenset(
         {
             Permission.READ,
+            Permission.OVERSEE,
             Permission.DISBURSE,
             Permission.RECORD_PAYMENT,
             Permission.REVERSE_PAYMENT,
@@ -58,6 +65,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.ADMIN: frozenset(Permission),
+    # For themselves: apply, withdraw, and read their own applications and loans.
+    Role.BORROWER: frozenset({Permission.READ, Permission.APPLY, Permission.WITHDRAW}),
 }
 
 
@@ -100,6 +109,7 @@ ROLE_BUDGETS: dict[Role, Budget] = {
     Role.UNDERWRITER: Budget(2_000_000, 100_000),
     Role.SERVICER: Budget(2_000_000, 100_000),
     Role.AGENT: Budget(2_000_000, 100_000),
+    Role.BORROWER: Budget(500_000, 25_000),  # one person's screens
 }
 
 
@@ -110,11 +120,18 @@ UNLIMITED_BUDGET = Budget(MAX_BUDGET, MAX_BUDGET)
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller: the key's name is the actor recorded on everything it does.
-    ``budget`` is the key's own, when it was given one (else its role's: ``ROLE_BUDGETS``)."""
+    ``budget`` is the key's own, when it was given one (else its role's: ``ROLE_BUDGETS``).
+    A borrower's ``email`` (verified, lower case) names the applicant they are."""
 
     name: str
     role: Role
     budget: Budget | None = None
+    email: str | None = None
+
+    @property
+    def owner(self) -> str | None:
+        """For a borrower, the email whose applicant's rows alone they may read; else None."""
+        return self.email if self.role is Role.BORROWER else None
 
     @property
     def cost_budget(self) -> Budget:
@@ -128,6 +145,7 @@ class Principal:
 
 KEY_PREFIX = "lnd_"
 ACTOR_LENGTH = 200  # the most characters of an actor's name, as the audit trail stores it
+MAX_EMAIL_LENGTH = 254  # as applicants' emails are stored
 
 
 def bearer_credential(authorization: str | None) -> str | None:
@@ -155,7 +173,15 @@ def token_principal(claims: Mapping[str, Any], role_claim: str) -> Principal:
     name = f"{claims.get('iss')}#{subject}"
     if len(name) > ACTOR_LENGTH:
         raise ValueError(f"its issuer and subject are longer than {ACTOR_LENGTH} characters")
-    return Principal(name=name, role=Role(role))
+    if role != Role.BORROWER.value:
+        return Principal(name=name, role=Role(role))
+    email = claims.get("email")
+    if not isinstance(email, str) or claims.get("email_verified") is not True:
+        raise ValueError("a BORROWER token needs a verified email (email, email_verified: true)")
+    email = email.strip().lower()
+    if not 3 <= len(email) <= MAX_EMAIL_LENGTH or "@" not in email:
+        raise ValueError("its email is not an email address")
+    return Principal(name=name, role=Role.BORROWER, email=email)
 
 
 def new_api_key() -> str:

@@ -90,6 +90,8 @@ class Caller:
     actor: str
     request_id: str | None = None
     idempotency_key: str | None = None
+    # A borrower's email (lower case): they act on their own applicant's rows only.
+    owner: str | None = None
 
 
 def json_safe(value: Any) -> Any:

@@ -18,7 +18,7 @@ from db.session import RequestSession, create_sessionmaker
 from graph.context import Context
 from graph.server.app import create_app
 from graph.server.settings import Settings
-from lending.access import UNLIMITED_BUDGET, Principal, Role
+from lending.access import STAFF_ROLES, UNLIMITED_BUDGET, Principal, Role
 from lending.services import api_keys as key_service
 
 # API keys live for the whole session; everything else is emptied after each test.
@@ -46,7 +46,7 @@ async def api_keys(engine: AsyncEngine) -> dict[Role, str]:
     keys: dict[Role, str] = {}
     async with create_sessionmaker(engine)() as session, session.begin():
         await session.execute(text("DELETE FROM api_keys"))
-        for role in Role:
+        for role in STAFF_ROLES:
             _, keys[role] = await key_service.create_key(
                 session, name=role.value.lower(), role=role, budget=UNLIMITED_BUDGET
             )

@@ -14,6 +14,7 @@ objects from the same declaration the compiler renders.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,6 +51,15 @@ class Column:
     def read(self, row: Any) -> Any:
         """The value from a row read by the per-field path."""
         return getattr(row, self.name)
+
+
+@dataclass(frozen=True)
+class Masked:
+    """A text column shown masked (lending.privacy.Mask, by name): its shape kept, most of its
+    characters hidden, exactly as lending.privacy masks it."""
+
+    column: Column
+    mask: str
 
 
 @dataclass(frozen=True)
@@ -298,14 +308,40 @@ class Connection:
 
 # ---- roots ------------------------------------------------------------------------------------
 
+# The slot holding a borrower's email (lower case; empty for staff): roots marked ``owned``
+# read only the rows of that applicant (another's row reads as none).
+OWNER_SLOT = 0
+# The slot holding the caller's name (``viewer { name }``).
+CALLER_SLOT = -1
+
+
+@dataclass(frozen=True)
+class CallerName:
+    """The caller's name, from CALLER_SLOT."""
+
+
+@dataclass(frozen=True)
+class OwnApplicant:
+    """The applicant whose email is in OWNER_SLOT (null when none is)."""
+
+    obj: Obj
+
+
+@dataclass(frozen=True)
+class Single:
+    """A root object read from no table: its fields are constants, the caller's, or reads."""
+
+    obj: Obj
+
 
 @dataclass(frozen=True)
 class ById:
-    """One row of ``table`` by the key in ``slot`` (None: null)."""
+    """One row of ``table`` by the key in ``slot`` (None: null); ``owned``: see OWNER_SLOT."""
 
     table: str
     slot: int
     obj: Obj
+    owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -319,11 +355,13 @@ class NodeCase:
 
 @dataclass(frozen=True)
 class NodeById:
-    """Any object by (type name, key) in ``slot``; ``many``: a list of them in order."""
+    """Any object by (type name, key) in ``slot``; ``many``: a list of them in order;
+    ``owned``: see OWNER_SLOT."""
 
     cases: tuple[NodeCase, ...]
     slot: int
     many: bool = False
+    owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -338,6 +376,7 @@ class Ordered:
 
 Value: TypeAlias = (
     Column
+    | Masked
     | Total
     | IsSet
     | RowGlobalId
@@ -352,8 +391,10 @@ Value: TypeAlias = (
     | Embedded
     | OldestOverdue
     | Connection
+    | CallerName
+    | OwnApplicant
 )
-Root: TypeAlias = ById | NodeById | Connection | Ordered | Const
+Root: TypeAlias = ById | NodeById | Connection | Ordered | Const | Single
 
 
 @dataclass(frozen=True)
@@ -372,3 +413,7 @@ class PageArgs:
     filter: Any
     page: Any  # db.pagination.PageRequest
     order: Order
+
+    def owned_by(self, owner: str) -> PageArgs:
+        """These arguments scoped to the rows of the borrower whose email is ``owner``."""
+        return dataclasses.replace(self, filter=dataclasses.replace(self.filter, owner=owner))

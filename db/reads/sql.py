@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from db.reads.plan import (
+    CALLER_SLOT,
+    OWNER_SLOT,
     ById,
     ByValue,
+    CallerName,
     Column,
     Computation,
     Computed,
@@ -38,17 +41,20 @@ from db.reads.plan import (
     IsSet,
     Kind,
     Many,
+    Masked,
     Money,
     NodeById,
     Obj,
     OldestOverdue,
     One,
     Ordered,
+    OwnApplicant,
     PageArgs,
     PageInfo,
     PageInfoPart,
     Root,
     RowGlobalId,
+    Single,
     SumOf,
     TextGlobalId,
     Total,
@@ -63,6 +69,7 @@ from db.repositories.servicing import OverdueFilter
 from lending.audit import CHAIN_PREFIX
 from lending.delinquency import BUCKET_BOUNDS, OTHERWISE, STATUS_RULES, StatusTest
 from lending.money import MINOR_DIGITS
+from lending.privacy import HIDDEN_CHARACTER, HIDING, Mask
 from lending.states import LoanStatus, ReminderStatus
 
 Bound = Mapping[int, Any]
@@ -173,6 +180,27 @@ def _slot(slot: int, read: Callable[[Any], Any] = lambda value: value) -> Extrac
     return lambda bound: read(bound[slot])
 
 
+# How a row of a table that holds no applicant_id leads to one: (its column, the table it names).
+_OWNED_THROUGH = {
+    "decisions": ("application_id", "loan_applications"),
+    "installments": ("loan_id", "loans"),
+    "payments": ("loan_id", "loans"),
+    "reminders": ("loan_id", "loans"),
+}
+
+
+def _masked(text_sql: str, mask: str) -> str:
+    """``text_sql`` masked as lending.privacy masks it (strict: null stays null)."""
+    hiding = _literal(HIDING)
+    if mask == Mask.EMAIL.value:  # the first character, then the domain from its '@'
+        at = f"strpos({text_sql}, '@')"
+        domain = f"CASE WHEN {at} > 0 THEN substr({text_sql}, {at}) ELSE '' END"
+        return f"(left({text_sql}, 1) || {hiding} || {domain})"
+    assert mask == Mask.PHONE.value, mask  # digits hidden but the last two characters
+    hidden = _literal(HIDDEN_CHARACTER)
+    return f"(regexp_replace(left({text_sql}, -2), '[0-9]', {hidden}, 'g') || right({text_sql}, 2))"
+
+
 def _minor_digits(currency_sql: str) -> str:
     cases = " ".join(
         f"WHEN {_literal(code)} THEN {digits}" for code, digits in sorted(MINOR_DIGITS.items())
@@ -218,11 +246,15 @@ class _Render:
             return self.connection(root, None)
         if isinstance(root, ById):
             key = self.param((root.slot,), _slot(root.slot), "bigint")
-            return self.row_object(root.table, root.obj, f"{{t}}.id = {key}")
+            where = f"{{t}}.id = {key}" + self.owned(root.table, root.owned)
+            return self.row_object(root.table, root.obj, where)
         if isinstance(root, NodeById):
             return self.nodes(root)
         if isinstance(root, Const):
             return f"{_literal(root.json)}::json"
+        if isinstance(root, Single):
+            j = self.alias("j")
+            return f"(SELECT row_to_json({j}) FROM (SELECT {self.columns(root.obj, '')}) {j})"
         return self.ordered(root)
 
     def nodes(self, root: NodeById) -> str:
@@ -244,10 +276,27 @@ class _Render:
             return "NULL::json"
         whens = " ".join(
             f"WHEN {_literal(case.type_name)} THEN "
-            + self.row_object(case.table, case.obj, f"{{t}}.id = {key_sql}")
+            + self.row_object(
+                case.table, case.obj, f"{{t}}.id = {key_sql}" + self.owned(case.table, root.owned)
+            )
             for case in root.cases
         )
         return f"CASE {type_sql} {whens} END"
+
+    def owned(self, table: str, owned: bool) -> str:
+        """The condition (`` AND …`` on alias ``{t}``) that a row of ``table`` is the borrower's
+        in OWNER_SLOT, when ``owned``; products are everyone's."""
+        if not owned or table == "loan_products":
+            return ""
+        owner = self.param((OWNER_SLOT,), _slot(OWNER_SLOT), "text")
+        applicant = f"(SELECT id FROM applicants WHERE lower(email) = {owner})"
+        through = _OWNED_THROUGH.get(table)
+        if table == "applicants":
+            return f" AND {{t}}.id = {applicant}"
+        if through is None:
+            return f" AND {{t}}.applicant_id = {applicant}"
+        link, parent = through
+        return f" AND {{t}}.{link} IN (SELECT id FROM {parent} WHERE applicant_id = {applicant})"
 
     def ordered(self, root: Ordered) -> str:
         active = self.param((root.slot,), _slot(root.slot), "boolean")
@@ -289,6 +338,13 @@ class _Render:
     def value(self, value: Value, row: str) -> str:
         if isinstance(value, Column):
             return self.column(value, row)
+        if isinstance(value, Masked):
+            return _masked(f"{row}.{value.column.name}", value.mask)
+        if isinstance(value, CallerName):
+            return f"to_json({self.param((CALLER_SLOT,), _slot(CALLER_SLOT), 'text')})"
+        if isinstance(value, OwnApplicant):
+            owner = self.param((OWNER_SLOT,), _slot(OWNER_SLOT), "text")
+            return self.row_object("applicants", value.obj, f"lower({{t}}.email) = {owner}")
         if isinstance(value, Total):
             return "(" + " + ".join(f"{row}.{name}" for name in value.names) + ")::text"
         if isinstance(value, IsSet):
@@ -606,8 +662,15 @@ class _Render:
 
         return self.param((slot, "filter", name), extract, cast)
 
+    def owner_of(self, slot: int) -> str:
+        """The key of the applicant a borrower's filter is scoped to, as a subquery."""
+        owner = self.filter_param(slot, "owner", "text")
+        return f"(SELECT id FROM applicants WHERE lower(email) = {owner})"
+
     def application_filter(self, f: ApplicationFilter, t: str, slot: int) -> list[str]:
         out = []
+        if f.owner is not None:
+            out.append(f"{t}.applicant_id = {self.owner_of(slot)}")
         if f.statuses is not None:
             statuses = self.filter_param(slot, "statuses", "text[]", lambda v: [s.value for s in v])
             out.append(f"{t}.status = ANY({statuses})")
@@ -639,6 +702,8 @@ class _Render:
 
     def applicant_filter(self, f: ApplicantFilter, t: str, slot: int) -> list[str]:
         out = []
+        if f.owner is not None:
+            out.append(f"lower({t}.email) = {self.filter_param(slot, 'owner', 'text')}")
         if f.email is not None:
             email = self.filter_param(slot, "email", "text", lambda v: v.strip().lower())
             out.append(f"lower({t}.email) = {email}")
@@ -657,6 +722,8 @@ class _Render:
 
     def loan_filter(self, f: LoanFilter, t: str, slot: int) -> list[str]:
         out = []
+        if f.owner is not None:
+            out.append(f"{t}.applicant_id = {self.owner_of(slot)}")
         if f.statuses is not None:
             statuses = self.filter_param(slot, "statuses", "text[]", lambda v: [s.value for s in v])
             out.append(f"{t}.status = ANY({statuses})")

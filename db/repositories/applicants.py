@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, union_all
+from sqlalchemy import ScalarSelect, Select, func, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ class ApplicantFilter:
     name_contains: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    owner: str | None = None  # a borrower's email (lower case): their own row only
 
     @staticmethod
     def name_pattern(part: str) -> str:
@@ -59,9 +60,22 @@ async def get_or_create_applicant(
     return applicant
 
 
+def owned_by(owner: str) -> ScalarSelect[int]:
+    """The key of the applicant whose email is ``owner`` (lower case), as a subquery."""
+    return select(Applicant.id).where(func.lower(Applicant.email) == owner).scalar_subquery()
+
+
+async def owner_key(session: AsyncSession, owner: str) -> int | None:
+    """The key of the applicant whose email is ``owner`` (lower case), if there is one."""
+    found: int | None = await session.scalar(select(owned_by(owner)))
+    return found
+
+
 def filtered(flt: ApplicantFilter) -> Select[Applicant]:
     """Applicants matching ``flt``."""
     stmt = select(Applicant)
+    if flt.owner is not None:
+        stmt = stmt.where(func.lower(Applicant.email) == flt.owner)
     if flt.email is not None:
         stmt = stmt.where(func.lower(Applicant.email) == flt.email.strip().lower())
     if flt.name_contains:

@@ -21,6 +21,7 @@ from db.models import (
     LoanProduct,
 )
 from db.repositories import column_values, index_named, insert_unless_taken, unnest_rows
+from db.repositories.applicants import owned_by
 from lending.states import ApplicationStatus
 
 ONE_OPEN_PER_APPLICANT = index_named(
@@ -35,6 +36,7 @@ class ApplicationFilter:
     statuses: tuple[ApplicationStatus, ...] | None = None
     product_code: str | None = None
     applicant_email: str | None = None
+    owner: str | None = None  # a borrower's email (lower case): their own applications only
     submitted_from: datetime | None = None
     submitted_to: datetime | None = None
     amount_min: Decimal | None = None
@@ -50,9 +52,21 @@ class ApplicationFilter:
         return any(v is not None for v in (self.decided_by, self.score_min, self.score_max))
 
 
+async def owned_application(session: AsyncSession, application_id: int, owner: str) -> bool:
+    """Whether application ``application_id`` is of the applicant whose email is ``owner``."""
+    found = await session.scalar(
+        select(LoanApplication.id).where(
+            LoanApplication.id == application_id, LoanApplication.applicant_id == owned_by(owner)
+        )
+    )
+    return found is not None
+
+
 def filtered(flt: ApplicationFilter) -> Select[LoanApplication]:
     """Applications matching ``flt``."""
     stmt = select(LoanApplication)
+    if flt.owner is not None:
+        stmt = stmt.where(LoanApplication.applicant_id == owned_by(flt.owner))
     if flt.statuses is not None:
         stmt = stmt.where(LoanApplication.status.in_(flt.statuses))
     if flt.product_code is not None:

@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import Select, select
 
 from db.models import Loan
+from db.repositories.applicants import owned_by
 from db.repositories.servicing import bucket_condition, days_past_due_stmt
 from lending.states import LoanStatus
 
@@ -22,11 +23,14 @@ class LoanFilter:
     statuses: tuple[LoanStatus, ...] | None = None
     days_past_due: tuple[tuple[int, int | None], ...] | None = None
     as_of: date | None = None
+    owner: str | None = None  # a borrower's email (lower case): their own loans only
 
 
 def filtered(flt: LoanFilter) -> Select[Loan]:
     """Loans matching ``flt``."""
     stmt = select(Loan)
+    if flt.owner is not None:
+        stmt = stmt.where(Loan.applicant_id == owned_by(flt.owner))
     if flt.statuses is not None:
         stmt = stmt.where(Loan.status.in_(flt.statuses))
     if flt.days_past_due is not None:

@@ -48,7 +48,7 @@ from graph.compiled.reads import READS, SameAs
 from graph.documents import TextCache
 from graph.inputs import unstorable_literal
 from graph.limits import cost_variables
-from lending.access import Role
+from lending.access import Principal, Role
 
 log = logging.getLogger("lending.compiled")
 
@@ -161,11 +161,18 @@ class CompiledReads:
         return found
 
     def bind(
-        self, operation_plan: OperationPlan, slots: tuple[int, ...], variables: VariableValues
+        self,
+        operation_plan: OperationPlan,
+        slots: tuple[int, ...],
+        variables: VariableValues,
+        principal: Principal | None = None,
     ) -> dict[int, Any] | None:
-        """The request's bound slots, or None when the per-field path must answer."""
+        """The request's bound slots, or None when the per-field path must answer; a
+        borrower's roots are scoped to their own rows."""
+        owner, name = (principal.owner, principal.name) if principal else (None, None)
         try:
-            return bind(operation_plan, slots, variables, self.converter, self.schema.config)
+            config = self.schema.config
+            return bind(operation_plan, slots, variables, self.converter, config, owner, name)
         except Exception as error:
             log.debug("compiled read falls back: %s", error)
             return None
@@ -251,7 +258,7 @@ class RequestReads:
     """One HTTP request's view of the compiled path: its principal's role, what compiled."""
 
     reads: CompiledReads
-    role: Role
+    principal: Principal
     query: str | None = None
     document: DocumentNode | None = None
     compiled_keys: list[str] = field(default_factory=list)
@@ -264,12 +271,12 @@ class RequestReads:
         if self.plan is None:
             entry = self.reads.document(self.query, self.document, executor.fragments)
             self.plan = self.reads.plan(
-                entry, executor.operation, self.role, executor.variable_values
+                entry, executor.operation, self.principal.role, executor.variable_values
             )
         compiled = self.plan.compiled.get(key)
         if compiled is None or key not in self.plan.reading:
             return None  # the executor answers a root __typename without any statement
-        bound = self.reads.bind(self.plan, compiled.slots, executor.variable_values)
+        bound = self.reads.bind(self.plan, compiled.slots, executor.variable_values, self.principal)
         if bound is None:
             return None
         return self.reads.run_root(compiled, bound)
@@ -418,7 +425,8 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
             return None
         plan, slot = found
         compiled = plan.compiled[key]
-        bound = reads.bind(plan, compiled.slots, self.variable_values)
+        principal = getattr(self.context_value, "principal", None)
+        bound = reads.bind(plan, compiled.slots, self.variable_values, principal)
         if bound is None:
             return None
         bound[slot] = declaration.key(source)

@@ -56,6 +56,7 @@ from graph.compiled import reads
 from graph.permissions import required_permissions
 from lending import clock
 from lending.access import Role, role_may
+from lending.privacy import Access, Data, access, refused_filter
 
 MAX_KEY_BYTES = 63  # PostgreSQL truncates longer column aliases
 
@@ -88,6 +89,10 @@ class Slot:
     bind: Any
     variables: tuple[str, ...]
     bound: dict[bytes, Any] = field(default_factory=dict)
+    # A page's: the role whose filters are checked (lending.privacy.refused_filter), and
+    # whether it is a borrower's root list, scoped to their rows (its filter's ``owner``).
+    role: Role | None = None
+    owned: bool = False
 
 
 @dataclass
@@ -190,7 +195,8 @@ class Planner:
         if isinstance(root_declaration, reads.ById):
             target = get_named_type(field_def.type)
             assert isinstance(target, GraphQLObjectType)
-            root = rp.ById(root_declaration.table, slot, self.object(target, details, None))
+            obj = self.object(target, details, None)
+            root = rp.ById(root_declaration.table, slot, obj, self.owned)
         elif isinstance(root_declaration, reads.AnyNode) and not root_declaration.many:
             root = rp.NodeById(
                 tuple(
@@ -198,12 +204,18 @@ class Planner:
                     for name, table in root_declaration.tables.items()
                 ),
                 slot,
+                owned=self.owned,
             )
         else:
             raise NotCompilable(f"Query.{declaration.root}: not by id")
         others = tuple(sorted(set(self.slots) - {slot}))
         plan = OperationPlan({key: CompiledRoot(root, others)}, (), dict(self.slots), (key,))
         return plan, slot
+
+    @property
+    def owned(self) -> bool:
+        """Whether roots read only the caller's own rows (a borrower's: rp.OWNER_SLOT)."""
+        return self.role is Role.BORROWER
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -255,14 +267,15 @@ class Planner:
         if isinstance(declaration, reads.ById):
             slot = self.slot(field_def, details, declaration.bind)
             assert isinstance(target, GraphQLObjectType)
-            return rp.ById(declaration.table, slot, self.object(target, details, None))
+            obj = self.object(target, details, None)
+            return rp.ById(declaration.table, slot, obj, self.owned)
         if isinstance(declaration, reads.AnyNode):
             slot = self.slot(field_def, details, declaration.bind)
             cases = tuple(
                 rp.NodeCase(name, table, self.object(self.object_type(name), details, None))
                 for name, table in declaration.tables.items()
             )
-            return rp.NodeById(cases, slot, declaration.many)
+            return rp.NodeById(cases, slot, declaration.many, self.owned)
         if isinstance(declaration, reads.Listed):
             slot = self.slot(field_def, details, declaration.bind)
             assert isinstance(target, GraphQLObjectType)
@@ -270,6 +283,9 @@ class Planner:
             return rp.Ordered(declaration.table, declaration.order, slot, obj)
         if isinstance(declaration, reads.Page):
             return self.connection(field_def, declaration, details, None)
+        if isinstance(declaration, reads.Viewer):
+            assert isinstance(target, GraphQLObjectType)
+            return rp.Single(self.object(target, details, None))
         raise NotCompilable(f"Query.{details[0].node.name.value}")
 
     def object_type(self, name: str) -> GraphQLObjectType:
@@ -300,10 +316,31 @@ class Planner:
         if name == "__typename":
             return rp.Const(_json(parent.name))
         field_def, declaration = self.declaration(parent, details)
+        if isinstance(declaration, reads.Personal):
+            restricted = self.personal(parent, name, declaration)
+            if restricted is not None:
+                return restricted
+            declaration = declaration.read
         if isinstance(declaration, rp.Money):
             value = self.read(parent, details, scope, field_def, declaration.value)
             return rp.Money(value, declaration.currency)
         return self.read(parent, details, scope, field_def, declaration)
+
+    def personal(
+        self, parent: GraphQLObjectType, name: str, declaration: reads.Personal
+    ) -> rp.Value | None:
+        """Personal data as the role sees it (lending.privacy): null, masked in SQL, or None
+        when the role sees it in full (then it is read as declared)."""
+        seen = access(self.role, declaration.data)
+        if seen is Access.FULL:
+            return None
+        if declaration.data is Data.OTHERS_REQUESTS:  # depends on the caller, not the role
+            raise NotCompilable(f"{parent.name}.{name}: whose request")
+        if seen is Access.HIDDEN:
+            return rp.Const("null")
+        if declaration.mask is None or not isinstance(declaration.read, rp.Column):
+            raise NotCompilable(f"{parent.name}.{name}: masked per value")
+        return rp.Masked(declaration.read, declaration.mask.value)
 
     def read(
         self,
@@ -346,7 +383,17 @@ class Planner:
             return declaration
         if isinstance(declaration, reads.Page):
             return self.connection(field_def, declaration, details, parent)
+        if isinstance(declaration, reads.Caller):
+            if declaration.what == "role":
+                return rp.Const(_json(self.role.value))
+            return rp.CallerName()
+        if isinstance(declaration, reads.OwnPage):
+            connection = self.connection(field_def, declaration.page, details, None)
+            self.slots[connection.slot].owned = True
+            return connection
         assert isinstance(named, GraphQLObjectType), f"{parent.name}.{name}"
+        if isinstance(declaration, reads.OwnApplicant):
+            return rp.OwnApplicant(self.object(named, details, None))
         if isinstance(declaration, rp.ToOne):
             return rp.One(declaration, self.object(named, details, scope))
         if isinstance(declaration, rp.ToMany):
@@ -373,6 +420,8 @@ class Planner:
         if parent is not None and declaration.local is None:
             raise NotCompilable("a nested connection needs a link")
         slot = self.slot(field_def, details, declaration.bind)
+        self.slots[slot].role = self.role
+        self.slots[slot].owned = parent is None and self.role is Role.BORROWER
         connection_type = _object(field_def)
         edge_type = _object(connection_type.fields["edges"])
         node_type = _object(edge_type.fields["node"])
@@ -451,6 +500,7 @@ def _kind(named: GraphQLNamedType) -> rp.Kind:
 
 
 MAX_BOUND = 256  # bound values remembered per slot
+NOBODY = ""  # the owner of a staff caller's own lists: no applicant has this email
 
 
 def bind(
@@ -459,23 +509,35 @@ def bind(
     variables: VariableValues,
     converter: Any,
     config: Any,
+    owner: str | None = None,
+    caller: str | None = None,
 ) -> dict[int, Any]:
-    """The bound value of each slot for one request; raises where the per-field path fails."""
-    bound: dict[int, Any] = {}
+    """The bound value of each slot for one request; raises where the per-field path fails.
+
+    ``owner`` is a borrower's email: it goes in rp.OWNER_SLOT, and into their own lists'
+    filters (staff have none: their own lists, ``viewer``'s, are empty); ``caller`` is the
+    caller's name (rp.CALLER_SLOT).
+    """
+    bound: dict[int, Any] = {rp.OWNER_SLOT: owner or NOBODY, rp.CALLER_SLOT: caller}
     today = clock.today()
     for number in slots:
         slot = operation_plan.slots[number]
         values = [variables.coerced.get(name) for name in slot.variables]
-        key = orjson.dumps([today, values], default=repr)
+        key = orjson.dumps([today, values, owner if slot.owned else None], default=repr)
         if key not in slot.bound:
             raw = get_argument_values(slot.field_def, slot.details.node, variables)
             strawberry_field = slot.field_def.extensions["strawberry-definition"]
             kwargs = convert_arguments(
                 raw, strawberry_field.arguments, scalar_registry=converter, config=config
             )
+            value = slot.bind(**kwargs)
+            if slot.role is not None and refused_filter(slot.role, value.filter):
+                raise NotCompilable("a filter on personal data: the per-field path refuses it")
+            if slot.owned:
+                value = value.owned_by(owner or NOBODY)
             if len(slot.bound) >= MAX_BOUND:
                 slot.bound.clear()
-            slot.bound[key] = slot.bind(**kwargs)
+            slot.bound[key] = value
         bound[number] = slot.bound[key]
     return bound
 

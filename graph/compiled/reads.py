@@ -35,6 +35,7 @@ from db.reads.plan import (
     ToOne,
     Total,
 )
+from lending.privacy import Data, Mask
 
 READS = "reads"  # the key of the declaration in a Strawberry field's metadata
 
@@ -120,6 +121,40 @@ class Listed:
 
 
 @dataclass(frozen=True)
+class Viewer:
+    """A root field: who asks (``viewer``), an object of the caller's own."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The caller's name or role (``what``)."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class OwnApplicant:
+    """The caller's own applicant: a borrower's (null for staff)."""
+
+
+@dataclass(frozen=True)
+class OwnPage:
+    """A connection over the caller's own rows of ``page``'s domain (none for staff)."""
+
+    page: Page
+
+
+@dataclass(frozen=True)
+class Personal:
+    """Personal data of kind ``data``: ``read`` (a column, an amount, rows) as the caller's role
+    may see it (lending.privacy): in full, masked by ``mask``, or null."""
+
+    read: Any
+    data: Data
+    mask: Mask | None = None
+
+
+@dataclass(frozen=True)
 class SameAs:
     """What root query field ``root`` (``application``, ``loan``, ``node``) reads, for the id
     this object holds: ``key(obj)`` is that root field's bound value (a key, or for ``node``
@@ -144,6 +179,11 @@ Declaration = (
     | AnyNode
     | Listed
     | SameAs
+    | Personal
+    | Viewer
+    | Caller
+    | OwnApplicant
+    | OwnPage
 )
 
 

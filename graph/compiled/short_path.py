@@ -126,7 +126,7 @@ class CompiledReadsMiddleware:
         cost = _cost(entry, schema, operation_name, raw)
         if cost > self.cost_limit:
             return False
-        bound = self.compiled.bind(plan, tuple(plan.slots), variables)
+        bound = self.compiled.bind(plan, tuple(plan.slots), variables, principal)
         if bound is None:
             return False
         charge = self.budgets.charge(principal, cost)

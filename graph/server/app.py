@@ -317,7 +317,7 @@ def create_app(
         # Queries of HTTP requests may read from the replica (graph.context decides which are
         # queries); a WebSocket's subscriptions read from the primary, as the events come.
         db = RequestSession(sessionmaker, replica if connection.scope["type"] == "http" else None)
-        reads = RequestReads(compiled, principal.role) if principal and compiled.enabled else None
+        reads = RequestReads(compiled, principal) if principal and compiled.enabled else None
         made = Context(
             request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
             sessionmaker=sessionmaker,

@@ -7,12 +7,12 @@ from datetime import datetime
 import strawberry
 
 from db import models
-from db.reads.plan import Domain, PageArgs
+from db.reads.plan import Column, Domain, PageArgs
 from db.repositories.applicants import ApplicantFilter
 from graph.compiled.reads import Page, column, private, reads
 from graph.context import Info
 from graph.enums import OrderDirection
-from graph.relations import page_of
+from graph.relations import page_of, personal
 from graph.relay import After, Before, Connection, First, Last, Node, paginate
 from graph.types.applications import (
     ApplicationFilterArg,
@@ -21,6 +21,7 @@ from graph.types.applications import (
     application_page,
 )
 from graph.types.loans import Loan, LoanFilterArg, loan_page
+from lending.privacy import Data, Mask
 
 APPLICATIONS = Page(Domain.APPLICATIONS, application_page, "id", "applicant_id")
 LOANS = Page(Domain.LOANS, loan_page, "id", "applicant_id")
@@ -30,8 +31,12 @@ LOANS = Page(Domain.LOANS, loan_page, "id", "applicant_id")
 class Applicant(Node, table="applicants"):
     key: strawberry.Private[int] = private("id")
     full_name: str = column("full_name", "Full name as given on the first application.")
-    email: str = column("email", "Email address; unique regardless of case.")
-    phone: str | None = column("phone", "Phone number, if given.")
+    email: str = personal(
+        Column("email"), Data.CONTACT, "Email address; unique regardless of case.", Mask.EMAIL
+    )
+    phone: str | None = personal(
+        Column("phone"), Data.CONTACT, "Phone number, if given.", Mask.PHONE
+    )
     created_at: datetime = column("created_at", "When the applicant first applied.")
 
     @strawberry.field(

@@ -11,19 +11,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from db import models
-from db.reads.plan import Column, PageArgs, ToMany, ToOne
+from db.reads.plan import Column, Money, PageArgs, ToMany, ToOne
 from db.repositories.applications import ApplicationFilter
-from graph.compiled.reads import ByStatus, Embedded, column, private, reads
+from graph.compiled.reads import ByStatus, Embedded, Personal, column, private, reads
 from graph.context import Info
 from graph.enums import OrderDirection, graphql_enum
 from graph.errors import ClientError
 from graph.loaders import DECISIONS
-from graph.relations import money, to_many, to_one
+from graph.relations import money, personal, to_many, to_one
 from graph.relay import Node, RowView, paginate
 from graph.types.loans import Loan
 from graph.types.products import LoanProduct
 from lending.errors import DomainError
 from lending.money import to_decimal
+from lending.privacy import Access, Data, access, describe
 from lending.states import ApplicationAction, ApplicationStatus, DecisionOutcome, available_actions
 
 if TYPE_CHECKING:
@@ -45,10 +46,10 @@ class LoanApplication(Node, table="loan_applications"):
     )
     term_months: int = column("term_months", "Term asked for, in months.")
     purpose: str | None = column("purpose", "What the loan is for, as declared.")
-    declared_monthly_income: Decimal | None = money(
-        Column("declared_monthly_income"),
+    declared_monthly_income: Decimal | None = personal(
+        Money(Column("declared_monthly_income"), PRODUCT_CURRENCY),
+        Data.FINANCIAL,
         "Monthly income the applicant declared, in the product's currency.",
-        PRODUCT_CURRENCY,
     )
     status: ApplicationStatus = column("status", "Current status.")
     version: int = column(
@@ -111,13 +112,17 @@ class Assessment:
     decision_key: strawberry.Private[int] = private("id")
     score: Decimal = column("score", "The score, 0 to 1000.")
     model: str = column("model", "The model that produced it, written name@version.")
-    factors: list[AssessmentFactor] = to_many(
-        FACTORS, "What moved the score, in the order the assessment gave them (at most 50)."
+    factors: list[AssessmentFactor] | None = personal(
+        FACTORS,
+        Data.FINANCIAL,
+        "What moved the score, in the order the assessment gave them (at most 50).",
     )
-    evidence: list[str] = column(
-        "evidence",
+    evidence: list[str] | None = personal(
+        Column("evidence"),
+        Data.FINANCIAL,
         "References to the documents or data sources relied on (ids, not documents; at most 20).",
     )
+    row: strawberry.Private[Any] = None  # the decision's
 
 
 @strawberry.type(description="An outcome recorded on an application. Decisions are never edited.")
@@ -126,7 +131,6 @@ class Decision(Node, table="decisions"):
     application_key: strawberry.Private[int] = private("application_id")
     assessed_score: strawberry.Private[Decimal | None] = private("score")
     assessed_model: strawberry.Private[str | None] = private("model")
-    assessed_evidence: strawberry.Private[list[str] | None] = private("evidence")
     outcome: DecisionOutcome = column("outcome", "What was decided.")
     reason: str = column("reason", "Why, in the decider's words.")
     decided_by: str = column("decided_by", "Who decided (the caller's name).")
@@ -148,17 +152,20 @@ class Decision(Node, table="decisions"):
     )
 
     @strawberry.field(
-        description="The score and evidence the decision was made on; null when none was given.",
-        metadata=reads(Embedded(when="score")),
+        description="The score and evidence the decision was made on; null when none was given. "
+        + describe(Data.ASSESSMENT),
+        metadata=reads(Personal(Embedded(when="score"), Data.ASSESSMENT)),
     )
-    def assessment(self) -> Assessment | None:
+    def assessment(self, info: Info) -> Assessment | None:
         if self.assessed_score is None or self.assessed_model is None:
+            return None
+        if access(info.context.role, Data.ASSESSMENT) is Access.HIDDEN:
             return None
         return Assessment(
             decision_key=self.key,
             score=self.assessed_score,
             model=self.assessed_model,
-            evidence=list(self.assessed_evidence or ()),
+            row=self.row,
         )
 
 

@@ -8,13 +8,15 @@ import strawberry
 from strawberry.scalars import JSON
 
 from db import models
-from db.reads.plan import PageArgs, TextGlobalId
+from db.reads.plan import Column, PageArgs, TextGlobalId
 from db.repositories.audit import ChainFilter
-from graph.compiled.reads import column, derived
+from graph.compiled.reads import Personal, column, derived, reads
+from graph.context import Info
 from graph.errors import ClientError
 from graph.ids import read_id
 from graph.relay import RowView, paginate
 from lending.audit import chain_of
+from lending.privacy import Data, describe, others_request, snapshot
 
 
 @strawberry.type(description="One recorded change. Audit events are never edited or deleted.")
@@ -26,10 +28,41 @@ class AuditEvent(RowView, table="audit_events"):
     entity_id: strawberry.ID = derived(
         TextGlobalId("entity_id"), "Global id of the changed object."
     )
-    before: JSON | None = column("before", "The object's state before (JSON).")
-    after: JSON | None = column("after", "The object's state after (JSON).")
-    request_id: str | None = column("request_id", "The request that made the change.")
-    idempotency_key: str | None = column("idempotency_key", "Its idempotency key, if any.")
+
+    @strawberry.field(
+        description="The object's state before (JSON). " + describe(Data.SNAPSHOT),
+        metadata=reads(Personal(Column("before"), Data.SNAPSHOT)),
+    )
+    def before(self, info: Info) -> JSON | None:
+        seen: JSON | None = snapshot(info.context.role, self.row.before)
+        return seen
+
+    @strawberry.field(
+        description="The object's state after (JSON). " + describe(Data.SNAPSHOT),
+        metadata=reads(Personal(Column("after"), Data.SNAPSHOT)),
+    )
+    def after(self, info: Info) -> JSON | None:
+        seen: JSON | None = snapshot(info.context.role, self.row.after)
+        return seen
+
+    @strawberry.field(
+        description="The request that made the change. Yours always. "
+        + describe(Data.OTHERS_REQUESTS),
+        metadata=reads(Personal(Column("request_id"), Data.OTHERS_REQUESTS)),
+    )
+    def request_id(self, info: Info) -> str | None:
+        return others_request(
+            info.context.role, self.actor, info.context.actor, self.row.request_id
+        )
+
+    @strawberry.field(
+        description="Its idempotency key, if any. Yours always. " + describe(Data.OTHERS_REQUESTS),
+        metadata=reads(Personal(Column("idempotency_key"), Data.OTHERS_REQUESTS)),
+    )
+    def idempotency_key(self, info: Info) -> str | None:
+        role, actor = info.context.role, info.context.actor
+        return others_request(role, self.actor, actor, self.row.idempotency_key)
+
     previous_hash: str | None = column(
         "previous_hash",
         "Hash of the previous event of the same application; null for the first.",

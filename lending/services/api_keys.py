@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import ApiKey
 from db.repositories import api_keys as repo
 from lending.access import (
+    STAFF_ROLES,
     Budget,
     Principal,
     Role,
@@ -30,6 +31,10 @@ async def create_key(
     returns the row and the key itself (shown only this once)."""
     clean = clean_text(name, "name", max_length=100, required=True, label="Name")
     assert clean is not None
+    if role not in STAFF_ROLES:
+        raise DomainError(
+            ErrorCode.VALIDATION_FAILED, "Borrowers sign in with tokens, not API keys.", "role"
+        )
     key = new_api_key()
     try:
         async with session.begin_nested():
@@ -70,7 +75,7 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Prin
 
 async def ensure_demo_keys(session: AsyncSession) -> dict[Role, str]:
     """The demo's fixed key per role, stored if absent; returns them to print."""
-    for role in Role:
+    for role in STAFF_ROLES:
         await repo.ensure_key(
             session,
             name=demo_key_name(role),
@@ -78,7 +83,7 @@ async def ensure_demo_keys(session: AsyncSession) -> dict[Role, str]:
             key_hash=hash_api_key(demo_key(role)),
             demo=True,
         )
-    return {role: demo_key(role) for role in Role}
+    return {role: demo_key(role) for role in STAFF_ROLES}
 
 
 async def demo_keys_present(session: AsyncSession) -> bool:

@@ -75,6 +75,12 @@ async def apply_for_loan(
         declared_monthly_income=declared_monthly_income,
     )
     assert product is not None
+    if caller.owner is not None and valid.applicant.email.lower() != caller.owner:
+        raise DomainError(
+            ErrorCode.FORBIDDEN,
+            "A borrower applies for themselves: the email must be the one you signed in with.",
+            "applicant.email",
+        )
     applicant = await applicant_repo.get_or_create_applicant(
         session,
         full_name=valid.applicant.full_name,
@@ -283,6 +289,10 @@ async def withdraw_application(
         multiline=True,
     )
     application = await _locked(session, application_id)
+    if caller.owner is not None and application.applicant_id != await applicant_repo.owner_key(
+        session, caller.owner
+    ):
+        raise _not_found()  # another's application reads as none
     check_version(expected_version, application.version)
     status = next_status(application.status, ApplicationAction.WITHDRAW)
     before = snapshot(application)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import pkgutil
 import re
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,16 +39,20 @@ from bench import data as bench_data
 from bench import queries as bench_queries
 from db.embedded import recreate_database
 from db.migrate import upgrade_to_head
+from db.reads.plan import global_id
 from db.session import create_engine, create_sessionmaker
 from graph.agents.catalogue import catalogue
+from graph.ids import read_id
 from graph.schema import build_schema, schema
 from graph.server.app import create_app
 from graph.server.settings import Settings
-from lending.access import UNLIMITED_BUDGET, Role
+from lending.access import ROLE_BUDGETS, STAFF_ROLES, UNLIMITED_BUDGET, Role
 from lending.services import api_keys as key_service
 from lending.services.demo import seed_demo
 from tests.api.read_queries import NODE_TYPES, Pools, pools_of, read_queries
+from tests.api.test_borrowers import OWNED
 from tests.examples import collect
+from tests.issuer import AUDIENCE, ISSUER, Issuer
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generated documents per run, over both data sets; `make faults` sends many more.
@@ -54,15 +60,33 @@ GENERATED = int(os.environ.get("DIFF_GENERATED", "1000"))
 BENCH_SCALE = 0.003
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sends a request: a staff role's key, or a borrower's token (with the global ids of
+    every row of theirs, and their email, to check that nothing of another's is answered)."""
+
+    role: Role
+    credential: str
+    email: str | None = None
+    owned: frozenset[str] = frozenset()
+
+
 @dataclass
 class DataSet:
-    """One database with an app per path, a key per role, and values to draw arguments from."""
+    """One database with an app per path, a key per staff role, tokens of a few borrowers, and
+    values to draw arguments from."""
 
     name: str
     compiled: FastAPI
     per_field: FastAPI
     keys: dict[Role, str]
     pools: Pools
+    borrowers: list[Caller]
+
+    @property
+    def callers(self) -> list[Caller]:
+        """Every staff role, then every borrower."""
+        return [Caller(role, key) for role, key in self.keys.items()] + self.borrowers
 
 
 async def _fresh_database(server_url: str, name: str) -> str:
@@ -77,7 +101,7 @@ async def _keys(url: str) -> dict[Role, str]:
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             await session.execute(text("DELETE FROM api_keys"))
-            for role in Role:
+            for role in STAFF_ROLES:
                 _, keys[role] = await key_service.create_key(
                     session, name=f"diff-{role.value.lower()}", role=role, budget=UNLIMITED_BUDGET
                 )
@@ -97,20 +121,59 @@ async def _data_set(server_url: str, name: str) -> DataSet:
     else:
         await bench_data.generate(url, BENCH_SCALE, seed=11)
     keys = await _keys(url)
-    settings = Settings(database_url=url)
+    issuer = Issuer()
+    issuer.add("diff", "ES256")
+    jwks = Path(tempfile.mkdtemp()) / "jwks.json"
+    jwks.write_text(json.dumps(issuer.jwks()))
+    tokens = {"jwt_jwks": str(jwks), "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE}
+    settings = Settings(database_url=url, **tokens)
     shared = build_schema(settings)  # one parse and validation per document for both apps
     return DataSet(
         name,
         create_app(settings, url, shared),
-        create_app(Settings(database_url=url, compiled_reads=False), url, shared),
+        create_app(Settings(database_url=url, compiled_reads=False, **tokens), url, shared),
         keys,
         await pools_of(url),
+        await _borrowers(url, issuer),
     )
+
+
+async def _borrowers(url: str, issuer: Issuer) -> list[Caller]:
+    """Three borrowers with loans (their email in another case in the token), and one who has
+    not applied yet."""
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    found = []
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text(
+                        "SELECT a.id, a.email FROM applicants a WHERE EXISTS (SELECT 1 FROM "
+                        "loans l WHERE l.applicant_id = a.id) ORDER BY a.id LIMIT 3"
+                    )
+                )
+            ).all()
+            for key, email in [*rows, (0, "not.yet@example.com")]:
+                owned: set[str] = set()
+                for type_name, sql in OWNED.items():
+                    ids = (await connection.execute(text(sql), {"a": key})).scalars()
+                    owned.update(global_id(type_name, found_id) for found_id in ids)
+                token = issuer.token(
+                    "diff", role="BORROWER", sub=f"b{key}", email=email.upper(), email_verified=True
+                )
+                found.append(Caller(Role.BORROWER, token, email, frozenset(owned)))
+    finally:
+        await engine.dispose()
+    return found
 
 
 @pytest.fixture(scope="module")
 async def data_sets(server_url: str) -> AsyncIterator[list[DataSet]]:
-    """The demo data and a small benchmark book, each in its own database."""
+    """The demo data and a small benchmark book, each in its own database. Borrowers' tokens
+    are charged against an unlimited budget here, as the staff keys are (the budgets' own
+    tests check budgets)."""
+    patch = pytest.MonkeyPatch()
+    patch.setitem(ROLE_BUDGETS, Role.BORROWER, UNLIMITED_BUDGET)
     sets = [await _data_set(server_url, "demo"), await _data_set(server_url, "bench")]
     for found in sets:
         for app in (found.compiled, found.per_field):
@@ -123,6 +186,7 @@ async def data_sets(server_url: str) -> AsyncIterator[list[DataSet]]:
             await app.state.compiled.pool.close()
             await app.state.principals.close()
             await app.state.engine.dispose()
+    patch.undo()
 
 
 @dataclass
@@ -133,8 +197,15 @@ class Tally:
     compiled_roots: int = 0
     roots: int = 0
     short_path: int = 0
+    borrower_requests: int = 0
     per_field_seconds: float = 0.0
     compiled_seconds: float = 0.0
+
+
+def _unmetered(body: bytes) -> bytes:
+    """A body without what is left of the caller's budget: a borrower's (their role's budget,
+    not an unlimited key's) is charged once per path, and the compiled app is asked twice."""
+    return re.sub(rb'"currentlyAvailable":[0-9]+', b'"currentlyAvailable":0', body)
 
 
 def _without_compiled(body: bytes) -> tuple[bytes, list[str]]:
@@ -154,15 +225,19 @@ async def _post(app: FastAPI, key: str, query: str, variables: dict[str, Any]) -
 
 
 async def assert_same(
-    data_set: DataSet, role: Role, query: str, variables: dict[str, Any], tally: Tally
+    data_set: DataSet, caller: Caller, query: str, variables: dict[str, Any], tally: Tally
 ) -> None:
-    """Send a request down both paths (the compiled app twice) and compare the bytes."""
-    key = data_set.keys[role]
+    """Send a request down both paths (the compiled app twice) and compare the bytes; a
+    borrower's answer must hold nothing of another applicant's."""
+    key, role = caller.credential, caller.role
     began = time.perf_counter()
     expected = await _post(data_set.per_field, key, query, variables)
     tally.per_field_seconds += time.perf_counter() - began
     answered = data_set.compiled.state.compiled.answered
     data = orjson.loads(expected.content).get("data") if expected.status_code == 200 else None
+    if caller.role is Role.BORROWER:
+        assert_own(caller, data, f"{query}\n{variables}")
+        tally.borrower_requests += 1
     tally.requests += 1
     tally.roots += len(data or {})
     for attempt in (1, 2):
@@ -171,10 +246,11 @@ async def assert_same(
         answer = await _post(data_set.compiled, key, query, variables)
         tally.compiled_seconds += time.perf_counter() - began
         body, compiled = _without_compiled(answer.content)
+        body, wanted = _unmetered(body), _unmetered(expected.content)
         context = f"{data_set.name} as {role.value}, attempt {attempt}:\n{query}\n{variables}"
         assert answer.status_code == expected.status_code, context
-        assert body == expected.content, (
-            f"{context}\ncompiled:  {body[:3000]!r}\nper field: {expected.content[:3000]!r}"
+        assert body == wanted, (
+            f"{context}\ncompiled:  {body[:3000]!r}\nper field: {wanted[:3000]!r}"
         )
         if attempt == 1:
             tally.compiled_roots += len(compiled)
@@ -182,6 +258,34 @@ async def assert_same(
                 return  # not wholly compiled: the short path would not answer it either
         else:
             tally.short_path += answered["whole"] - whole
+
+
+OWNED_TYPES = frozenset(OWNED)
+
+
+def assert_own(caller: Caller, data: Any, context: str) -> None:
+    """No object of another applicant (by its global id), and no email but the borrower's."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            if name == "id" and isinstance(value, str) and value not in caller.owned:
+                type_name = _type_of(value)
+                assert type_name not in OWNED_TYPES or (type_name == "Reminder" and not (value)), (
+                    f"{caller.email} was answered {type_name} {value}:\n{context}"
+                )
+            elif name == "email" and isinstance(value, str):
+                assert value == caller.email, f"{caller.email} read {value}:\n{context}"
+            else:
+                assert_own(caller, value, context)
+    elif isinstance(data, list):
+        for item in data:
+            assert_own(caller, item, context)
+
+
+def _type_of(value: str) -> str | None:
+    try:
+        return read_id(value, "id")[0]
+    except Exception:
+        return None  # not a global id (a reference, say)
 
 
 def _is_read(document: str) -> bool:
@@ -240,9 +344,6 @@ def _type_name(node: Any) -> str:
     return str(node.name.value)
 
 
-ROLES = list(Role)
-
-
 async def test_every_corpus_read_is_answered_alike_by_both_paths(data_sets):
     tally = Tally()
     documents = corpus()
@@ -251,7 +352,8 @@ async def test_every_corpus_read_is_answered_alike_by_both_paths(data_sets):
         for index, document in enumerate(documents):
             variant = index + offset  # each document with other values and roles on each set
             variables = _variables_for(document, data_set.pools, variant)
-            await assert_same(data_set, ROLES[variant % len(ROLES)], document, variables, tally)
+            callers = data_set.callers
+            await assert_same(data_set, callers[variant % len(callers)], document, variables, tally)
     print(f"corpus: {len(documents)} documents, {tally}")
     assert tally.compiled_roots >= 0.8 * tally.roots
 
@@ -268,7 +370,8 @@ async def test_generated_reads_are_answered_alike_by_both_paths(data_sets):
             :per_set
         ]
         for number, (query, variables) in enumerate(examples):
-            await assert_same(data_set, ROLES[number % len(ROLES)], query, variables, tally)
+            callers = data_set.callers
+            await assert_same(data_set, callers[number % len(callers)], query, variables, tally)
     print(f"generated: {tally} in {time.perf_counter() - started:.1f} s")
     assert tally.requests >= GENERATED
     assert tally.compiled_roots >= 0.5 * tally.roots

@@ -25,7 +25,7 @@ import httpx
 from db.embedded import EmbeddedPostgres, recreate_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine, create_sessionmaker
-from lending.access import UNLIMITED_BUDGET, Budget, Role
+from lending.access import STAFF_ROLES, UNLIMITED_BUDGET, Budget, Role
 from lending.services import api_keys as key_service
 from tests.factories import create_product
 from tests.servers import free_port, wait_ready
@@ -97,7 +97,7 @@ async def fresh_database(
     try:
         await create_product(engine)
         async with create_sessionmaker(engine)() as session, session.begin():
-            for role in Role:
+            for role in STAFF_ROLES:
                 _, keys[role] = await key_service.create_key(
                     session, name=role.value.lower(), role=role, budget=budget
                 )

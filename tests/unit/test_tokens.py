@@ -28,6 +28,9 @@ def issuer() -> Issuer:
     return found
 
 
+BORROWER_NEEDS = "a BORROWER token needs a verified email (email, email_verified: true)"
+
+
 def _verifier(source: str, leeway_s: float = 30) -> TokenVerifier:
     return TokenVerifier(SigningKeys(source), ISSUER, AUDIENCE, "lending_role", leeway_s)
 
@@ -78,7 +81,11 @@ async def test_each_refusal_says_why(issuer, verifier):
         "no exp": issuer.token("rsa-1", exp=None),
         "no sub": issuer.token("rsa-1", sub=None),
         "no role": issuer.token("rsa-1", role=None),
-        "unknown role": issuer.token("rsa-1", role="BORROWER"),
+        "unknown role": issuer.token("rsa-1", role="CUSTOMER"),
+        "borrower without an email": issuer.token("rsa-1", role="BORROWER"),
+        "borrower with an unverified email": issuer.token(
+            "rsa-1", role="BORROWER", email="ada@example.com", email_verified=False
+        ),
         "kid": jwt.encode(claims, issuer.keys["rsa-1"][1], "RS256", {"kid": "nobody"}),
         "signature": other.token("rsa-1"),
         "none": _forged("none", claims),
@@ -101,9 +108,11 @@ async def test_each_refusal_says_why(issuer, verifier):
         "no exp": "it has no exp claim",
         "no sub": "it has no sub claim",
         "no role": "its lending_role claim names none of the roles ADMIN, UNDERWRITER, "
-        "SERVICER, AGENT",
+        "SERVICER, AGENT, BORROWER",
         "unknown role": "its lending_role claim names none of the roles ADMIN, UNDERWRITER, "
-        "SERVICER, AGENT",
+        "SERVICER, AGENT, BORROWER",
+        "borrower without an email": BORROWER_NEEDS,
+        "borrower with an unverified email": BORROWER_NEEDS,
         "kid": "it is signed with a key (kid) the issuer does not publish",
         "signature": "its signature does not verify",
         "none": "its algorithm none is not one of RS256, ES256, EdDSA",
