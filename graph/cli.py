@@ -1,5 +1,5 @@
-"""The `lending` command: serve, mcp, migrate, seed-demo, api-key, tools, export-schema,
-schema-check.
+"""The `lending` command: serve, mcp, migrate, seed-demo, api-key, token, tools,
+export-schema, schema-check.
 
 The server, the schema and the agents' tools are imported by the commands that use them, not
 at the top: building the schema and importing the app take seconds (`lending --help` 4.2 s
@@ -29,13 +29,13 @@ from db.migrate import upgrade_to_head
 from db.repositories import idempotency
 from db.session import create_engine, create_sessionmaker
 from graph.observability import logs
-from graph.server import schema_changes
+from graph.server import demo_tokens, schema_changes
 from graph.server.settings import Settings, get_settings
 from lending.access import ROLE_BUDGETS, STAFF_ROLES, Budget, Role
 from lending.errors import DomainError
 from lending.services import api_keys as key_service
 from lending.services import audit as audit_service
-from lending.services.demo import seed_demo
+from lending.services.demo import first_applicant_email, seed_demo
 
 T = TypeVar("T")
 
@@ -58,6 +58,22 @@ def _budget(text: str) -> Budget:
         return Budget.parse(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _ttl(text: str) -> int:
+    seconds = int(text) if text.isdigit() else 0
+    if not 0 < seconds <= demo_tokens.MAX_TTL_S:
+        raise argparse.ArgumentTypeError(
+            f"a number of seconds from 1 to {demo_tokens.MAX_TTL_S} (7 days)"
+        )
+    return seconds
+
+
+def _email(text: str) -> str:
+    email = text.strip()
+    if not 3 <= len(email) <= 254 or "@" not in email:
+        raise argparse.ArgumentTypeError("an email address (3 to 254 characters, with an @)")
+    return email
 
 
 def _in_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -106,11 +122,19 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit("--demo is refused with LENDING_ENV=production: it creates demo keys.")
     url, _server = database_url(settings)
     upgrade_to_head(url)
+    signer = None
     if args.demo:
         _seed(url)
         settings = settings.model_copy(update={"lending_demo": True})
         os.environ["LENDING_DEMO"] = "true"  # for worker processes
+        # Demo tokens are accepted unless JWT_JWKS names an issuer of its own.
+        signer = demo_tokens.server_signer(settings)
+        if signer is not None:
+            settings = signer.accepted_by(settings)
+            os.environ.update(signer.environment())
     host, port = args.host or settings.host, args.port or settings.port
+    if signer is not None:
+        _print_borrower_token(signer, settings, url, f"http://{host}:{port}/graphql")
     if settings.graphiql_enabled:
         log.info("GraphiQL: http://%s:%s/graphql", host, port)
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
@@ -142,6 +166,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         app = create_app(settings, url)
         tune_interpreter()
         uvicorn.run(app, **options)
+
+
+BORROWER_TOKEN_TTL_S = 24 * 3600  # the token `lending serve --demo` prints
+
+
+def _print_borrower_token(
+    signer: demo_tokens.DemoSigner, settings: Settings, url: str, endpoint: str
+) -> None:
+    """Print a token of the first applicant, as a borrower, and how to use it in GraphiQL."""
+    email = _in_session(url, first_applicant_email)
+    if email is None:
+        return
+    token = signer.token(email, demo_tokens.BORROWER, settings.jwt_role_claim, BORROWER_TOKEN_TTL_S)
+    sys.stderr.write(
+        f"Demo borrower token of {email} (valid 24 h; another: lending token issue --demo "
+        f"--email …):\n  {token}\n  GraphiQL {endpoint}, Headers tab: "
+        '{"Authorization": "Bearer <the token>"}\n\n'
+    )
 
 
 def _share_metrics(workers: int) -> None:
@@ -230,6 +272,31 @@ def cmd_api_key(settings: Settings, args: argparse.Namespace) -> None:
                 f"{row.name:<24} {row.role.value:<12} {row.created_at:%Y-%m-%d %H:%M}  "
                 f"{state}{demo}\n"
             )
+
+
+def cmd_token_issue(settings: Settings, args: argparse.Namespace) -> None:
+    """Print a token signed with the demo's key pair (demo mode only)."""
+    if settings.production:
+        raise SystemExit(
+            "lending token issue is refused with LENDING_ENV=production: it signs demo tokens; "
+            "real ones come from your identity provider."
+        )
+    if not (args.demo or settings.lending_demo):
+        raise SystemExit(
+            "lending token issue signs with the demo's own key, which only `lending serve "
+            "--demo` accepts: add --demo (or set LENDING_DEMO=true) to say this is the demo."
+        )
+    signer = demo_tokens.DemoSigner.ensure(demo_tokens.folder(settings))
+    try:
+        token = signer.token(args.email, args.role, settings.jwt_role_claim, args.ttl, args.sub)
+    except ValueError as error:
+        raise SystemExit(f"error: the token would be refused: {error}") from None
+    if settings.jwt_jwks:
+        sys.stderr.write(
+            f"note: JWT_JWKS is set, so the server accepts that issuer's tokens, not these "
+            f"(signed for {signer.jwks}).\n"
+        )
+    sys.stdout.write(f"{token}\n")
 
 
 def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> None:
@@ -334,6 +401,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     key_actions.add_parser("revoke", help="revoke a key").add_argument("name")
     key_actions.add_parser("list", help="list keys (never the keys themselves)")
     keys.set_defaults(run=cmd_api_key)
+    token = commands.add_parser("token", help="demo bearer tokens (JWT), in demo mode only")
+    issue = token.add_subparsers(dest="action", required=True).add_parser(
+        "issue", help="print a token signed with the demo's key pair (.demo-tokens/)"
+    )
+    issue.add_argument("--email", required=True, type=_email, help="its email (verified)")
+    issue.add_argument(
+        "--role",
+        default=demo_tokens.BORROWER,
+        choices=demo_tokens.ROLES,
+        help=f"its role claim (default {demo_tokens.BORROWER}: the applicant with that email)",
+    )
+    issue.add_argument(
+        "--ttl",
+        type=_ttl,
+        default=demo_tokens.DEFAULT_TTL_S,
+        help=f"seconds it is valid (default {demo_tokens.DEFAULT_TTL_S}, at most 7 days)",
+    )
+    issue.add_argument("--sub", help="its subject (default demo:<the email, lowercased>)")
+    issue.add_argument(
+        "--demo", action="store_true", help="say this is the demo (or set LENDING_DEMO=true)"
+    )
+    token.set_defaults(run=cmd_token_issue)
     audit = commands.add_parser("audit", help="check the audit trail")
     audit.add_subparsers(dest="action", required=True).add_parser(
         "verify", help="re-compute every hash chain"

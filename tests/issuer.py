@@ -1,20 +1,26 @@
 """A token issuer for tests: key pairs made here (cryptography), tokens signed by PyJWT, and
-the JWKS that publishes their public halves, as an identity provider would."""
+the JWKS that publishes their public halves, as an identity provider would; and the demo's own
+issuer, `lending token issue`, run in-process."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from unittest.mock import patch
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from graph import cli
+from graph.server.settings import Settings
 
 ISSUER = "https://id.example.com/"
 AUDIENCE = "lending-api"
@@ -92,3 +98,15 @@ def jwks_server(issuer: Issuer) -> Iterator[tuple[str, list[float]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def lending_token(settings: Settings, *args: str) -> str:
+    """What `lending token issue ARGS` prints on stdout with ``settings`` (run in-process; its
+    refusals raise SystemExit)."""
+    with (
+        patch.object(cli, "get_settings", return_value=settings),
+        patch.object(cli.logs, "configure"),  # the test session's logging stays as it is
+        redirect_stdout(io.StringIO()) as out,
+    ):
+        cli.main(["token", "issue", *args])
+    return out.getvalue()

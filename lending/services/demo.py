@@ -6,9 +6,10 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import LoanProduct, Payment
+from db.models import Applicant, LoanProduct, Payment
 from db.repositories import products as product_repo
 from lending.assessment import RawFactor
 from lending.audit import Caller
@@ -401,6 +402,11 @@ BUCKET_DAYS = {
     "DPD_61_90": (61, 90),
     "DPD_91_PLUS": (91, 10_000),
 }
+
+
+async def first_applicant_email(session: AsyncSession) -> str | None:
+    """The email of the first applicant (by id): the demo borrower `make run` signs a token for."""
+    return await session.scalar(select(Applicant.email).order_by(Applicant.id).limit(1))
 
 
 async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:

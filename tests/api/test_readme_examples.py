@@ -43,6 +43,8 @@ ROLE_OF = {
     "Quote": Role.SERVICER,
     "Settle": Role.SERVICER,
     "WhatIfApproved": Role.UNDERWRITER,
+    # A borrower's own query; here as staff (the borrowers' tests sign in as borrowers).
+    "MyLoans": Role.AGENT,
 }
 
 
@@ -119,7 +121,7 @@ async def test_every_readme_operation_runs_in_order_and_succeeds(app, api_keys, 
 
     assert list(answers) == [
         "Pipeline", "Apply", "Refer", "Decide", "Disburse", "Pay", "Arrears",
-        "NotRemindedThisWeek", "Remind", "Delivered", "Quote", "Settle", "WhatIfApproved",
+        "NotRemindedThisWeek", "Remind", "Delivered", "Quote", "Settle", "MyLoans", "WhatIfApproved",
     ]  # fmt: skip
     assert subscriptions == ["Watch"]
     assert answers["Apply"]["applyForLoan"]["application"]["status"] == "SUBMITTED"
@@ -130,6 +132,7 @@ async def test_every_readme_operation_runs_in_order_and_succeeds(app, api_keys, 
     assert answers["Delivered"]["reportReminderDelivery"]["reminder"]["status"] == "DELIVERED"
     assert answers["Settle"]["settleLoan"]["loan"]["status"] == "PAID_OFF"
     assert answers["WhatIfApproved"]["decideApplication"]["dryRun"] is True
+    assert answers["MyLoans"]["viewer"]["role"] == "AGENT"
 
 
 async def test_an_agent_key_may_not_decide_as_the_readme_says(app, api_keys, engine) -> None:

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 from decimal import Decimal
 
 import httpx
+import jwt
 from sqlalchemy import text
 
 from db.embedded import recreate_database, with_database
 from db.session import create_sessionmaker
+from graph.server import demo_tokens
+from graph.server.app import create_app
+from graph.server.settings import Settings
 from lending.access import Budget, Role, demo_key
 from lending.services import api_keys as key_service
 from lending.services import audit as audit_service
-from lending.services.demo import seed_demo
+from lending.services.demo import APPLICATIONS, seed_demo
+from tests.dbfixtures import gql, http_client
+from tests.factories import create_product
+from tests.issuer import lending_token
 from tests.servers import free_port
 
 
@@ -146,12 +154,16 @@ async def test_demo_shows_every_servicing_situation(engine, client):
     assert verified.events > 0
 
 
-async def test_serve_migrates_seeds_and_answers(server_url):
-    # given an empty database named by DATABASE_URL
+async def test_serve_migrates_seeds_and_answers(server_url, tmp_path):
+    # given an empty database named by DATABASE_URL (and a data folder of the test's own)
     name = "lending_cli_test"
     await recreate_database(server_url, name)
     port = free_port()
-    env = os.environ | {"DATABASE_URL": with_database(server_url, name), "LOG_LEVEL": "WARNING"}
+    env = os.environ | {
+        "DATABASE_URL": with_database(server_url, name),
+        "LOG_LEVEL": "WARNING",
+        "PG_DATA_DIR": str(tmp_path / "pgdata"),
+    }
     # when `lending serve --demo` starts
     process = subprocess.Popen(  # noqa: ASYNC220 - a server in its own process, by design
         [sys.executable, "-m", "graph.cli", "serve", "--demo", "--port", str(port)],
@@ -180,9 +192,58 @@ async def test_serve_migrates_seeds_and_answers(server_url):
             headers = {"Authorization": f"Bearer {demo_key(Role.AGENT)}"}
             body = (await client.post("/graphql", json=query, headers=headers)).json()
             assert body["data"]["applicants"]["totalCount"] >= 20
+            # and it accepts the demo's tokens (a staff role's here)
+            settings = Settings(pg_data_dir=tmp_path / "pgdata", lending_demo=True)
+            agent = lending_token(settings, "--email", "a@x.io", "--role", "AGENT").strip()
+            headers = {"Authorization": f"Bearer {agent}"}
+            body = (await client.post("/graphql", json=query, headers=headers)).json()
+            assert body["data"]["applicants"]["totalCount"] >= 20
+            # a demo borrower's token reads that applicant's rows only
+            first = APPLICATIONS[0][1]
+            borrower = lending_token(settings, "--email", first.upper()).strip()
+            mine = {"query": "{ viewer { applicant { email } } applicants { totalCount } }"}
+            headers = {"Authorization": f"Bearer {borrower}"}
+            body = (await client.post("/graphql", json=mine, headers=headers)).json()
+            assert body["data"] == {
+                "viewer": {"applicant": {"email": first}},
+                "applicants": {"totalCount": 1},
+            }
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+    # it printed a borrower token of the first demo applicant, and how to use it
+    printed = process.stderr.read().decode() if process.stderr else ""
+    assert f"GraphiQL http://127.0.0.1:{port}/graphql, Headers tab:" in printed
+    [token] = [w for w in printed.split() if w.count(".") == 2 and w.startswith("eyJ")]
+    jwks = json.loads((tmp_path / ".demo-tokens" / "jwks.json").read_text())
+    key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token)["kid"]].key
+    claims = jwt.decode(token, key, ["EdDSA"], audience="lending", issuer="lending-demo")
+    first = APPLICATIONS[0][1]
+    assert (claims["email"], claims["lending_role"]) == (first, "BORROWER")
+
+
+async def test_an_app_with_the_demo_settings_accepts_demo_tokens(database_url, app, tmp_path):
+    await create_product(app.state.engine)
+    settings = Settings(database_url=database_url, pg_data_dir=tmp_path / "pg", lending_demo=True)
+    signer = demo_tokens.server_signer(settings)
+    assert signer is not None
+    served = create_app(signer.accepted_by(settings), database_url, app.state.schema)
+    agent = lending_token(settings, "--email", "a@x.io", "--role", "AGENT").strip()
+    async with http_client(served, agent) as client:
+        body = await gql(client, "{ loanProducts { code } }")
+    assert body["data"] == {"loanProducts": [{"code": "PERSONAL-USD"}]}
+    # a token of another demo's key pair is not one of these
+    other = lending_token(
+        Settings(pg_data_dir=tmp_path / "other" / "pg", lending_demo=True),
+        "--email",
+        "a@x.io",
+        "--role",
+        "AGENT",
+    ).strip()
+    async with http_client(served, other) as client:
+        refused = await client.post("/graphql", json={"query": "{ loanProducts { code } }"})
+    assert refused.status_code == 401
+    assert "kid" in refused.json()["errors"][0]["message"]
 
 
 def lending(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -93,6 +93,7 @@ async def demo(
         command = [sys.executable, "-m", "graph.cli", "serve", "--demo", "--port", str(port)]
         env = {
             "DATABASE_URL": url,
+            "PG_DATA_DIR": str(work / "pg"),  # the demo's token keys go beside it, not in ROOT
             "HOST": "127.0.0.1",
             "CORS_ORIGINS": origins[0],
             "GRAPHIQL_ASSETS": str(ROOT / ".graphiql"),
