@@ -121,7 +121,8 @@ async def test_every_readme_operation_runs_in_order_and_succeeds(app, api_keys, 
 
     assert list(answers) == [
         "Pipeline", "Apply", "Refer", "Decide", "Disburse", "Pay", "Arrears",
-        "NotRemindedThisWeek", "Remind", "Delivered", "Quote", "Settle", "MyLoans", "WhatIfApproved",
+        "NotRemindedThisWeek", "Remind", "Delivered", "Quote", "Settle", "MyLoans",
+        "WhatIfApproved",
     ]  # fmt: skip
     assert subscriptions == ["Watch"]
     assert answers["Apply"]["applyForLoan"]["application"]["status"] == "SUBMITTED"
