@@ -75,6 +75,15 @@ OUR_R2 = (
     f"{{ edges {{ node {{ {_OUR_FIELDS} }} }} pageInfo {{ endCursor hasNextPage }} }} }}"
 )
 
+# R2 as a borrower asks it: their own applications. A staff key names the same rows by the
+# borrower's email; a borrower's token sends null and is scoped to their rows by the server.
+OUR_R2_OWN = (
+    "query R2Own($email: String) { applications(first: 50, "
+    "filter: {status: [APPROVED], applicantEmail: $email}, "
+    "orderBy: {field: SUBMITTED_AT, direction: DESC}) "
+    f"{{ edges {{ node {{ {_OUR_FIELDS} }} }} pageInfo {{ endCursor hasNextPage }} }} }}"
+)
+
 # ---- PostGraphile v5 --------------------------------------------------------------------
 
 _PG_FIELDS = (

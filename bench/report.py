@@ -201,6 +201,7 @@ def render(run: dict[str, Any]) -> str:
         if one and two:
             out.append(f"| {workload} | {one['rps']:.1f} | {two['rps']:.1f} |")
     out += observability(results, main_scale)
+    out += borrowers(results, main_scale)
     out += fanout(run.get("fanout"))
     for profile in run["profiles"]:
         how = "compiled" if profile["compiled"] else "field by field"
@@ -222,6 +223,45 @@ def render(run: dict[str, Any]) -> str:
 
 
 OVERHEAD_LIMIT = 0.05  # metrics and JSON request logs may cost this share of R2's throughput
+
+
+SCOPING_LIMIT = 0.15  # what a borrower's token and scoping may cost against an API key
+
+
+def borrowers(results: list[dict[str, Any]], scale: float) -> list[str]:
+    """R1 and R2 as a borrower's token against an API key reading the same rows."""
+    rows = [r for r in results if r["scale"] == scale and r["server"] == "ours-borrower"]
+    if not rows:
+        return []
+    out = [
+        "",
+        f"### A borrower's token against an API key (compiled reads, scale {scale:g})",
+        "",
+        "One server; the same rows both ways: the key's R2 filters by the borrower's email, the"
+        " token's R2 is scoped to the borrower by the server (R1: the borrower's approved"
+        f" applications with loans, {rows[0]['note']}). Cost = 1 − token req/s ÷ key req/s.",
+        "",
+        f"| workload | c | key req/s | token req/s | cost | target ≤ {SCOPING_LIMIT:.0%} "
+        "| statements (key, token) |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        key = _find(
+            results,
+            scale=scale,
+            workload=row["workload"],
+            server="ours-key",
+            concurrency=row["concurrency"],
+        )
+        if key is None or not key["rps"]:
+            continue
+        cost = 1 - row["rps"] / key["rps"]
+        out.append(
+            f"| {row['workload']} | {row['concurrency']} | {key['rps']:.1f} | {row['rps']:.1f} | "
+            f"{cost:+.1%} | {_verdict(cost <= SCOPING_LIMIT)} | "
+            f"{key['statements']}, {row['statements']} |"
+        )
+    return out
 
 
 def observability(results: list[dict[str, Any]], scale: float) -> list[str]:

@@ -41,6 +41,8 @@ from bench.queries import READS
 from bench.report import write_results
 from db.embedded import EmbeddedPostgres, admin_connection, with_database
 from db.session import raw_connection
+from graph.server.demo_tokens import DemoSigner
+from lending.access import UNLIMITED_BUDGET
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work"
@@ -530,6 +532,64 @@ def run_observability(
     return results
 
 
+async def pick_borrower(url: str) -> tuple[str, list[int]]:
+    """The applicant with the most approved applications that have loans: their email, and
+    those applications (R1 cycles through them)."""
+    connection = await raw_connection(url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT p.email, array_agg(a.id ORDER BY a.id) AS ids FROM applicants p "
+            "JOIN loan_applications a ON a.applicant_id = p.id "
+            "JOIN loans l ON l.application_id = a.id WHERE a.status = 'APPROVED' "
+            "GROUP BY p.id ORDER BY count(*) DESC, p.id LIMIT 1"
+        )
+    finally:
+        await connection.close()
+    return row["email"], list(row["ids"])
+
+
+def run_borrowers(
+    pg: Postgres, url: str, scale: float, budget: Budget, concurrencies: tuple[int, ...]
+) -> list[Result]:
+    """R1 and R2 as a borrower's token and as an API key, on one server, over the same rows:
+    the key names the borrower's applications (R2 by their email), the token is scoped to them
+    by the server. What the token and the scoping cost is the difference."""
+    email, ids = asyncio.run(pick_borrower(url))
+    signer = DemoSigner.ensure(WORK / "tokens")
+    token = signer.token(email, "BORROWER", "lending_role", 24 * 3600)
+    _, cmd, env, port = ours(url, 1)
+    # the borrower's budget as unlimited as the bench key's: throughput is what is measured
+    env = env | signer.environment() | {"BORROWER_BUDGET": str(UNLIMITED_BUDGET)}
+    results = []
+    r1 = [{"query": queries.OUR_R1, "variables": {"id": queries.our_id(i)}} for i in ids]
+    with started(f"ours-tokens-{scale:g}", cmd, env, port) as process:
+        base = f"http://127.0.0.1:{port}"
+        servers = {
+            "ours-key": (
+                Server("ours-key", base, process, "ours", [f"Authorization: Bearer {KEY}"]),
+                email,
+            ),
+            "ours-borrower": (
+                Server("ours-borrower", base, process, "ours", [f"Authorization: Bearer {token}"]),
+                None,
+            ),
+        }
+        for workload in ("R1", "R2"):
+            for i, concurrency in enumerate(concurrencies):
+                for server, named in servers.values():
+                    bodies = (
+                        r1
+                        if workload == "R1"
+                        else [{"query": queries.OUR_R2_OWN, "variables": {"email": named}}]
+                    )
+                    result = measure(
+                        pg, server, scale, workload, concurrency, bodies, budget, i == 0
+                    )
+                    result.note = f"{len(ids)} applications"
+                    results.append(result)
+    return results
+
+
 def run_writes(
     pg: Postgres, url: str, scale: float, budget: Budget, concurrencies: tuple[int, ...]
 ) -> list[Result]:
@@ -653,6 +713,8 @@ def main(argv: list[str] | None = None) -> None:
         results += run_observability(
             pg, urls[args.scale], args.scale, budget, concurrencies, args.observed_rounds
         )
+        print("reads, a borrower's token and an API key:", flush=True)
+        results += run_borrowers(pg, urls[args.scale], args.scale, budget, concurrencies)
         print("writes (on a copy of the database):", flush=True)
         copy = asyncio.run(
             copy_database(server_url, database_name(args.scale), "lending_bench_writes")

@@ -68,7 +68,7 @@ from graph.server.principals import PrincipalCache
 from graph.server.settings import Settings
 from graph.server.shares import KeyShareMiddleware
 from graph.server.tokens import SigningKeys, TokenVerifier
-from lending.access import Principal, Role, demo_key
+from lending.access import Budget, Principal, Role, demo_key
 from lending.services import api_keys as key_service
 
 log = logging.getLogger("lending.app")
@@ -297,6 +297,7 @@ def create_app(
             settings.jwt_audience,
             settings.jwt_role_claim,
             settings.jwt_leeway_s,
+            Budget.parse(settings.borrower_budget) if settings.borrower_budget else None,
         )
     principals = PrincipalCache(database_url, lookup_key, tokens)
     authenticate = principals.authenticate

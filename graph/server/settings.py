@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from db.settings import DatabaseSettings
 from graph.limits import QueryLimits
+from lending.access import Budget
 
 
 class Settings(DatabaseSettings):
@@ -165,7 +166,8 @@ class Settings(DatabaseSettings):
     jwt_role_claim: str = Field(
         default="lending_role",
         min_length=1,
-        description="The claim naming the caller's role (ADMIN, UNDERWRITER, SERVICER, AGENT).",
+        description="The claim naming the caller's role (ADMIN, UNDERWRITER, SERVICER, AGENT, "
+        "BORROWER).",
     )
     jwt_leeway_s: float = Field(
         default=30.0,
@@ -173,6 +175,18 @@ class Settings(DatabaseSettings):
         le=300,
         description="Seconds of clock difference allowed on `exp` and `nbf`.",
     )
+
+    borrower_budget: str | None = Field(
+        default=None,
+        description="CAPACITY/RESTORE: each borrower's bucket of cost points (README, Budgets), "
+        "instead of the BORROWER role's 500000/25000.",
+    )
+
+    @model_validator(mode="after")
+    def _borrower_budget_is_a_budget(self) -> Settings:
+        if self.borrower_budget:
+            Budget.parse(self.borrower_budget)  # ValueError says what a budget is
+        return self
 
     @model_validator(mode="after")
     def _demo_is_not_production(self) -> Settings:

@@ -16,6 +16,7 @@ caller's requests do not each pay for a signature check. Nothing of a token is e
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -26,7 +27,7 @@ from typing import Any
 
 import jwt
 
-from lending.access import Principal, token_principal
+from lending.access import Budget, Principal, Role, token_principal
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +113,20 @@ class TokenVerifier:
     """Verifies bearer tokens (see the module docstring) and remembers the verified ones."""
 
     def __init__(
-        self, keys: SigningKeys, issuer: str, audience: str, role_claim: str, leeway_s: float
+        self,
+        keys: SigningKeys,
+        issuer: str,
+        audience: str,
+        role_claim: str,
+        leeway_s: float,
+        borrower_budget: Budget | None = None,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.role_claim = role_claim
         self.leeway_s = leeway_s
+        self.borrower_budget = borrower_budget  # each borrower's, instead of their role's
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def cached(self, token: str) -> Principal | None:
@@ -172,6 +180,8 @@ class TokenVerifier:
             principal = token_principal(claims, self.role_claim)
         except ValueError as error:
             raise TokenRefused(str(error)) from error
+        if principal.role is Role.BORROWER and self.borrower_budget is not None:
+            principal = dataclasses.replace(principal, budget=self.borrower_budget)
         self._verified[token] = (principal, float(claims["exp"]))
         if len(self._verified) > REMEMBERED:
             self._verified.popitem(last=False)

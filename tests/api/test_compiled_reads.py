@@ -303,7 +303,7 @@ def corpus() -> list[str]:
     found += [op.document for op in catalogue(schema._schema).operations if op.kind == "query"]
     readme = (ROOT / "README.md").read_text()
     found += [b for b in re.findall(r"```graphql\n(.*?)```", readme, re.S) if _is_read(b)]
-    found += [bench_queries.OUR_R1, bench_queries.OUR_R2]
+    found += [bench_queries.OUR_R1, bench_queries.OUR_R2, bench_queries.OUR_R2_OWN]
     for module_info in pkgutil.iter_modules(tests.api.__path__):
         module = importlib.import_module(f"tests.api.{module_info.name}")
         for value in vars(module).values():

@@ -50,6 +50,9 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert (0.01, "W1", "ours-2w", 1) in measured
     assert (0.01, "R2", "ours-quiet", 1) in measured
     assert (0.01, "R2", "ours-observed", 1) in measured
+    for workload in ("R1", "R2"):
+        assert (0.01, workload, "ours-key", 1) in measured
+        assert (0.01, workload, "ours-borrower", 1) in measured
     assert all(r["errors"] == 0 and r["requests"] > 0 for r in run["results"]), run["results"]
 
     # and the statement counts are those of the design: one for the hand-written SQL and for
@@ -64,6 +67,11 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert 1 < counts[("R2", "ours-off-1w")] <= 8
     assert counts[("R3", "ours-off-1w")] == counts[("R2", "ours-off-1w")]
     assert counts[("W1", "ours-1w")] <= 8
+    # a borrower's scoped reads are one statement too (the key's first request also looks
+    # its key up)
+    for workload in ("R1", "R2"):
+        assert counts[(workload, "ours-borrower")] == 1
+        assert counts[(workload, "ours-key")] < 1.5
 
     # and the report replaced only its measured part
     text = output.read_text()
@@ -73,6 +81,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert "### Ratios at scale 0.01" in text
     assert "### Targets of the compiled read path" in text
     assert "### What metrics and JSON request logs cost (R2, scale 0.01" in text
+    assert "### A borrower's token against an API key (compiled reads, scale 0.01)" in text
     assert "### Profile of R1, compiled" in text
     assert "### Profile of R2, field by field" in text
     assert all(profile["layers_ms"] for profile in run["profiles"])

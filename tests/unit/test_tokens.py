@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 import graph.server.tokens as tokens_module
 from graph.server.tokens import SigningKeys, TokenRefused, TokenVerifier
-from lending.access import Principal, Role
+from lending.access import Budget, Principal, Role
 from tests.issuer import AUDIENCE, ISSUER, Issuer, jwks_server
 
 
@@ -40,6 +40,27 @@ def verifier(issuer: Issuer, tmp_path) -> TokenVerifier:
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps(issuer.jwks()))
     return _verifier(str(path))
+
+
+async def test_a_borrower_token_names_the_applicant_by_email_with_the_borrowers_budget(
+    issuer, tmp_path
+):
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(issuer.jwks()))
+    budget = Budget(1000, 10)
+    verifier = TokenVerifier(
+        SigningKeys(str(path)), ISSUER, AUDIENCE, "lending_role", 30, borrower_budget=budget
+    )
+    token = issuer.token(
+        "ed-1", role="BORROWER", sub="b-1", email=" Ada@Example.COM ", email_verified=True
+    )
+    principal = await verifier.principal(token)
+    assert principal == Principal(
+        name=f"{ISSUER}#b-1", role=Role.BORROWER, budget=budget, email="ada@example.com"
+    )
+    assert principal.owner == "ada@example.com"
+    staff = await verifier.principal(issuer.token("ed-1", role="AGENT"))
+    assert (staff.budget, staff.owner) == (None, None)
 
 
 @pytest.mark.parametrize("kid", ["rsa-1", "ec-1", "ed-1"])
