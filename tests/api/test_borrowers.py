@@ -432,12 +432,13 @@ async def test_a_borrower_applies_and_withdraws_for_themselves_only(world):
     assert body["data"]["withdrawApplication"]["application"] == {"status": "WITHDRAWN"}
 
 
-async def test_a_borrower_hears_the_events_of_their_own_applications_only(world):
+async def first_event(world: World, principal: Principal, watch: str, *emails: str) -> Any:
+    """The first event ``principal`` hears of ``watch`` while each of ``emails`` applies (as a
+    borrower of that email, in that order)."""
     events = EventListener(world.url)
     app = world.compiled
-    principal = Principal("borrower", Role.BORROWER, email="kofi.event@example.com")
     context = Context(
-        request_id="borrower-events",
+        request_id="events",
         sessionmaker=app.state.sessionmaker,
         db=RequestSession(app.state.sessionmaker),
         authenticate=app.state.principals.authenticate,
@@ -446,25 +447,51 @@ async def test_a_borrower_hears_the_events_of_their_own_applications_only(world)
         compiled=app.state.compiled,
         over_websocket=True,
     )
-    watch = "subscription { loanEvents { type application { applicant { email } } } }"
     stream = await app.state.schema.subscribe(watch, context_value=context)
     heard = asyncio.ensure_future(anext(stream))
     try:
         await asyncio.sleep(0.3)
-        other = world.token("someone.else@example.com", sub="else")
-        mine = world.token("kofi.event@example.com", sub="kofi")
-        for credential, email in (
-            (other, "someone.else@example.com"),
-            (mine, "kofi.event@example.com"),
-        ):
+        for email in emails:
+            credential = world.token(email, sub=email)
             body = await act(world, credential, APPLY, email=email)
             assert body["data"]["applyForLoan"]["userErrors"] == []
         async with asyncio.timeout(20):
             result = await heard
         assert result.errors is None, result.errors
-        event = orjson.loads(orjson.dumps(result.data))["loanEvents"]
-        assert event["application"]["applicant"] == {"email": "kofi.event@example.com"}
+        return orjson.loads(orjson.dumps(result.data))["loanEvents"]
     finally:
         heard.cancel()
         await asyncio.gather(heard, return_exceptions=True)
         await events.close()
+
+
+WATCH = "subscription { loanEvents { type application { applicant { email phone } } } }"
+
+
+async def test_a_borrower_hears_the_events_of_their_own_applications_only(world):
+    me = Principal("borrower", Role.BORROWER, email="kofi.event@example.com")
+    event = await first_event(world, me, WATCH, "someone.else@example.com", me.email)
+    assert event["application"]["applicant"]["email"] == "kofi.event@example.com"
+
+
+async def test_events_show_personal_data_as_the_subscribers_role_may_see_it(world):
+    agent = Principal("events-agent", Role.AGENT)
+    event = await first_event(world, agent, WATCH, "yaw.event@example.com")
+    assert event["application"]["applicant"]["email"] == "y•••@example.com"
+
+
+CURSORS = """query($after: String, $before: String) {
+  applications(first: 50, after: $after, before: $before) {
+    edges { cursor node { id applicant { id } } } } }"""
+
+
+async def test_cursors_of_another_borrowers_pages_lead_only_to_ones_own_rows(world):
+    ada, ben = world.ada, world.ben
+    theirs = (await ask(world, ben.token, CURSORS))["data"]["applications"]["edges"]
+    assert theirs
+    me = global_id("Applicant", ada.key)
+    for edge in theirs:
+        for name in ("after", "before"):
+            page = await ask(world, ada.token, CURSORS, **{name: edge["cursor"]})
+            found = page["data"]["applications"]["edges"]
+            assert {e["node"]["applicant"]["id"] for e in found} <= {me}, (name, found)

@@ -293,3 +293,26 @@ async def test_stdio_refuses_a_wrong_key(server) -> None:
         async with Client(stdio(found.url, "lnd_not_a_key"), read_timeout_seconds=20) as client:
             await client.list_tools()
     assert refused.group_contains(MCPError, match="Connection closed", depth=2)
+
+
+async def test_tool_results_show_personal_data_as_the_callers_role_may_see_it(server) -> None:
+    found, keys = server
+    given = application_input("Abena Owusu", "3000", declaredMonthlyIncome="4200") | {
+        "applicant": {
+            "fullName": "Abena Owusu",
+            "email": "abena@example.com",
+            "phone": "+233 24 555 0142",
+        }
+    }
+    async with connect("http", found, keys[Role.UNDERWRITER]) as underwriter:
+        applied = structured(await underwriter.call_tool("apply_for_loan", given))
+        application = applied["data"]["applyForLoan"]["application"]["id"]
+        full = structured(await underwriter.call_tool("get_application", {"id": application}))
+    assert full["data"]["application"]["applicant"]["email"] == "abena@example.com"
+    assert full["data"]["application"]["declaredMonthlyIncome"] == "4200.00"
+    async with connect("http", found, keys[Role.AGENT]) as agent:
+        seen = structured(await agent.call_tool("get_application", {"id": application}))
+    read = seen["data"]["application"]
+    assert read["applicant"]["email"] == "a•••@example.com"
+    assert read["applicant"]["phone"] == "+••• •• ••• ••42"
+    assert read["declaredMonthlyIncome"] is None
