@@ -1,7 +1,11 @@
 """Where the milliseconds of one read request go, measured in-process with pyinstrument.
 
-    python -m bench.profile --database-url URL [--requests 100] [--workload R1|R2]
+    python -m bench.profile --database-url URL [--requests 100] [--workload R1|R2|W1]
         [--compiled on|off]
+
+With ``--workload W1``, each of W1's four mutations (apply, decide, disburse, pay) is profiled
+on its own over ``--requests`` sequences, with the write path's parts told apart (the ORM's
+unit of work, audit hashing, rules, payload resolution …); one JSON line per mutation.
 
 Runs R1 or R2 through the real ASGI app (no network) and attributes every sample's own time to
 a layer by the file its frame runs in: GraphQL parsing and validation, GraphQL execution
@@ -18,12 +22,14 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from pyinstrument import Profiler
 
-from bench import queries
+from bench import queries, writes
 from db.session import raw_connection
 from graph.server.app import create_app
 from graph.server.settings import Settings
@@ -45,23 +51,42 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def layer_of(path: str) -> str:
-    for name, needles in LAYERS:
+# A mutation's layers: the same, with the write path's own parts told apart.
+WRITE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    LAYERS[0],
+    ("payload resolution (graphql execution, strawberry)", (*LAYERS[1][1], "strawberry/")),
+    ("audit hashing (lending.audit)", ("/lending/audit.py",)),
+    ("rules and services (lending/)", ("/lending/",)),
+    ("mutation runner, inputs, resolvers (graph/)", ("/graph/",)),
+    ("repositories (db/)", ("/db/",)),
+    ("ORM unit of work (sqlalchemy.orm)", ("sqlalchemy/orm/",)),
+    ("sqlalchemy core and engine", ("sqlalchemy/",)),
+    *LAYERS[6:],
+]
+
+
+def layer_of(path: str, layers: list[tuple[str, tuple[str, ...]]] = LAYERS) -> str:
+    for name, needles in layers:
         if any(needle in path for needle in needles):
             return name
     return "other (python runtime, dataclasses, decimal…)"
 
 
-def attribute(frame: Any, totals: dict[str, float], caller: str = "") -> None:
+def attribute(
+    frame: Any,
+    totals: dict[str, float],
+    caller: str = "",
+    layers: list[tuple[str, tuple[str, ...]]] = LAYERS,
+) -> None:
     """Add each frame's own time to its layer; built-ins and [self] count for their caller."""
     path = frame.file_path
     if not path or path.startswith("<"):
         path = caller
     own = frame.time - sum(child.time for child in frame.children)
-    layer = layer_of(path)
+    layer = layer_of(path, layers)
     totals[layer] = totals.get(layer, 0.0) + own
     for child in frame.children:
-        attribute(child, totals, path)
+        attribute(child, totals, path, layers)
 
 
 async def profile(url: str, requests: int, workload: str, compiled: bool) -> dict[str, Any]:
@@ -100,6 +125,53 @@ async def profile(url: str, requests: int, workload: str, compiled: bool) -> dic
     }
 
 
+STEPS = ("apply", "decide", "disburse", "pay")
+
+
+async def profile_writes(url: str, sequences: int) -> list[dict[str, Any]]:
+    """W1's four mutations, one profile each: ``sequences`` sequences in a row through the app,
+    each profiler running only around its own kind of mutation."""
+    settings = Settings(database_url=url, access_log=False)
+    app = create_app(settings, url)
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": "Bearer lnd_bench_admin"}
+    profilers = {step: Profiler(interval=0.001, async_mode="disabled") for step in STEPS}
+    seconds = dict.fromkeys(STEPS, 0.0)
+
+    @contextmanager
+    def watched(step: str) -> Iterator[None]:
+        began = time.perf_counter()
+        profilers[step].start()
+        try:
+            yield
+        finally:
+            profilers[step].stop()
+            seconds[step] += time.perf_counter() - began
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://b", headers=headers) as c:
+        for _ in range(5):  # warm-up: documents parsed, connections open
+            await writes.sequence(c, [])
+        for _ in range(sequences):
+            await writes.sequence(c, [], watched)
+    found = []
+    for step, profiler in profilers.items():
+        totals: dict[str, float] = {}
+        session = profiler.last_session
+        root = session.root_frame() if session is not None else None
+        if root is not None:
+            attribute(root, totals, layers=WRITE_LAYERS)
+        found.append(
+            {
+                "workload": f"W1 {step}",
+                "compiled": True,
+                "requests": sequences,
+                "ms_per_request": round(seconds[step] / sequences * 1000, 2),
+                "layers_ms": {k: round(v / sequences * 1000, 2) for k, v in sorted(totals.items())},
+            }
+        )
+    return found
+
+
 async def _loaned(url: str) -> int:
     """An application with a loan (R1 asks for one)."""
     connection = await raw_connection(url)
@@ -116,11 +188,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--workload", choices=["R1", "R2"], default="R2")
+    parser.add_argument("--workload", choices=["R1", "R2", "W1"], default="R2")
     parser.add_argument("--compiled", choices=["on", "off"], default="on")
     args = parser.parse_args()
-    found = profile(args.database_url, args.requests, args.workload, args.compiled == "on")
-    sys.stdout.write(json.dumps(asyncio.run(found)) + "\n")
+    if args.workload == "W1":  # one JSON line per mutation; --requests counts sequences
+        for found in asyncio.run(profile_writes(args.database_url, args.requests)):
+            sys.stdout.write(json.dumps(found) + "\n")
+        return
+    one = profile(args.database_url, args.requests, args.workload, args.compiled == "on")
+    sys.stdout.write(json.dumps(asyncio.run(one)) + "\n")
 
 
 if __name__ == "__main__":

@@ -205,6 +205,8 @@ def render(run: dict[str, Any]) -> str:
     out += fanout(run.get("fanout"))
     for profile in run["profiles"]:
         how = "compiled" if profile["compiled"] else "field by field"
+        if profile["workload"].startswith("W1"):
+            how = "one kind of W1's mutations"
         out += [
             "",
             f"### Profile of {profile['workload']}, {how} (pyinstrument, in-process, "

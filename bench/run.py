@@ -37,6 +37,7 @@ from bench import queries
 from bench.fill import database_name
 from bench.fill import run as fill
 from bench.measure import count_statements, cpu_seconds, peak_rss_mb, postmaster_pid
+from bench.profile import STEPS
 from bench.queries import READS
 from bench.report import write_results
 from db.embedded import EmbeddedPostgres, admin_connection, with_database
@@ -631,8 +632,9 @@ def run_fanout(url: str, subscribers: int, events: int) -> dict[str, Any]:
 PROFILES = (("R1", True), ("R2", True), ("R2", False))
 
 
-def run_profiles(url: str, requests: int) -> list[dict[str, Any]]:
-    """Profiles (bench.profile) of compiled R1 and R2, and of R2 resolved field by field."""
+def run_profiles(url: str, requests: int, writes_url: str) -> list[dict[str, Any]]:
+    """Profiles (bench.profile) of compiled R1 and R2, of R2 resolved field by field, and of
+    each of W1's mutations (on ``writes_url``, the copy the writes ran on)."""
     found = []
     for workload, compiled in PROFILES:
         # Field by field R2 is ~20 times slower: a tenth of the requests says as much.
@@ -643,6 +645,13 @@ def run_profiles(url: str, requests: int) -> list[dict[str, Any]]:
         ]  # fmt: skip
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
         found.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    sequences = max(requests // 2, 2)
+    cmd = [
+        PY, "-m", "bench.profile", "--database-url", writes_url, "--requests", str(sequences),
+        "--workload", "W1",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    found += [json.loads(line) for line in done.stdout.strip().splitlines()[-len(STEPS) :]]
     return found
 
 
@@ -725,7 +734,7 @@ def main(argv: list[str] | None = None) -> None:
             print("event fan-out (on the copy):", flush=True)
             fanout = run_fanout(copy, args.subscribers, args.fanout_events)
         print("profiles ...", flush=True)
-        profiles = run_profiles(urls[args.scale], args.profile_requests)
+        profiles = run_profiles(urls[args.scale], args.profile_requests, copy)
     finally:
         pg.stop()
 

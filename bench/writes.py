@@ -16,6 +16,8 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import httpx
@@ -48,9 +50,41 @@ async def _call(
     return result
 
 
-async def _sequence(client: httpx.AsyncClient, latencies: list[float]) -> None:
+def _untimed(_: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+async def sequence(
+    client: httpx.AsyncClient,
+    latencies: list[float],
+    each: Callable[[str], AbstractContextManager[None]] = _untimed,
+) -> None:
+    """One W1 sequence; ``each(step)`` is entered around each step (apply, decide, disburse,
+    pay), for a profiler to watch one kind of mutation at a time."""
     tag = uuid.uuid4().hex[:12]
-    applied = await _call(
+    with each("apply"):
+        applied = await _apply(client, tag, latencies)
+    with each("decide"):
+        decided = await _decide(client, tag, applied["application"]["id"], latencies)
+    loan_id = decided["loan"]["id"]
+    with each("disburse"):
+        await _call(
+            client,
+            DISBURSE,
+            {"input": {"loanId": loan_id, "idempotencyKey": f"{tag}-disburse"}},
+            latencies,
+        )
+    with each("pay"):
+        await _call(
+            client,
+            PAY,
+            {"input": {"loanId": loan_id, "amount": "500.00", "idempotencyKey": f"{tag}-pay"}},
+            latencies,
+        )
+
+
+async def _apply(client: httpx.AsyncClient, tag: str, latencies: list[float]) -> dict[str, Any]:
+    return await _call(
         client,
         APPLY,
         {
@@ -64,30 +98,22 @@ async def _sequence(client: httpx.AsyncClient, latencies: list[float]) -> None:
         },
         latencies,
     )
-    decided = await _call(
+
+
+async def _decide(
+    client: httpx.AsyncClient, tag: str, application_id: str, latencies: list[float]
+) -> dict[str, Any]:
+    return await _call(
         client,
         DECIDE,
         {
             "input": {
-                "applicationId": applied["application"]["id"],
+                "applicationId": application_id,
                 "outcome": "APPROVED",
                 "reason": "Automated approval",
                 "idempotencyKey": f"{tag}-decide",
             }
         },
-        latencies,
-    )
-    loan_id = decided["loan"]["id"]
-    await _call(
-        client,
-        DISBURSE,
-        {"input": {"loanId": loan_id, "idempotencyKey": f"{tag}-disburse"}},
-        latencies,
-    )
-    await _call(
-        client,
-        PAY,
-        {"input": {"loanId": loan_id, "amount": "500.00", "idempotencyKey": f"{tag}-pay"}},
         latencies,
     )
 
@@ -112,7 +138,7 @@ async def run(
             while remaining[0] > 0 and time.perf_counter() < deadline:
                 remaining[0] -= 1
                 try:
-                    await _sequence(client, latencies)
+                    await sequence(client, latencies)
                     done[0] += 1
                 except Failed as exc:
                     errors.append(str(exc))

@@ -84,6 +84,8 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert "### A borrower's token against an API key (compiled reads, scale 0.01)" in text
     assert "### Profile of R1, compiled" in text
     assert "### Profile of R2, field by field" in text
+    for step in ("apply", "decide", "disburse", "pay"):
+        assert f"### Profile of W1 {step}, one kind of W1's mutations" in text
     assert all(profile["layers_ms"] for profile in run["profiles"])
     # and every subscriber of the fan-out heard every event
     assert run["fanout"]["events"] == 2
