@@ -47,9 +47,19 @@ def _chain(error: BaseException) -> list[BaseException]:
     return seen
 
 
+class Unavailable(Exception):
+    """Something a request needs besides the database cannot serve right now (retry later)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def unavailable(error: BaseException) -> str | None:
-    """Why ``error`` means the database cannot serve right now (retry later), or None."""
+    """Why ``error`` means the service cannot serve right now (retry later), or None."""
     for item in _chain(error):
+        if isinstance(item, Unavailable):
+            return item.reason
         if isinstance(item, sa_exc.TimeoutError):
             return "no database connection was free in time"
         if isinstance(item, sa_exc.DBAPIError) and item.connection_invalidated:

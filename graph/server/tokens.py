@@ -27,6 +27,7 @@ from typing import Any
 
 import jwt
 
+from db.errors import Unavailable
 from lending.access import Budget, Principal, Role, token_principal
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ ALGORITHMS: dict[str, tuple[str, str | None]] = {
     "EdDSA": ("OKP", "Ed25519"),
 }
 RELOAD_S = 60.0  # the keys are read again at most this often
+RETRY_S = 5.0  # after a failed read, at most this often (503s meanwhile)
 FETCH_TIMEOUT_S = 5.0
 MAX_JWKS_BYTES = 1 << 20
 MAX_TOKEN_CHARS = 8192
@@ -48,6 +50,11 @@ class TokenRefused(Exception):
     """Why a token is not accepted (the 401's message says it)."""
 
 
+class KeysUnavailable(Unavailable):
+    """The issuer's keys could not be read, and the token names none held: whether it is valid
+    cannot be told now (a retryable 503, not a 401 that would send its holder to sign in)."""
+
+
 class SigningKeys:
     """The issuer's public keys by key id, read from a JWKS URL or file."""
 
@@ -56,6 +63,7 @@ class SigningKeys:
         self._keys: dict[str | None, tuple[str, Any]] = {}  # kid → (algorithm, public key)
         self._read_at: float | None = None
         self._reading: asyncio.Lock = asyncio.Lock()
+        self._unreadable = False  # the last read of the keys failed
 
     async def key(self, kid: str | None, algorithm: str) -> Any:
         """The public key ``kid`` names, if it may verify ``algorithm``; TokenRefused if not."""
@@ -65,6 +73,8 @@ class SigningKeys:
             found = self._keys.get(kid)
         if found is None and kid is None and len(self._keys) == 1:
             found = next(iter(self._keys.values()))  # a token without kid, one key to choose
+        if found is None and self._unreadable:
+            raise KeysUnavailable("the token issuer's signing keys cannot be read")
         if found is None:
             raise TokenRefused("it is signed with a key (kid) the issuer does not publish")
         key_algorithm, key = found
@@ -81,7 +91,10 @@ class SigningKeys:
             try:
                 document = await asyncio.to_thread(self._fetch)
                 self._keys = _usable_keys(document)
+                self._unreadable = False
             except Exception as error:
+                self._unreadable = True
+                self._read_at = now - RELOAD_S + RETRY_S  # nothing was learnt: try again soon
                 log.warning("cannot read the token signing keys from %s: %s", self.source, error)
 
     def _fetch(self) -> Any:

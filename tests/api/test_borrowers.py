@@ -34,7 +34,7 @@ from lending.access import STAFF_ROLES, UNLIMITED_BUDGET, Principal, Role
 from lending.privacy import mask_email, mask_phone
 from lending.services import api_keys as key_service
 from lending.services.demo import seed_demo
-from tests.issuer import AUDIENCE, ISSUER, Issuer
+from tests.issuer import AUDIENCE, ISSUER, Issuer, jwks_server
 
 
 @dataclass
@@ -495,3 +495,27 @@ async def test_cursors_of_another_borrowers_pages_lead_only_to_ones_own_rows(wor
             page = await ask(world, ada.token, CURSORS, **{name: edge["cursor"]})
             found = page["data"]["applications"]["edges"]
             assert {e["node"]["applicant"]["id"] for e in found} <= {me}, (name, found)
+
+
+async def test_an_issuer_whose_keys_cannot_be_read_gets_a_retryable_503_not_a_401(
+    database_url, app
+):
+    with jwks_server(Issuer()) as (url, _):
+        pass  # nothing listens there any more
+    tokens = {"jwt_jwks": url, "jwt_issuer": ISSUER, "jwt_audience": AUDIENCE}
+    served = create_app(
+        Settings(database_url=database_url, **tokens), database_url, app.state.schema
+    )
+    issuer = Issuer()
+    issuer.add("k", "ES256")
+    try:
+        response = await _post(served, issuer.token("k"), "{ loanProducts { code } }", None)
+    finally:
+        await served.state.principals.close()
+        await served.state.compiled.pool.close()
+        await served.state.engine.dispose()
+    assert response.status_code == 503
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+    assert error["extensions"]["retryable"] is True
+    assert "signing keys cannot be read" in error["message"]

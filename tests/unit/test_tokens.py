@@ -15,7 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import graph.server.tokens as tokens_module
-from graph.server.tokens import SigningKeys, TokenRefused, TokenVerifier
+from db.errors import unavailable
+from graph.server.tokens import KeysUnavailable, SigningKeys, TokenRefused, TokenVerifier
 from lending.access import Budget, Principal, Role
 from tests.issuer import AUDIENCE, ISSUER, Issuer, jwks_server
 
@@ -179,3 +180,27 @@ async def test_a_rotated_key_is_fetched_once_a_minute_at_most(issuer, monkeypatc
         monkeypatch.setattr(tokens_module, "RELOAD_S", 0.0)
         assert (await verifier.principal(issuer.token("rsa-2"))).name == f"{ISSUER}#user-1"
         assert len(fetched) == 2
+
+
+async def test_keys_that_cannot_be_read_make_a_retryable_answer_not_a_refusal(issuer, tmp_path):
+    # an issuer whose JWKS cannot be fetched (nothing listens there)
+    with jwks_server(issuer) as (url, _):
+        pass
+    verifier = _verifier(url)
+    token = issuer.token("rsa-1")
+    with pytest.raises(KeysUnavailable) as why:
+        await verifier.principal(token)
+    assert unavailable(why.value) == "the token issuer's signing keys cannot be read"
+    # within the retry interval the keys are not fetched again: the answer stays retryable
+    began = time.monotonic()
+    with pytest.raises(KeysUnavailable):
+        await verifier.principal(token)
+    assert time.monotonic() - began < 0.5
+    # a JWKS file that has become readable is read again once the retry interval is over
+    path = tmp_path / "jwks.json"
+    verifier = _verifier(str(path))
+    with pytest.raises(KeysUnavailable):
+        await verifier.principal(token)
+    path.write_text(json.dumps(issuer.jwks()))
+    verifier.keys._read_at = None  # the retry interval, elapsed
+    assert (await verifier.principal(token)).role is Role.AGENT
