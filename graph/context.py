@@ -22,7 +22,7 @@ from db.listener import EventListener
 from db.session import RequestSession
 from graph.budgets import CostBudgets
 from graph.loaders import Loaders
-from lending.access import Principal, Role
+from lending.access import Principal, Role, bearer_credential
 
 Authenticate = Callable[[str | None], Awaitable[Principal | None]]
 # Why an Authorization header was refused (graph.server.principals.PrincipalCache.refusal).
@@ -64,6 +64,7 @@ class Context(BaseContext):
     compiled: EventReads | None = None  # the compiled read path of events' objects, when on
     over_websocket: bool = False  # a WebSocket connection (else an HTTP request)
     budgets: CostBudgets | None = None  # the keys' buckets of cost points (graph.budgets)
+    shares: Any = None  # the keys' places in the process (graph.server.shares.KeyShares)
     refusal: Refusal | None = None  # why a refused Authorization header was refused
     loaders: Loaders = field(init=False)
     dry_run: AsyncSession | None = field(init=False, default=None)
@@ -116,6 +117,10 @@ class Context(BaseContext):
         if self.refusal is None:
             return "Send a valid API key: Authorization: Bearer <key>."
         return await self.refusal(self._authorization())
+
+    def credential(self) -> str | None:
+        """The key or token a WebSocket's connection_init payload sends (None over HTTP)."""
+        return bearer_credential(self._authorization())
 
     def _authorization(self) -> str | None:
         params = self.connection_params if isinstance(self.connection_params, dict) else {}

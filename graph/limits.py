@@ -82,9 +82,10 @@ from strawberry.extensions import (
 from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
-from graph.budgets import MUTATION_COST, Charge, cost_report
+from graph.budgets import MUTATION_COST, THROTTLED, Charge, cost_report, retry_after
 from graph.documents import Rules, Validate
 from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from graph.server.shares import Crowded
 from lending.assessment import MAX_FACTORS
 from lending.repayment import MAX_INSTALLMENTS
 from lending.states import MAX_DECISIONS, MAX_REMINDERS
@@ -268,7 +269,27 @@ class QueryCostLimiter(SchemaExtension):
             if not self.charge.paid:
                 error = self.charge.error(getattr(request, "request_id", None))
                 raise GraphQLError(error["message"], extensions=error["extensions"])
-        yield
+        shares = getattr(request, "shares", None)
+        credential = request.credential() if principal is not None else None
+        if (
+            shares is None
+            or not getattr(request, "over_websocket", False)
+            or credential is None
+            or context.operation_type is OperationType.SUBSCRIPTION
+        ):
+            yield
+            return
+        # A query or mutation sent over a WebSocket takes one of its key's places, as a request
+        # over HTTP does (a subscription holds none while it waits for events).
+        try:
+            async with shares.place(credential):
+                yield
+        except Crowded as crowded:
+            wait = retry_after(shares.wait_s)
+            raise GraphQLError(
+                f"Throttled: {crowded}. Retry in {wait} s.",
+                extensions={"code": THROTTLED, "retryable": True, "retryAfter": wait},
+            ) from None
 
     def get_results(self) -> dict[str, Any]:
         if self.cost is None:

@@ -66,7 +66,7 @@ from graph.server.ide import GraphiQLRouter
 from graph.server.over_http import GraphQLOverHTTPMiddleware
 from graph.server.principals import PrincipalCache
 from graph.server.settings import Settings
-from graph.server.shares import KeyShareMiddleware
+from graph.server.shares import KeyShareMiddleware, KeyShares
 from graph.server.tokens import SigningKeys, TokenVerifier
 from lending.access import Budget, Principal, Role, demo_key
 from lending.services import api_keys as key_service
@@ -300,6 +300,7 @@ def create_app(
             Budget.parse(settings.borrower_budget) if settings.borrower_budget else None,
         )
     principals = PrincipalCache(database_url, lookup_key, tokens)
+    shares = KeyShares(settings.key_share, settings.key_queue_wait_s)
     authenticate = principals.authenticate
 
     async def context(connection: HTTPConnection) -> AsyncIterator[Context]:
@@ -331,6 +332,7 @@ def create_app(
             compiled=compiled if compiled.enabled else None,
             over_websocket=connection.scope["type"] == "websocket",
             budgets=budgets,
+            shares=shares,
         )
         try:
             yield made
@@ -352,6 +354,7 @@ def create_app(
     app.state.replica = replica
     app.state.schema = schema
     app.state.principals = principals
+    app.state.shares = shares
 
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(request: Request, error: Unauthenticated) -> JSONResponse:
@@ -379,9 +382,7 @@ def create_app(
     # A catalogue document sent by its hash is an ordinary request from here on.
     app.add_middleware(PersistedOperationsMiddleware, known=operations)
     # No key has more than its share of requests at work; a body is read whole before.
-    app.add_middleware(
-        KeyShareMiddleware, limit=settings.key_share, wait_s=settings.key_queue_wait_s
-    )
+    app.add_middleware(KeyShareMiddleware, shares=shares)
     # Nothing reads a body before its size is known to be acceptable.
     app.add_middleware(
         BodyLimitMiddleware,

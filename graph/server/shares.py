@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from graph.budgets import THROTTLED, retry_after
 from graph.server.http import ASGIApp, Message, Receive, Scope, Send, send_json
@@ -32,16 +34,60 @@ class _Share:
         self.users = 0
 
 
-class KeyShareMiddleware:
-    """At most ``limit`` GraphQL requests of one key at work at once (see the module
-    docstring); requests without a key pass (they are refused further in)."""
+class Crowded(Exception):
+    """A key's every place stayed taken for the whole wait."""
 
-    def __init__(self, app: ASGIApp, limit: int, wait_s: float, path: str = "/graphql") -> None:
-        self.app = app
+
+class KeyShares:
+    """Every key's places in the process: at most ``limit`` at work at once, a newcomer waiting
+    up to ``wait_s`` for one. Requests over HTTP take theirs in ``KeyShareMiddleware``; queries
+    and mutations sent over a WebSocket take theirs as they execute (graph.limits)."""
+
+    def __init__(self, limit: int, wait_s: float) -> None:
         self.limit = limit
         self.wait_s = wait_s
-        self.path = path
         self._shares: dict[str, _Share] = {}
+
+    @asynccontextmanager
+    async def place(self, key: str) -> AsyncIterator[Callable[[], None]]:
+        """Hold one of ``key``'s places for the block (Crowded when none came free in time);
+        the block may give it back early by calling what it is given."""
+        share = self._shares.get(key)
+        if share is None:
+            share = self._shares[key] = _Share(self.limit)
+        share.users += 1
+        try:
+            try:
+                async with asyncio.timeout(self.wait_s):
+                    await share.places.acquire()
+            except TimeoutError:
+                raise Crowded(f"this key has {self.limit} requests at work already") from None
+            held = True
+
+            def release() -> None:
+                nonlocal held
+                if held:
+                    held = False
+                    share.places.release()
+
+            try:
+                yield release
+            finally:
+                release()
+        finally:
+            share.users -= 1
+            if share.users == 0:
+                del self._shares[key]
+
+
+class KeyShareMiddleware:
+    """At most ``shares.limit`` GraphQL requests of one key at work at once (see the module
+    docstring); requests without a key pass (they are refused further in)."""
+
+    def __init__(self, app: ASGIApp, shares: KeyShares, path: str = "/graphql") -> None:
+        self.app = app
+        self.shares = shares
+        self.path = path
         self._waiting: dict[str, float] = {}  # key → monotonic time it was told to wait for
 
     def _told_to_wait(self, key: str) -> float | None:
@@ -75,49 +121,21 @@ class KeyShareMiddleware:
             if left is not None:
                 await _throttled(send, scope, left, "this key was told to wait")
                 return
-        share = self._shares.get(key)
-        if share is None:
-            share = self._shares[key] = _Share(self.limit)
-        share.users += 1
         try:
-            await self._within(key, share, scope, receive, send)
-        finally:
-            share.users -= 1
-            if share.users == 0:
-                del self._shares[key]
+            async with self.shares.place(key) as release:
 
-    async def _within(
-        self, key: str, share: _Share, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        places = share.places
-        try:
-            async with asyncio.timeout(self.wait_s):
-                await places.acquire()
-        except TimeoutError:
-            why = f"this key has {self.limit} requests at work already"
-            await _throttled(send, scope, self.wait_s, why)
-            return
-        held = True
+                async def answering(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        release()  # the work is done (or, for a stream, waits for events)
+                        if message["status"] == 429:
+                            wait = _retry_after(message)
+                            if wait is not None:
+                                self._tell_to_wait(key, wait)
+                    await send(message)
 
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                places.release()
-
-        async def answering(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                release()  # the work is done (or, for a stream, waits for events)
-                if message["status"] == 429:
-                    wait = _retry_after(message)
-                    if wait is not None:
-                        self._tell_to_wait(key, wait)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, answering)
-        finally:
-            release()
+                await self.app(scope, receive, answering)
+        except Crowded as crowded:
+            await _throttled(send, scope, self.shares.wait_s, str(crowded))
 
 
 MAX_WAITING = 10_000  # keys told to wait, remembered at once

@@ -4,6 +4,8 @@ runs nothing and is answered THROTTLED, told by gql, a client others wrote."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from gql import gql
 from gql.transport.exceptions import TransportQueryError
@@ -48,3 +50,29 @@ async def test_operations_over_a_websocket_are_charged_to_the_connection_key(ser
         async with ws_client(running.ports[0], running.key) as session:
             result = await session.execute(gql(PRODUCTS), get_execution_result=True)
             assert result.errors is None
+
+
+# Field by field, a page of applicants with their applications takes tens of milliseconds.
+HEAVY = """{ applicants(first: 50) { edges { node { fullName applications(first: 10) {
+  edges { node { reference decisions { outcome reason } product { code } } } } } } } }"""
+
+
+async def test_operations_over_one_websocket_take_places_of_their_key(server_url):
+    env = {"KEY_MAX_CONCURRENCY": "1", "KEY_QUEUE_WAIT_S": "0.01", "COMPILED_READS": "off"}
+    async with (
+        servers(server_url, "lending_ws_share", count=1, env=env) as running,
+        ws_client(running.ports[0], running.key) as session,
+    ):
+        answers = await asyncio.gather(
+            *(session.execute(gql(HEAVY), get_execution_result=True) for _ in range(20)),
+            return_exceptions=True,
+        )
+    refused = [a for a in answers if isinstance(a, TransportQueryError)]
+    served = [a for a in answers if not isinstance(a, BaseException)]
+    assert served, answers
+    assert refused, "twenty operations at once on one connection, one place: some must wait"
+    for error in refused:
+        [detail] = error.errors or []
+        assert detail["extensions"]["code"] == "THROTTLED"
+        assert detail["extensions"]["retryable"] is True
+        assert "requests at work already" in detail["message"]

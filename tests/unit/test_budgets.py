@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from graph.budgets import CostBudgets
-from graph.server.shares import KeyShareMiddleware
+from graph.server.shares import KeyShareMiddleware, KeyShares
 from lending.access import ROLE_BUDGETS, Budget, Principal, Role
 
 
@@ -75,7 +75,7 @@ async def test_a_key_beyond_its_share_waits_then_is_throttled_and_others_pass():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    app = KeyShareMiddleware(slow, limit=2, wait_s=0.2)
+    app = KeyShareMiddleware(slow, KeyShares(limit=2, wait_s=0.2))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
 
@@ -96,7 +96,7 @@ async def test_a_key_beyond_its_share_waits_then_is_throttled_and_others_pass():
         assert [r.status_code for r in await asyncio.gather(*held, other)] == [200, 200, 200]
         # the places are given back: the key may work again, and nothing is left behind
         assert (await post("greedy")).status_code == 200
-        assert app._shares == {}
+        assert app.shares._shares == {}
 
 
 async def test_a_key_told_to_wait_is_held_until_then_or_refused():
@@ -110,7 +110,7 @@ async def test_a_key_told_to_wait_is_held_until_then_or_refused():
         await send({"type": "http.response.start", "status": 429, "headers": headers})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    app = KeyShareMiddleware(budget, limit=2, wait_s=0.2)
+    app = KeyShareMiddleware(budget, KeyShares(limit=2, wait_s=0.2))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as client:
