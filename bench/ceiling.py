@@ -345,7 +345,13 @@ _POOL_OPTIONS: dict[str, Any] = (
 
 
 class CeilingApp:
-    """The ASGI application. The pool opens at startup (lifespan) or on the first request."""
+    """The ASGI application. The pool opens at startup (lifespan) or on the first request.
+
+    ``routes`` maps each POST path to its handler; ``name`` is the pool's application_name.
+    """
+
+    routes: dict[str, Handler] = ROUTES
+    name = "ceiling"
 
     def __init__(self, database_url: str, pool_size: int = POOL_SIZE) -> None:
         self.database_url = _connect_url(database_url)
@@ -361,7 +367,7 @@ class CeilingApp:
                         self.database_url,
                         min_size=self.pool_size,
                         max_size=self.pool_size,
-                        server_settings={"application_name": "ceiling"},
+                        server_settings={"application_name": self.name},
                         **_POOL_OPTIONS,
                     )
         return self._pool
@@ -412,7 +418,7 @@ class CeilingApp:
                 break
         if scope["method"] == "GET" and scope["path"] in ("/", "/health"):
             return 200, b'{"ok":true}'
-        handler = ROUTES.get(scope["path"])
+        handler = self.routes.get(scope["path"])
         if handler is None:
             return 404, b'{"error":"not found"}'
         if scope["method"] != "POST":
@@ -431,8 +437,13 @@ def app_from_environment() -> CeilingApp:
     return CeilingApp(os.environ["CEILING_DATABASE_URL"])
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(
+    argv: list[str] | None = None,
+    factory: str = "bench.ceiling:app_from_environment",
+    description: str = __doc__.splitlines()[0],
+) -> None:
+    """Serve the app ``factory`` builds (from CEILING_DATABASE_URL) on 127.0.0.1."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--workers", type=int, default=1)
@@ -441,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--database-url (or DATABASE_URL) is required")
     os.environ["CEILING_DATABASE_URL"] = args.database_url
     uvicorn.run(
-        "bench.ceiling:app_from_environment",
+        factory,
         factory=True,
         host="127.0.0.1",
         port=args.port,

@@ -200,6 +200,7 @@ def render(run: dict[str, Any]) -> str:
                     concurrency=top)  # fmt: skip
         if one and two:
             out.append(f"| {workload} | {one['rps']:.1f} | {two['rps']:.1f} |")
+    out += write_ceiling(results, main_scale)
     out += observability(results, main_scale)
     out += borrowers(results, main_scale)
     out += fanout(run.get("fanout"))
@@ -222,6 +223,63 @@ def render(run: dict[str, Any]) -> str:
                 out.append(f"| {name} | {ms:.2f} | {ms / total:.0%} |")
     out.append(END)
     return "\n".join(out)
+
+
+# W1 against the write ceiling: our share of its throughput, our server's CPU per mutation at
+# concurrency 1, our statements per mutation.
+WRITE_SHARE = 0.5
+WRITE_CPU_LIMIT_MS = 4.0
+WRITE_STATEMENTS_LIMIT = 7.0
+
+
+def write_ceiling(results: list[dict[str, Any]], scale: float) -> list[str]:
+    """W1 on our server (one worker) against the write ceiling, concurrency by concurrency."""
+    rows = [
+        r
+        for r in results
+        if r["scale"] == scale and r["workload"] == "W1" and r["server"] == "ceiling-w1"
+    ]
+    if not rows:
+        return []
+    out = [
+        "",
+        f"### The write ceiling (W1, scale {scale:g})",
+        "",
+        "ceiling-w1: bench/write_ceiling.py, a bare ASGI app with an asyncpg pool of ten doing "
+        "each W1 mutation (idempotency claim and result, row lock and version, the writes, the "
+        "hash-chained audit events and their announcements, the payload) in one transaction of "
+        "three hand-written statements, with the same pure rules (validation, schedule, "
+        "allocation, audit hashes). Driven by the same W1 driver on the same copied database. "
+        "CPU and statements are per mutation; each pair is (ours, ceiling).",
+        "",
+        f"| c | ours-1w mutations/s | ceiling-w1 mutations/s | ours ÷ ceiling | "
+        f"target ≥ {WRITE_SHARE:g} | server CPU ms | target ours ≤ {WRITE_CPU_LIMIT_MS:g} ms "
+        f"| PostgreSQL CPU ms | statements | target ours ≤ {WRITE_STATEMENTS_LIMIT:g} |",
+        "|---:|---:|---:|---:|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: r["concurrency"]):
+        c = row["concurrency"]
+        mine = _find(results, scale=scale, workload="W1", server="ours-1w", concurrency=c)
+        if mine is None:
+            continue
+        share = mine["rps"] / row["rps"] if row["rps"] else None
+        cpu = mine["server_cpu_ms"]
+        statements = mine["statements"]
+        out.append(
+            f"| {c} | {mine['rps']:.1f} | {row['rps']:.1f} | "
+            + (f"{share:.2f}" if share is not None else "–")
+            + f" | {_verdict(None if share is None else share >= WRITE_SHARE)} | "
+            f"{cpu:.2f}, {row['server_cpu_ms']:.2f} | "
+            f"{_verdict(cpu <= WRITE_CPU_LIMIT_MS if c == 1 else None)} | "
+            f"{mine['pg_cpu_ms']:.2f}, {row['pg_cpu_ms']:.2f} | "
+            f"{_count(statements)}, {_count(row['statements'])} | "
+            f"{_verdict(None if statements is None else statements <= WRITE_STATEMENTS_LIMIT)} |"
+        )
+    return out
+
+
+def _count(statements: float | None) -> str:
+    return "–" if statements is None else f"{statements:g}"
 
 
 OVERHEAD_LIMIT = 0.05  # metrics and JSON request logs may cost this share of R2's throughput

@@ -73,7 +73,7 @@ class Server:
     name: str
     base: str
     process: subprocess.Popen[bytes]
-    kind: str  # "ours", "ceiling-sql", "ceiling-py", "postgraphile"
+    kind: str  # "ours", "ceiling-sql", "ceiling-py", "ceiling-w1", "postgraphile"
     headers: list[str] = field(default_factory=list)
 
     def endpoint(self, workload: str) -> str:
@@ -149,10 +149,13 @@ def ours(
     return name, cmd, env, port
 
 
-def ceiling(url: str) -> tuple[str, list[str], dict[str, str], int]:
+def ceiling(
+    url: str, module: str = "bench.ceiling", name: str = "ceiling"
+) -> tuple[str, list[str], dict[str, str], int]:
+    """The read ceiling (bench.ceiling), or the write ceiling (bench.write_ceiling)."""
     port = free_port()
-    cmd = [PY, "-m", "bench.ceiling", "--port", str(port), "--database-url", url]
-    return "ceiling", cmd, {}, port
+    cmd = [PY, "-m", module, "--port", str(port), "--database-url", url]
+    return name, cmd, {}, port
 
 
 def postgraphile(url: str, node: str) -> tuple[str, list[str], dict[str, str], int]:
@@ -594,13 +597,17 @@ def run_borrowers(
 def run_writes(
     pg: Postgres, url: str, scale: float, budget: Budget, concurrencies: tuple[int, ...]
 ) -> list[Result]:
-    """W1 on our server with one and two workers, on a copy of the database."""
+    """W1 on our server with one and two workers, and on the write ceiling (bench.write_ceiling,
+    ``ceiling-w1``) at our one worker's concurrencies, on a copy of the database."""
     results = []
-    for workers in (1, 2):
-        name, cmd, env, port = ours(url, workers)
+    for (name, cmd, env, port), kind, measured in (
+        (ours(url, 1), "ours", concurrencies),
+        (ours(url, 2), "ours", concurrencies[-1:]),
+        (ceiling(url, "bench.write_ceiling", "ceiling-w1"), "ceiling-w1", concurrencies),
+    ):
         with started(f"{name}-w1", cmd, env, port) as process:
-            server = Server(name, f"http://127.0.0.1:{port}", process, "ours")
-            for concurrency in concurrencies if workers == 1 else concurrencies[-1:]:
+            server = Server(name, f"http://127.0.0.1:{port}", process, kind)
+            for concurrency in measured:
                 results.append(measure_writes(pg, server, concurrency, budget, scale))
     return results
 

@@ -48,6 +48,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
         assert (0.01, workload, "ours-2w", 1) in measured
     assert (0.01, "W1", "ours-1w", 1) in measured
     assert (0.01, "W1", "ours-2w", 1) in measured
+    assert (0.01, "W1", "ceiling-w1", 1) in measured
     assert (0.01, "R2", "ours-quiet", 1) in measured
     assert (0.01, "R2", "ours-observed", 1) in measured
     for workload in ("R1", "R2"):
@@ -67,6 +68,8 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert 1 < counts[("R2", "ours-off-1w")] <= 8
     assert counts[("R3", "ours-off-1w")] == counts[("R2", "ours-off-1w")]
     assert counts[("W1", "ours-1w")] <= 8
+    # the write ceiling: three statements a mutation (claim and lock, writes, audit and payload)
+    assert counts[("W1", "ceiling-w1")] == 3
     # a borrower's scoped reads are one statement too (the key's first request also looks
     # its key up)
     for workload in ("R1", "R2"):
@@ -81,6 +84,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert "### Ratios at scale 0.01" in text
     assert "### Targets of the compiled read path" in text
     assert "### What metrics and JSON request logs cost (R2, scale 0.01" in text
+    assert "### The write ceiling (W1, scale 0.01)" in text
     assert "### A borrower's token against an API key (compiled reads, scale 0.01)" in text
     assert "### Profile of R1, compiled" in text
     assert "### Profile of R2, field by field" in text
