@@ -129,7 +129,7 @@ def _client(
 
 async def _w1(client: httpx.AsyncClient) -> None:
     latencies: list[float] = []
-    await writes._sequence(client, latencies)
+    await writes.sequence(client, latencies)
     assert len(latencies) == 4
 
 
