@@ -319,9 +319,14 @@ def borrowers(results: list[dict[str, Any]], scale: float) -> list[str]:
         out.append(
             f"| {row['workload']} | {row['concurrency']} | {key['rps']:.1f} | {row['rps']:.1f} | "
             f"{cost:+.1%} | {_verdict(cost <= SCOPING_LIMIT)} | "
-            f"{key['statements']}, {row['statements']} |"
+            f"{_count(key['statements'])}, {_count(row['statements'])} |"
         )
     return out
+
+
+def _count(statements: float | None) -> str:
+    """Statements per request, or – where they were not counted (above concurrency 1)."""
+    return "–" if statements is None else f"{statements:g}"
 
 
 def observability(results: list[dict[str, Any]], scale: float) -> list[str]:
