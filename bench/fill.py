@@ -95,8 +95,7 @@ async def run(url: str, scale: float, seed: int = 7, fresh: bool = False) -> Rep
                 # A book filled before keys had budgets holds the load generator's key with its
                 # role's budget, which throttles it: give it the unlimited one it is made with.
                 await connection.execute(
-                    "UPDATE api_keys SET budget_capacity = $1, budget_restore = $1 "
-                    "WHERE name = $2",
+                    "UPDATE api_keys SET budget_capacity = $1, budget_restore = $1 WHERE name = $2",
                     UNLIMITED_BUDGET.capacity,
                     BENCH_KEY_NAME,
                 )
