@@ -279,6 +279,7 @@ def write_ceiling(results: list[dict[str, Any]], scale: float) -> list[str]:
 
 
 def _count(statements: float | None) -> str:
+    """Statements per request, or – where they were not counted (above concurrency 1)."""
     return "–" if statements is None else f"{statements:g}"
 
 
@@ -322,11 +323,6 @@ def borrowers(results: list[dict[str, Any]], scale: float) -> list[str]:
             f"{_count(key['statements'])}, {_count(row['statements'])} |"
         )
     return out
-
-
-def _count(statements: float | None) -> str:
-    """Statements per request, or – where they were not counted (above concurrency 1)."""
-    return "–" if statements is None else f"{statements:g}"
 
 
 def observability(results: list[dict[str, Any]], scale: float) -> list[str]:
