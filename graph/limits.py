@@ -82,10 +82,9 @@ from strawberry.extensions import (
 from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
-from graph.budgets import MUTATION_COST, THROTTLED, Charge, cost_report, retry_after
+from graph.budgets import MUTATION_COST, THROTTLED, Charge, Crowded, cost_report, retry_after
 from graph.documents import Rules, Validate
 from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from graph.server.shares import Crowded
 from lending.assessment import MAX_FACTORS
 from lending.repayment import MAX_INSTALLMENTS
 from lending.states import MAX_DECISIONS, MAX_REMINDERS

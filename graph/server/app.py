@@ -44,7 +44,7 @@ from db.session import RequestSession, create_engine, create_sessionmaker, pool_
 from graph.agents.catalogue import catalogue
 from graph.agents.mcp_server import ToolServer
 from graph.agents.persisted import CatalogueOnly, PersistedOperationsMiddleware
-from graph.budgets import CostBudgets, throttled_error
+from graph.budgets import CostBudgets, KeyShares, throttled_error
 from graph.compiled.executor import CompiledReads, RequestReads
 from graph.compiled.short_path import CompiledReadsMiddleware
 from graph.context import Context
@@ -66,7 +66,7 @@ from graph.server.ide import GraphiQLRouter
 from graph.server.over_http import GraphQLOverHTTPMiddleware
 from graph.server.principals import PrincipalCache
 from graph.server.settings import Settings
-from graph.server.shares import KeyShareMiddleware, KeyShares
+from graph.server.shares import KeyShareMiddleware
 from graph.server.tokens import SigningKeys, TokenVerifier
 from lending.access import Budget, Principal, Role, demo_key
 from lending.services import api_keys as key_service

@@ -18,66 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 
-from graph.budgets import THROTTLED, retry_after
+from graph.budgets import THROTTLED, Crowded, KeyShares, retry_after
 from graph.server.http import ASGIApp, Message, Receive, Scope, Send, send_json
 from lending.access import bearer_credential
-
-
-class _Share:
-    __slots__ = ("places", "users")
-
-    def __init__(self, limit: int) -> None:
-        self.places = asyncio.Semaphore(limit)
-        self.users = 0
-
-
-class Crowded(Exception):
-    """A key's every place stayed taken for the whole wait."""
-
-
-class KeyShares:
-    """Every key's places in the process: at most ``limit`` at work at once, a newcomer waiting
-    up to ``wait_s`` for one. Requests over HTTP take theirs in ``KeyShareMiddleware``; queries
-    and mutations sent over a WebSocket take theirs as they execute (graph.limits)."""
-
-    def __init__(self, limit: int, wait_s: float) -> None:
-        self.limit = limit
-        self.wait_s = wait_s
-        self._shares: dict[str, _Share] = {}
-
-    @asynccontextmanager
-    async def place(self, key: str) -> AsyncIterator[Callable[[], None]]:
-        """Hold one of ``key``'s places for the block (Crowded when none came free in time);
-        the block may give it back early by calling what it is given."""
-        share = self._shares.get(key)
-        if share is None:
-            share = self._shares[key] = _Share(self.limit)
-        share.users += 1
-        try:
-            try:
-                async with asyncio.timeout(self.wait_s):
-                    await share.places.acquire()
-            except TimeoutError:
-                raise Crowded(f"this key has {self.limit} requests at work already") from None
-            held = True
-
-            def release() -> None:
-                nonlocal held
-                if held:
-                    held = False
-                    share.places.release()
-
-            try:
-                yield release
-            finally:
-                release()
-        finally:
-            share.users -= 1
-            if share.users == 0:
-                del self._shares[key]
 
 
 class KeyShareMiddleware:

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from graph.budgets import CostBudgets
-from graph.server.shares import KeyShareMiddleware, KeyShares
+from graph.budgets import CostBudgets, KeyShares
+from graph.server.shares import KeyShareMiddleware
 from lending.access import ROLE_BUDGETS, Budget, Principal, Role
 
 
