@@ -1,5 +1,6 @@
 """Schemathesis, an independent property-based API tester, against a real server with the
-demo data: every role, at least 5,000 generated operations in all; an HTTP 5xx or an
+demo data: every role (the staff roles with their keys, a borrower with a token signed by an
+issuer made here), at least 5,000 generated operations in all; an HTTP 5xx or an
 INTERNAL_SERVER_ERROR fails the run, with schemathesis's reproduction (a curl command) printed.
 
 Our own generator (test_fuzz_http.py) only finds what its author thought of; this one brings
@@ -11,6 +12,7 @@ scalars. The seed is fixed (FAULTS_SEED=random draws a new one and prints it).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import re
@@ -19,10 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import text
+import httpx
+from sqlalchemy import select, text
 
 from db.embedded import recreate_database
 from db.migrate import upgrade_to_head
+from db.models import Applicant
 from db.session import create_engine, create_sessionmaker
 from graph.ids import to_global_id
 from graph.node import TABLES
@@ -30,6 +34,7 @@ from lending.access import Role
 from lending.services import api_keys as key_service
 from lending.services.demo import seed_demo
 from tests.faults.harness import ROOT, Database, Server, figure
+from tests.issuer import AUDIENCE, ISSUER, Issuer
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "60"))  # per operation and role
 MINIMUM = 5_000  # generated operations per run, all roles together
@@ -37,8 +42,9 @@ SEED = 20261202
 ST = Path(sys.executable).with_name("st")
 
 
-async def demo_database(pg: Database) -> tuple[str, dict[Role, str], list[str]]:
-    """A migrated database with the demo data and its keys; global ids of its rows."""
+async def demo_database(pg: Database) -> tuple[str, dict[Role, str], list[str], str]:
+    """A migrated database with the demo data and its keys; global ids of its rows, and the
+    email of a demo applicant (the borrower)."""
     url = await recreate_database(pg.url, "faults_schemathesis")
     await asyncio.to_thread(upgrade_to_head, url)
     engine = create_engine(url, pool_size=1, max_overflow=0)
@@ -52,9 +58,20 @@ async def demo_database(pg: Database) -> tuple[str, dict[Role, str], list[str]]:
                 name = getattr(table, "name", table)
                 rows = await session.execute(text(f"SELECT id FROM {name} ORDER BY id LIMIT 4"))
                 found += [to_global_id(type_name, row.id) for row in rows]
+            email = await session.scalar(select(Applicant.email).order_by(Applicant.id).limit(1))
     finally:
         await engine.dispose()
-    return url, keys, found
+    assert email is not None
+    return url, keys, found, email
+
+
+def borrower_token(issuer: Issuer, email: str, jwks: Path) -> tuple[str, dict[str, str]]:
+    """A borrower's token for ``email`` and the server settings that accept it."""
+    issuer.add("fuzz", "ES256")
+    jwks.write_text(json.dumps(issuer.jwks()))
+    settings = {"JWT_JWKS": str(jwks), "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": AUDIENCE}
+    token = issuer.token("fuzz", "BORROWER", sub="fuzz-borrower", email=email, email_verified=True)
+    return token, settings
 
 
 def run_schemathesis(
@@ -82,15 +99,23 @@ def run_schemathesis(
 
 
 async def test_schemathesis_finds_no_server_error(pg: Database, tmp_path: Path) -> None:
-    url, keys, ids = await demo_database(pg)
+    url, keys, ids, email = await demo_database(pg)
+    keys[Role.BORROWER], settings = borrower_token(Issuer(), email, tmp_path / "jwks.json")
     chosen = os.environ.get("FAULTS_SEED", str(SEED))
     seed = random.randrange(1 << 30) if chosen == "random" else int(chosen)
-    server = Server(url)
+    server = Server(url, env=settings)
     await server.start()
     sent: dict[str, int] = {}
     failed: list[str] = []
     began = time.monotonic()
     try:
+        async with httpx.AsyncClient(base_url=server.base) as http:  # the token is accepted
+            answer = await http.post(
+                "/graphql",
+                json={"query": "{ viewer { role } }"},
+                headers={"Authorization": f"Bearer {keys[Role.BORROWER]}"},
+            )
+        assert answer.json()["data"] == {"viewer": {"role": "BORROWER"}}, answer.text
         for n, role in enumerate(Role):
             done, count = await asyncio.to_thread(
                 run_schemathesis, server.base, role, keys[role], seed + n, ids, tmp_path
