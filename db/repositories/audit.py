@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import inspect, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, bindparam, cast, func, inspect, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditChainHead, AuditEvent
 from db.repositories import events as event_repo
+from db.repositories import run
 from lending.audit import json_safe
 
 
@@ -21,16 +23,50 @@ async def lock_chain(session: AsyncSession, chain: str) -> str | None:
     The lock on the chain's head row makes appends to one chain take turns, so each links to
     the last; a chain without a head row (rows loaded in bulk) gets one, under the same lock.
     """
-    stmt = (
-        insert(AuditChainHead)
-        .values(chain=chain)
-        .on_conflict_do_update(
-            index_elements=[AuditChainHead.chain],
-            set_={"last_hash": AuditChainHead.last_hash},
-        )
-        .returning(AuditChainHead.last_hash)
+    found: str | None = (await run(session, _LOCK_CHAIN, {"p_chain": chain})).scalar_one()
+    return found
+
+
+_LOCK_CHAIN = (
+    insert(AuditChainHead)
+    .values(chain=bindparam("p_chain"))
+    .on_conflict_do_update(
+        index_elements=[AuditChainHead.chain], set_={"last_hash": AuditChainHead.last_hash}
     )
-    return (await session.execute(stmt)).scalar_one()
+    .returning(AuditChainHead.last_hash)
+)
+
+
+_COLUMNS = [column for column in AuditEvent.__table__.columns if column.key != "id"]
+
+
+def _append_statement() -> Any:
+    """Insert the events given as one array per column, then queue the announcements.
+
+    Built once: its shape does not depend on how many events there are, so SQLAlchemy compiles
+    it once and asyncpg prepares it once per connection (a multi-row VALUES is compiled anew
+    on every call). JSON columns travel as text and are cast by PostgreSQL.
+    """
+    rows = (
+        func.unnest(
+            *(
+                bindparam(c.key, type_=ARRAY(Text if isinstance(c.type, JSONB) else c.type))
+                for c in _COLUMNS
+            )
+        )
+        .table_valued(*(c.key for c in _COLUMNS))
+        .render_derived()
+    )
+    values = [
+        cast(rows.c[c.key], JSONB) if isinstance(c.type, JSONB) else rows.c[c.key] for c in _COLUMNS
+    ]
+    inserted = (
+        insert(AuditEvent).from_select([c.key for c in _COLUMNS], select(*values)).cte("inserted")
+    )
+    return event_repo.announcing().add_cte(inserted)
+
+
+_APPEND = _append_statement()
 
 
 async def append(
@@ -43,8 +79,13 @@ async def append(
     One statement: the events in chain order, then the notifications. A trigger moves each
     chain's head on, refusing an event that does not link to it.
     """
-    inserted = insert(AuditEvent).values(list(events)).cte("inserted")
-    await session.execute(event_repo.announce(announcements).add_cte(inserted))
+    columns: dict[str, Any] = {c.key: [] for c in _COLUMNS}
+    for event in events:
+        for c in _COLUMNS:
+            value = event[c.key]
+            columns[c.key].append(json.dumps(value) if isinstance(c.type, JSONB) else value)
+    parameters = columns | {"announcements": event_repo.announcements(announcements)}
+    await run(session, _APPEND, parameters)
 
 
 @dataclass(frozen=True)

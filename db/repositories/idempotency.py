@@ -5,11 +5,30 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import IdempotencyKey
+from db.repositories import run
+
+_KEYS = IdempotencyKey.__table__.c
+_CLAIM = (
+    insert(IdempotencyKey)
+    .values(
+        actor=bindparam("p_actor"),
+        key=bindparam("p_key"),
+        operation=bindparam("p_operation"),
+        request_hash=bindparam("p_request_hash"),
+    )
+    .on_conflict_do_nothing(index_elements=[IdempotencyKey.actor, IdempotencyKey.key])
+    .returning(IdempotencyKey.key)
+)
+_STORE = (
+    update(IdempotencyKey)
+    .where(IdempotencyKey.actor == bindparam("p_actor"), IdempotencyKey.key == bindparam("p_key"))
+    .values(result=bindparam("p_result", type_=_KEYS.result.type))
+)
 
 
 async def claim(
@@ -20,11 +39,10 @@ async def claim(
     A concurrent claim of the same key waits on the unique index until the first transaction
     ends: then it sees the committed row (and replays it) or, after a rollback, claims it.
     """
-    claimed = await session.execute(
-        insert(IdempotencyKey)
-        .values(actor=actor, key=key, operation=operation, request_hash=request_hash)
-        .on_conflict_do_nothing(index_elements=[IdempotencyKey.actor, IdempotencyKey.key])
-        .returning(IdempotencyKey.key)
+    claimed = await run(
+        session,
+        _CLAIM,
+        {"p_actor": actor, "p_key": key, "p_operation": operation, "p_request_hash": request_hash},
     )
     if claimed.first() is not None:
         return None
@@ -48,11 +66,7 @@ async def store_result(
     session: AsyncSession, *, actor: str, key: str, result: dict[str, Any]
 ) -> None:
     """Keep what the first execution produced, in the same transaction as its writes."""
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.actor == actor, IdempotencyKey.key == key)
-        .values(result=result)
-    )
+    await run(session, _STORE, {"p_actor": actor, "p_key": key, "p_result": result})
 
 
 async def purge(session: AsyncSession, older_than: timedelta) -> int:

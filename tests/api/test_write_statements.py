@@ -114,3 +114,20 @@ async def test_a_schedule_is_booked_by_one_statement(client, engine, sql):
     assert len(booking) == 1
     allocating = [s for s in statements["pay"] if "INSERT INTO payment_allocations" in s]
     assert len(allocating) == 1
+
+
+async def test_the_audit_trail_is_appended_by_one_statement_text_whatever_the_event_count(
+    client, engine, sql
+):
+    # given the W1 sequence, whose steps record one (apply, disburse, pay) or three (an
+    # approval: the decision, the loan, the application) audit events
+    await create_product(engine)
+    statements = await w1_sequence(client, sql)
+
+    # then every step appends its events with the very same statement: compiled once by
+    # SQLAlchemy and prepared once per connection (a VALUES list of one row per event was
+    # compiled anew on every call, as its text changed with the count)
+    appends = {s for step in statements.values() for s in step if "INSERT INTO audit_events" in s}
+    assert len(appends) == 1, appends
+    # and the rows carry every column: none is left to a default
+    assert "unnest(" in next(iter(appends))
