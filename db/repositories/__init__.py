@@ -6,7 +6,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Index, Select, Table, func, inspect, literal
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Executable
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
@@ -24,18 +23,6 @@ async def records(session: AsyncSession, stmt: Select[Any]) -> Sequence[Any]:
     connection = await session.connection()
     found: Sequence[Any] = (await connection.execute(stmt)).all()
     return found
-
-
-async def run(session: AsyncSession, stmt: Executable, parameters: dict[str, Any]) -> Any:
-    """Execute a statement built once (its values are bound parameters) on the session's
-    connection, in its transaction: no statement is built and no ORM layer runs per call.
-
-    What the write path's fixed statements use; it costs half of ``session.execute`` of a
-    statement built for the call (the ORM's execution context, the statement's construction
-    and its cache key). The result is SQLAlchemy Core's.
-    """
-    connection = await session.connection()
-    return await connection.execute(stmt, parameters)
 
 
 def column_values(row: object) -> dict[str, Any]:

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, func, inspect, select
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy import DateTime, inspect, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import AuditChainHead, AuditEvent
+from db.lean import lean
+from db.models import AuditEvent
 from db.repositories import events as event_repo
-from db.repositories import run
 from lending.audit import json_safe
 
 
@@ -23,47 +23,36 @@ async def lock_chain(session: AsyncSession, chain: str) -> str | None:
     The lock on the chain's head row makes appends to one chain take turns, so each links to
     the last; a chain without a head row (rows loaded in bulk) gets one, under the same lock.
     """
-    found: str | None = (await run(session, _LOCK_CHAIN, {"p_chain": chain})).scalar_one()
+    found: str | None = await (await lean(session)).fetchval(_LOCK_CHAIN, chain)
     return found
 
 
-_LOCK_CHAIN = (
-    insert(AuditChainHead)
-    .values(chain=bindparam("p_chain"))
-    .on_conflict_do_update(
-        index_elements=[AuditChainHead.chain], set_={"last_hash": AuditChainHead.last_hash}
-    )
-    .returning(AuditChainHead.last_hash)
-)
+_LOCK_CHAIN = """INSERT INTO audit_chain_heads (chain) VALUES ($1)
+ON CONFLICT (chain) DO UPDATE SET last_hash = audit_chain_heads.last_hash RETURNING last_hash"""
 
 
 _COLUMNS = [column for column in AuditEvent.__table__.columns if column.key != "id"]
+_JSON = {c.key for c in _COLUMNS if isinstance(c.type, JSONB)}
 
 
-def _append_statement() -> Any:
+def _append_statement() -> str:
     """Insert the events given as one array per column, then queue the announcements.
 
-    Built once: its shape does not depend on how many events there are, so SQLAlchemy compiles
-    it once and asyncpg prepares it once per connection (a multi-row VALUES is compiled anew
-    on every call). JSON columns travel as text and are cast by PostgreSQL.
+    One text whatever the number of events, so asyncpg prepares it once per connection (a
+    VALUES list of one row per event would be a new statement for each count). JSON columns
+    travel as text and are cast by PostgreSQL.
     """
-    rows = (
-        func.unnest(
-            *(
-                bindparam(c.key, type_=ARRAY(Text if isinstance(c.type, JSONB) else c.type))
-                for c in _COLUMNS
-            )
-        )
-        .table_valued(*(c.key for c in _COLUMNS))
-        .render_derived()
+    names = [c.key for c in _COLUMNS]
+    arrays = ", ".join(
+        f"${n}::{'timestamptz' if isinstance(c.type, DateTime) else 'text'}[]"
+        for n, c in enumerate(_COLUMNS, start=1)
     )
-    values = [
-        cast(rows.c[c.key], JSONB) if isinstance(c.type, JSONB) else rows.c[c.key] for c in _COLUMNS
-    ]
-    inserted = (
-        insert(AuditEvent).from_select([c.key for c in _COLUMNS], select(*values)).cte("inserted")
+    values = ", ".join(f"e.{name}::jsonb" if name in _JSON else f"e.{name}" for name in names)
+    return (
+        f"WITH inserted AS (INSERT INTO {AuditEvent.__tablename__} ({', '.join(names)}) "
+        f"SELECT {values} FROM unnest({arrays}) AS e({', '.join(names)})) "
+        f"{event_repo.announcing(len(names) + 1)}"
     )
-    return event_repo.announcing().add_cte(inserted)
 
 
 _APPEND = _append_statement()
@@ -79,13 +68,12 @@ async def append(
     One statement: the events in chain order, then the notifications. A trigger moves each
     chain's head on, refusing an event that does not link to it.
     """
-    columns: dict[str, Any] = {c.key: [] for c in _COLUMNS}
-    for event in events:
-        for c in _COLUMNS:
-            value = event[c.key]
-            columns[c.key].append(json.dumps(value) if isinstance(c.type, JSONB) else value)
-    parameters = columns | {"announcements": event_repo.announcements(announcements)}
-    await run(session, _APPEND, parameters)
+    columns = [
+        [json.dumps(event[c.key]) if c.key in _JSON else event[c.key] for event in events]
+        for c in _COLUMNS
+    ]
+    notified = event_repo.announcements(announcements)
+    await (await lean(session)).fetchval(_APPEND, *columns, notified)
 
 
 @dataclass(frozen=True)

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.lean import lean
 from db.models import IdempotencyKey
-from db.repositories import run
 
-_KEYS = IdempotencyKey.__table__.c
-_CLAIM = (
-    insert(IdempotencyKey)
-    .values(
-        actor=bindparam("p_actor"),
-        key=bindparam("p_key"),
-        operation=bindparam("p_operation"),
-        request_hash=bindparam("p_request_hash"),
-    )
-    .on_conflict_do_nothing(index_elements=[IdempotencyKey.actor, IdempotencyKey.key])
-    .returning(IdempotencyKey.key)
-)
-_STORE = (
-    update(IdempotencyKey)
-    .where(IdempotencyKey.actor == bindparam("p_actor"), IdempotencyKey.key == bindparam("p_key"))
-    .values(result=bindparam("p_result", type_=_KEYS.result.type))
-)
+_CLAIM = """INSERT INTO idempotency_keys (actor, key, operation, request_hash)
+VALUES ($1, $2, $3, $4) ON CONFLICT (actor, key) DO NOTHING RETURNING key"""
+_STORE = "UPDATE idempotency_keys SET result = $3::text::jsonb WHERE actor = $1 AND key = $2"
 
 
 async def claim(
@@ -39,12 +25,8 @@ async def claim(
     A concurrent claim of the same key waits on the unique index until the first transaction
     ends: then it sees the committed row (and replays it) or, after a rollback, claims it.
     """
-    claimed = await run(
-        session,
-        _CLAIM,
-        {"p_actor": actor, "p_key": key, "p_operation": operation, "p_request_hash": request_hash},
-    )
-    if claimed.first() is not None:
+    connection = await lean(session)
+    if await connection.fetchval(_CLAIM, actor, key, operation, request_hash) is not None:
         return None
     existing = await session.scalar(
         select(IdempotencyKey)
@@ -66,7 +48,7 @@ async def store_result(
     session: AsyncSession, *, actor: str, key: str, result: dict[str, Any]
 ) -> None:
     """Keep what the first execution produced, in the same transaction as its writes."""
-    await run(session, _STORE, {"p_actor": actor, "p_key": key, "p_result": result})
+    await (await lean(session)).fetchval(_STORE, actor, key, json.dumps(result))
 
 
 async def purge(session: AsyncSession, older_than: timedelta) -> int:
