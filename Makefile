@@ -36,8 +36,9 @@ test: $(STAMP)  ## run the whole test suite against a PostgreSQL it starts itsel
 
 faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, fuzzing, races, wide differentials
 	$(BIN)/python -m pytest tests/faults -p no:cacheprovider -q $(PYTEST_ARGS)
-	DIFF_GENERATED=4000 DIFF_GENERATED_EVENTS=400 $(BIN)/python -m pytest -p no:cacheprovider -q \
-		tests/api/test_compiled_reads.py tests/api/test_event_objects.py -k generated
+	DIFF_GENERATED=4000 DIFF_GENERATED_EVENTS=400 DIFF_GENERATED_PAYLOADS=40 \
+		$(BIN)/python -m pytest -p no:cacheprovider -q -k generated \
+		tests/api/test_compiled_reads.py tests/api/test_event_objects.py tests/api/test_compiled_payloads.py
 
 e2e: $(STAMP)  ## GraphiQL, CORS and the Node clients (graphql-ws, Apollo) against a demo server
 	@[ -x /usr/bin/chromium ] || { $(APT_INSTALL) chromium; }

@@ -9,7 +9,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.reads.plan import Domain
-from graph.compiled.reads import Page, reads
+from graph.compiled.reads import AS_NODE, Page, reads
 from graph.context import Info
 from graph.ids import key_of
 from graph.mutation import IdempotentInput, Payload, VersionedInput, run_mutation, written
@@ -81,7 +81,9 @@ class ApplyForLoanInput(IdempotentInput):
 @strawberry.type(description="Result of applyForLoan.")
 class ApplyForLoanPayload(Payload):
     application: LoanApplication | None = strawberry.field(
-        default=None, description="The submitted application; null when there are userErrors."
+        metadata=reads(AS_NODE),
+        default=None,
+        description="The submitted application; null when there are userErrors.",
     )
 
 
@@ -146,12 +148,15 @@ class DecideApplicationInput(VersionedInput):
 @strawberry.type(description="Result of decideApplication.")
 class DecideApplicationPayload(Payload):
     application: LoanApplication | None = strawberry.field(
+        metadata=reads(AS_NODE),
         default=None,
         description="The application after the decision; null when there are userErrors.",
     )
-    decision: Decision | None = strawberry.field(default=None, description="The decision recorded.")
+    decision: Decision | None = strawberry.field(
+        metadata=reads(AS_NODE), default=None, description="The decision recorded."
+    )
     loan: Loan | None = strawberry.field(
-        default=None, description="The loan created, when APPROVED."
+        metadata=reads(AS_NODE), default=None, description="The loan created, when APPROVED."
     )
 
 
@@ -166,7 +171,9 @@ class WithdrawApplicationInput(VersionedInput):
 @strawberry.type(description="Result of withdrawApplication.")
 class WithdrawApplicationPayload(Payload):
     application: LoanApplication | None = strawberry.field(
-        default=None, description="The withdrawn application; null when there are userErrors."
+        metadata=reads(AS_NODE),
+        default=None,
+        description="The withdrawn application; null when there are userErrors.",
     )
 
 

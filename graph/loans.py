@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.reads.plan import Domain
 from db.records import InstallmentRecord
-from graph.compiled.reads import Page, reads
+from graph.compiled.reads import AS_NODE, Page, reads
 from graph.context import Info
 from graph.ids import key_of
 from graph.loaders import Loaders
@@ -69,6 +69,7 @@ class DisburseLoanInput(VersionedInput):
 @strawberry.type(description="Result of disburseLoan.")
 class DisburseLoanPayload(Payload):
     loan: Loan | None = strawberry.field(
+        metadata=reads(AS_NODE),
         default=None,
         description="The loan, now ACTIVE with its schedule; null when there are userErrors.",
     )
@@ -103,10 +104,13 @@ class RecordPaymentInput(IdempotentInput):
 @strawberry.type(description="Result of recordPayment or reversePayment.")
 class PaymentPayload(Payload):
     payment: Payment | None = strawberry.field(
+        metadata=reads(AS_NODE),
         default=None,
         description="The payment with its allocations; null when there are userErrors.",
     )
-    loan: Loan | None = strawberry.field(default=None, description="The loan afterwards.")
+    loan: Loan | None = strawberry.field(
+        metadata=reads(AS_NODE), default=None, description="The loan afterwards."
+    )
 
 
 @strawberry.input(description="Undo a payment recorded by mistake.")
@@ -135,12 +139,15 @@ class SettleLoanInput(VersionedInput):
 @strawberry.type(description="Result of settleLoan.")
 class SettleLoanPayload(Payload):
     payment: Payment | None = strawberry.field(
+        metadata=reads(AS_NODE),
         default=None,
         description="The settlement payment with its allocations (the interest waived shows "
         "on each); null when there are userErrors.",
     )
     loan: Loan | None = strawberry.field(
-        default=None, description="The loan afterwards: PAID_OFF, with its settlementRebate."
+        metadata=reads(AS_NODE),
+        default=None,
+        description="The loan afterwards: PAID_OFF, with its settlementRebate.",
     )
 
 
@@ -153,7 +160,9 @@ class CancelLoanInput(VersionedInput):
 @strawberry.type(description="Result of cancelLoan.")
 class CancelLoanPayload(Payload):
     loan: Loan | None = strawberry.field(
-        default=None, description="The loan, now CANCELLED; null when there are userErrors."
+        metadata=reads(AS_NODE),
+        default=None,
+        description="The loan, now CANCELLED; null when there are userErrors.",
     )
 
 
@@ -166,6 +175,7 @@ class WriteOffLoanInput(VersionedInput):
 @strawberry.type(description="Result of writeOffLoan.")
 class WriteOffLoanPayload(Payload):
     loan: Loan | None = strawberry.field(
+        metadata=reads(AS_NODE),
         default=None,
         description="The loan, now WRITTEN_OFF with its writtenOffAmount; null when there are "
         "userErrors.",

@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graph.compiled.reads import AS_NODE, reads
 from graph.context import Info
 from graph.enums import graphql_enum
 from graph.ids import key_of
@@ -51,7 +52,9 @@ class RequestReminderInput(IdempotentInput):
 @strawberry.type(description="Result of requestReminder.")
 class RequestReminderPayload(Payload):
     reminder: Reminder | None = strawberry.field(
-        default=None, description="The reminder, QUEUED; null when there are userErrors."
+        metadata=reads(AS_NODE),
+        default=None,
+        description="The reminder, QUEUED; null when there are userErrors.",
     )
 
 
@@ -69,6 +72,7 @@ class ReportReminderDeliveryInput(IdempotentInput):
 @strawberry.type(description="Result of reportReminderDelivery.")
 class ReportReminderDeliveryPayload(Payload):
     reminder: Reminder | None = strawberry.field(
+        metadata=reads(AS_NODE),
         default=None,
         description="The reminder, DELIVERED or FAILED; null when there are userErrors.",
     )

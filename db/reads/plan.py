@@ -396,6 +396,18 @@ Value: TypeAlias = (
 )
 Root: TypeAlias = ById | NodeById | Connection | Ordered | Const | Single
 
+_OF_THE_ROW = (Column, Masked, Total, IsSet, RowGlobalId, TextGlobalId, Const, ByValue)
+
+
+def of_the_row(obj: Obj) -> bool:
+    """Whether every value of ``obj`` is read from its own row alone (no related row, no
+    computation): what the per-field path answers from a row in hand, without a statement."""
+    return all(
+        isinstance(value, _OF_THE_ROW)
+        or (isinstance(value, Money) and not value.currency and isinstance(value.value, Column))
+        for _, value in obj.fields
+    )
+
 
 @dataclass(frozen=True)
 class Order:

@@ -13,6 +13,10 @@ A subscription's events are executed each with a context of their own (fresh loa
 closed once the event is answered), and an event's objects (fields declared ``SameAs``, such as
 ``LoanEvent.application``) are read by one statement each, on the primary, like the root query
 field they name; subscribers of one process selecting the same thing share that read.
+A mutation's payload objects (its payload's fields declared ``SameAs``, such as
+``DecideApplicationPayload.loan``) are read the same way, one statement each, once the mutation
+is done: on the primary once it committed, and through the dry run's own transaction (held open
+until the payload is read, see graph.mutation) when nothing was kept.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from graphql import (
     DocumentNode,
     GraphQLObjectType,
     OperationDefinitionNode,
+    OperationType,
     VariableNode,
     visit,
 )
@@ -37,9 +42,13 @@ from graphql.execution.collect_fields import FieldDetails, FragmentDetails
 from graphql.execution.values import VariableValues
 from graphql.language import Visitor
 from graphql.pyutils import Path
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from db.lean import lean
+from db.reads import plan as rp
+from db.reads.plan import of_the_row
 from db.reads.pool import ReadPool
 from db.reads.sql import Statement, render_data, render_root, shape
 from db.replica import Replica
@@ -56,6 +65,8 @@ PLAN_CACHE_SIZE = 512
 
 
 PlanKey = tuple[str | None, Role, tuple[Any, ...]]
+# The plan of an object field read as a root field reads it, and its key's slot (None: per field).
+EventPlan = tuple[OperationPlan, int] | None
 
 
 @dataclass
@@ -67,6 +78,8 @@ class CachedDocument:
     directive_variables: tuple[str, ...]
     cost_variables: tuple[str, ...]
     plans: dict[PlanKey, OperationPlan] = field(default_factory=dict)
+    # Plans of mutation payloads' objects, by plan key and (mutation key, object key).
+    payload_plans: dict[tuple[PlanKey, str, str], EventPlan] = field(default_factory=dict)
     costs: dict[bytes, int] = field(default_factory=dict)  # by the values of cost_variables
     # Whether some operation of the document writes unstorable text (graph.inputs).
     unstorable_literal: bool = False
@@ -184,6 +197,22 @@ class CompiledReads:
         )
         return orjson.Fragment(await self.fetch(statement, bound))
 
+    async def run_payload(
+        self, compiled: CompiledRoot, bound: dict[int, Any], dry_run: AsyncSession | None
+    ) -> orjson.Fragment:
+        """A mutation's payload object's JSON: on the primary (what was committed), or through
+        the transaction of a dry run, where alone its rows exist."""
+        statement = _statement(
+            compiled.statements, bound, lambda: render_root(compiled.root, bound)
+        )
+        if dry_run is None:
+            return orjson.Fragment(await self.fetch(statement, bound, primary=True))
+        connection = await lean(dry_run)
+        text: str = await connection.fetchval(statement.sql, *statement.arguments(bound))
+        if statement.normalize:
+            return orjson.Fragment(orjson.dumps(orjson.loads(text)))
+        return orjson.Fragment(text.encode())
+
     async def run_data(self, operation_plan: OperationPlan, bound: dict[int, Any]) -> bytes:
         """The whole ``data`` object of an operation whose root fields all compile."""
         roots = [(key, operation_plan.compiled[key].root) for key in operation_plan.order]
@@ -281,8 +310,61 @@ class RequestReads:
             return None
         return self.reads.run_root(compiled, bound)
 
+    def payload_object(
+        self,
+        executor: Any,
+        parent: GraphQLObjectType,
+        source: Any,
+        details: list[FieldDetails],
+        path: Path,
+    ) -> Awaitable[orjson.Fragment] | None:
+        """The compiled read of a mutation payload's object field (``SameAs``), or None: per
+        field. Planned once per document, operation, role and field."""
+        field_def = parent.fields.get(details[0].node.name.value)
+        definition = (
+            (field_def.extensions or {}).get("strawberry-definition") if field_def else None
+        )
+        declaration = getattr(definition, "metadata", {}).get(READS)
+        if definition is None or not isinstance(declaration, SameAs):
+            return None
+        if self.query is None or self.document is None:
+            return None
+        entry = self.reads.document(self.query, self.document, executor.fragments)
+        role = self.principal.role
+        key = (
+            entry.plan_key(executor.operation, role, executor.variable_values),
+            str(path.prev.key) if path.prev else "",
+            str(path.key),
+        )
+        if key not in entry.payload_plans:
+            entry.payload_plans[key] = _worth_a_statement(
+                self.reads.plan_same_as(executor, parent, key[2], details), key[2]
+            )
+        found = entry.payload_plans[key]
+        if found is None:
+            return None
+        plan, slot = found
+        compiled = plan.compiled[key[2]]
+        bound = self.reads.bind(plan, compiled.slots, executor.variable_values, self.principal)
+        if bound is None:
+            return None
+        value = getattr(source, definition.python_name)
+        bound[slot] = None if value is None else declaration.key(value)
+        if bound[slot] is None:
+            return _null()
+        return self.reads.run_payload(compiled, bound, executor.context_value.dry_run)
 
-EventPlan = tuple[OperationPlan, int] | None
+
+def _worth_a_statement(found: EventPlan, key: str) -> EventPlan:
+    """A payload object's plan, unless its selection reads nothing but the object's own row:
+    the mutation holds that row (or its replay loads it), so the per-field path answers
+    without a statement where the compiled one would spend one."""
+    if found is None:
+        return None
+    root = found[0].compiled[key].root
+    if isinstance(root, rp.NodeById) and all(of_the_row(case.obj) for case in root.cases):
+        return None
+    return found
 
 
 class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -312,6 +394,12 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
             answer = self._event_object(parent_type, source, field_details_list, path)
             if answer is not None:
                 return self._compiled(answer, parent_type, field_details_list, path)
+        elif path.prev.prev is None and self.operation.operation is OperationType.MUTATION:
+            request = getattr(self.context_value, "reads", None)
+            if request is not None:
+                answer = request.payload_object(self, parent_type, source, field_details_list, path)
+                if answer is not None:
+                    return self._compiled(answer, parent_type, field_details_list, path, request)
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
@@ -331,8 +419,9 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
             self.handle_field_error(error, field_def.type, field_details_list, path)
             return None
         if request is not None:
-            request.compiled_keys.append(str(path.key))
-            request.reads.answered["root"] += 1
+            named = str(path.key) if path.prev is None else f"{path.prev.key}.{path.key}"
+            request.compiled_keys.append(named)
+            request.reads.answered["root" if path.prev is None else "payload"] += 1
         return fragment
 
     # ---- subscription events ---------------------------------------------------------------

@@ -198,10 +198,17 @@ class Planner:
             obj = self.object(target, details, None)
             root = rp.ById(root_declaration.table, slot, obj, self.owned)
         elif isinstance(root_declaration, reads.AnyNode) and not root_declaration.many:
+            # A field of one object type (a payload's payment) reads only that type's rows;
+            # a field of the Node interface (an event's entity), whichever its key names.
+            target = get_named_type(field_def.type)
+            tables = root_declaration.tables
+            names = [target.name] if target.name in tables else list(tables)
             root = rp.NodeById(
                 tuple(
-                    rp.NodeCase(name, table, self.object(self.object_type(name), details, None))
-                    for name, table in root_declaration.tables.items()
+                    rp.NodeCase(
+                        name, tables[name], self.object(self.object_type(name), details, None)
+                    )
+                    for name in names
                 ),
                 slot,
                 owned=self.owned,

@@ -164,6 +164,16 @@ class SameAs:
     key: Callable[[Any], Any]
 
 
+def _as_node(view: Any) -> tuple[str, int]:
+    """(type name, key) of a row's GraphQL object."""
+    return view.__strawberry_definition__.name, view.key
+
+
+# A mutation payload's object field: once the mutation is done, its selection is read as
+# node(id:) reads that object (graph.compiled.executor), identical to the per-field answer.
+AS_NODE = SameAs("node", _as_node)
+
+
 Declaration = (
     Leaf
     | Money
