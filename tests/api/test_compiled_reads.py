@@ -46,7 +46,14 @@ from graph.ids import read_id
 from graph.schema import build_schema, schema
 from graph.server.app import create_app
 from graph.server.settings import Settings
-from lending.access import ROLE_BUDGETS, STAFF_ROLES, UNLIMITED_BUDGET, Role
+from lending.access import (
+    ROLE_BUDGETS,
+    STAFF_ROLES,
+    UNLIMITED_BUDGET,
+    Permission,
+    Role,
+    role_may,
+)
 from lending.services import api_keys as key_service
 from lending.services.demo import seed_demo
 from tests.api.read_queries import NODE_TYPES, Pools, pools_of, read_queries
@@ -375,3 +382,50 @@ async def test_generated_reads_are_answered_alike_by_both_paths(data_sets):
     print(f"generated: {tally} in {time.perf_counter() - started:.1f} s")
     assert tally.requests >= GENERATED
     assert tally.compiled_roots >= 0.5 * tally.roots
+
+
+APPLY_SEEN = """mutation($input: ApplyForLoanInput!) { applyForLoan(input: $input) {
+  application { status amountRequested applicant { fullName email phone
+    applications(first: 5) { edges { node { status product { code } } } }
+    loans(first: 5) { edges { node { status principal payoffAmount } } } } }
+  userErrors { code field } dryRun } }"""
+# What two dry runs of one input cannot share: new ids, the cursors and times made with them.
+MADE_ANEW = re.compile(
+    rb'"(id|cursor|startCursor|endCursor|reference|submittedAt|updatedAt)":"[^"]*"'
+)
+
+
+async def test_a_payload_reads_alike_on_both_paths_for_every_role(data_sets):
+    """Every caller who may apply (the staff roles that may, each borrower: for themselves)
+    dry-runs an application
+    whose payload reaches into the applicant's other applications and loans: both paths answer
+    the same, and a borrower's holds nothing of another applicant's."""
+    compiled = 0
+    for data_set in data_sets:
+        for number, caller in enumerate(data_set.callers):
+            if not role_may(caller.role, Permission.APPLY):
+                continue
+            email = caller.email or f"someone{number}@example.com"
+            variables = {
+                "input": {
+                    "applicant": {"fullName": "Payload Reader", "email": email},
+                    "productCode": data_set.pools.codes[0],
+                    "amount": "5000",
+                    "termMonths": 12,
+                    "dryRun": True,
+                }
+            }
+            expected = await _post(data_set.per_field, caller.credential, APPLY_SEEN, variables)
+            answer = await _post(data_set.compiled, caller.credential, APPLY_SEEN, variables)
+            body, keys = _without_compiled(answer.content)
+            context = f"{data_set.name} as {caller.role.value} ({email})"
+            assert MADE_ANEW.sub(b"", _unmetered(body)) == MADE_ANEW.sub(
+                b"", _unmetered(expected.content)
+            ), f"{context}\ncompiled:  {body[:3000]!r}\nper field: {expected.content[:3000]!r}"
+            payload = orjson.loads(expected.content)
+            assert payload.get("data"), f"{context}: {payload}"
+            payload = payload["data"]["applyForLoan"]
+            if caller.role is Role.BORROWER:
+                assert_own(caller, payload, context)
+            compiled += bool(keys)
+    assert compiled >= len(data_sets)  # at least the applicants who had none open
