@@ -8,7 +8,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Numeric, Select, String, Update, func, select, true, update
+from sqlalchemy import (
+    Integer,
+    Numeric,
+    Select,
+    String,
+    Update,
+    bindparam,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,29 +125,31 @@ def _latest_decisions(flt: ApplicationFilter) -> Select[Any]:
     return stmt
 
 
+_LOCK = (
+    select(LoanApplication)
+    .where(LoanApplication.id == bindparam("p_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCK_WITH_PRODUCT = (
+    select(LoanApplication, LoanProduct)
+    .join(LoanProduct, LoanProduct.id == LoanApplication.product_id)
+    .where(LoanApplication.id == bindparam("p_id"))
+    .with_for_update(of=LoanApplication)
+    .execution_options(populate_existing=True)
+)
+
+
 async def lock_application(session: AsyncSession, application_id: int) -> LoanApplication | None:
     """The application, locked until the transaction ends (serializes concurrent transitions)."""
-    stmt = (
-        select(LoanApplication)
-        .where(LoanApplication.id == application_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return await session.scalar(stmt)
+    return await session.scalar(_LOCK, {"p_id": application_id})
 
 
 async def lock_application_with_product(
     session: AsyncSession, application_id: int
 ) -> tuple[LoanApplication, LoanProduct] | None:
     """The application, locked until the transaction ends, with its product (not locked)."""
-    stmt = (
-        select(LoanApplication, LoanProduct)
-        .join(LoanProduct, LoanProduct.id == LoanApplication.product_id)
-        .where(LoanApplication.id == application_id)
-        .with_for_update(of=LoanApplication)
-        .execution_options(populate_existing=True)
-    )
-    row = (await session.execute(stmt)).one_or_none()
+    row = (await session.execute(_LOCK_WITH_PRODUCT, {"p_id": application_id})).one_or_none()
     return None if row is None else (row[0], row[1])
 
 

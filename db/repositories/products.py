@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import LoanProduct
@@ -20,9 +20,12 @@ async def list_products(session: AsyncSession, *, active_only: bool) -> Sequence
     return await records(session, stmt)
 
 
+_BY_CODE = select(LoanProduct).where(LoanProduct.code == bindparam("p_code"))
+
+
 async def product_by_code(session: AsyncSession, code: str) -> LoanProduct | None:
     """The product with ``code``, if any."""
-    return await session.scalar(select(LoanProduct).where(LoanProduct.code == code))
+    return await session.scalar(_BY_CODE, {"p_code": code})
 
 
 async def add_product(session: AsyncSession, product: LoanProduct) -> LoanProduct:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     Update,
     and_,
+    bindparam,
     cast,
     delete,
     false,
@@ -36,15 +37,17 @@ from lending.states import LoanStatus, ReminderStatus
 REFERENCE_PER_LOAN = index_named(Payment.__table__, "uq_payments_loan_id_reference")
 
 
+_LOCK_LOAN = (
+    select(Loan)
+    .where(Loan.id == bindparam("p_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 async def lock_loan(session: AsyncSession, loan_id: int) -> Loan | None:
     """The loan, locked until the transaction ends: payments on one loan are serialized."""
-    stmt = (
-        select(Loan)
-        .where(Loan.id == loan_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return await session.scalar(stmt)
+    return await session.scalar(_LOCK_LOAN, {"p_id": loan_id})
 
 
 async def update_loan(session: AsyncSession, loan: Loan, **values: Any) -> Loan:
