@@ -1,9 +1,10 @@
 """Repositories: every SQL statement of the service lives here. They flush, never commit."""
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Index, Select, Table, func, inspect, literal
+from sqlalchemy import Index, Select, Table, bindparam, func, inspect
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -42,18 +43,27 @@ async def insert_unless_taken(session: AsyncSession, row: T, index: Index) -> T 
     ON CONFLICT DO NOTHING decides, also between concurrent inserts, and a refusal leaves the
     transaction usable (no savepoint needed).
     """
-    model = type(row)
-    stmt = (
+    values = column_values(row)
+    model: Any = type(row)
+    stmt = _inserting(model, index, tuple(values))
+    added: T | None = await session.scalar(stmt, {f"i_{k}": v for k, v in values.items()})
+    return added
+
+
+@cache
+def _inserting(model: Any, index: Index, columns: tuple[str, ...]) -> Any:
+    """``insert_unless_taken``'s statement, built once per model, index and columns set (their
+    values the parameters ``i_<column>``)."""
+    table = model.__table__.c
+    return (
         insert(model)
-        .values(column_values(row))
+        .values({c: bindparam(f"i_{c}", type_=table[c].type) for c in columns})
         .on_conflict_do_nothing(
             index_elements=index.expressions,
             index_where=index.dialect_options["postgresql"]["where"],
         )
         .returning(model)
     )
-    added: T | None = await session.scalar(stmt)
-    return added
 
 
 def index_named(table: Any, name: str) -> Index:
@@ -62,7 +72,14 @@ def index_named(table: Any, name: str) -> Index:
     return next(index for index in table.indexes if index.name == name)
 
 
-def unnest_rows(**columns: tuple[Sequence[Any], TypeEngine[Any]]) -> TableValuedAlias:
-    """Rows given as one array per column: a single parameter each, however many rows."""
-    arrays = [literal(list(values), ARRAY(type_)) for values, type_ in columns.values()]
+def unnest_params(**columns: TypeEngine[Any]) -> TableValuedAlias:
+    """Rows given as one array per column, each the bound parameter ``u_<column>`` (see
+    ``unnest_values``): a single parameter each however many rows, so that a statement made of
+    it is built once and bound per call."""
+    arrays = [bindparam(f"u_{name}", type_=ARRAY(type_)) for name, type_ in columns.items()]
     return func.unnest(*arrays).table_valued(*columns).render_derived()
+
+
+def unnest_values(rows: Sequence[Any], *columns: str) -> dict[str, list[Any]]:
+    """The parameters of ``unnest_params``' columns: per column, that attribute of each row."""
+    return {f"u_{name}": [getattr(row, name) for row in rows] for name in columns}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, func, select, union_all
+from sqlalchemy import ScalarSelect, Select, bindparam, func, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,23 +43,33 @@ async def get_or_create_applicant(
     values: dict[str, object] = {"full_name": full_name, "email": email, "phone": phone}
     if created_at is not None:
         values["created_at"] = created_at
-    same_email = func.lower(Applicant.email) == email.lower()
+    parameters = {f"a_{k}": v for k, v in values.items()} | {"a_lower": email.lower()}
+    applicant: Applicant | None = await session.scalar(_either(tuple(values)), parameters)
+    if applicant is None:
+        # The applicant was inserted by a transaction that committed after this statement's
+        # snapshot was taken (the insert waited for it): a new statement sees it.
+        applicant = await session.scalar(_BY_EMAIL, parameters)
+    assert applicant is not None
+    return applicant
+
+
+_SAME_EMAIL = func.lower(Applicant.email) == bindparam("a_lower")
+_BY_EMAIL = select(Applicant).where(_SAME_EMAIL)
+
+
+@cache
+def _either(columns: tuple[str, ...]) -> Any:
+    """One statement: the new row, or else the existing one; built once per columns set."""
+    table = Applicant.__table__.c
     inserted = (
         insert(Applicant)
-        .values(**values)
+        .values({c: bindparam(f"a_{c}", type_=table[c].type) for c in columns})
         .on_conflict_do_nothing(index_elements=[func.lower(Applicant.email)])
         .returning(*Applicant.__table__.c)
         .cte("inserted")
     )
-    # One statement: the new row, or else the existing one.
-    either = union_all(select(inserted), select(Applicant.__table__).where(same_email))
-    applicant: Applicant | None = await session.scalar(select(Applicant).from_statement(either))
-    if applicant is None:
-        # The applicant was inserted by a transaction that committed after this statement's
-        # snapshot was taken (the insert waited for it): a new statement sees it.
-        applicant = await session.scalar(select(Applicant).where(same_email))
-    assert applicant is not None
-    return applicant
+    either = union_all(select(inserted), select(Applicant.__table__).where(_SAME_EMAIL))
+    return select(Applicant).from_statement(either)
 
 
 def owned_by(owner: str) -> ScalarSelect[int]:

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
     Numeric,
     Select,
@@ -31,7 +33,13 @@ from db.models import (
     LoanApplication,
     LoanProduct,
 )
-from db.repositories import column_values, index_named, insert_unless_taken, unnest_rows
+from db.repositories import (
+    column_values,
+    index_named,
+    insert_unless_taken,
+    unnest_params,
+    unnest_values,
+)
 from db.repositories.applicants import owned_by
 from lending.states import ApplicationStatus
 
@@ -171,28 +179,47 @@ async def set_application_status(
     withdrawal_reason: str | None = None,
 ) -> LoanApplication:
     """Move a locked application to ``status`` and bump its version."""
-    stmt = _status_update(application, status, withdrawal_reason).returning(LoanApplication)
-    updated = await session.scalar(stmt)
+    withdrawn = status is ApplicationStatus.WITHDRAWN
+    stmt = _moving(withdrawn)
+    parameters = _status_values(application, status, withdrawal_reason)
+    updated: LoanApplication | None = await session.scalar(stmt, parameters)
     assert updated is not None
     return updated
 
 
-def _status_update(
-    application: LoanApplication, status: ApplicationStatus, withdrawal_reason: str | None = None
-) -> Update:
+@cache
+def _status_update(withdrawn: bool) -> Update:
+    """Move application ``s_application`` to status ``s_status`` (and, withdrawn, keep the
+    reason ``s_reason``), bumping its version; built once."""
+    table = LoanApplication.__table__.c
     values: dict[str, Any] = {
-        "status": status,
+        "status": bindparam("s_status", type_=table.status.type),
         "version": LoanApplication.version + 1,
         "updated_at": func.now(),
     }
-    if status is ApplicationStatus.WITHDRAWN:
-        values["withdrawal_reason"] = withdrawal_reason
+    if withdrawn:
+        values["withdrawal_reason"] = bindparam("s_reason", type_=table.withdrawal_reason.type)
     return (
         update(LoanApplication)
-        .where(LoanApplication.id == application.id)
-        .values(**values)
+        .where(LoanApplication.id == bindparam("s_application", type_=BigInteger()))
+        .values(values)
         .execution_options(populate_existing=True)
     )
+
+
+@cache
+def _moving(withdrawn: bool) -> Update:
+    return _status_update(withdrawn).returning(LoanApplication)
+
+
+def _status_values(
+    application: LoanApplication, status: ApplicationStatus, withdrawal_reason: str | None = None
+) -> dict[str, Any]:
+    """The parameters of ``_status_update``."""
+    found: dict[str, Any] = {"s_application": application.id, "s_status": status}
+    if status is ApplicationStatus.WITHDRAWN:
+        found["s_reason"] = withdrawal_reason
+    return found
 
 
 async def record_decision(
@@ -209,9 +236,34 @@ async def record_decision(
     One statement. The loan is approved when the decision is made, and the decision and loan
     objects get what the database assigned (ids, times, version), as a flush would give them.
     """
+    decided = column_values(decision)
+    created = column_values(loan) if loan is not None else None
+    stmt = _deciding(tuple(decided), tuple(created) if created is not None else None, bool(factors))
+    parameters = {f"d_{name}": value for name, value in decided.items()}
+    parameters |= {f"l_{name}": value for name, value in (created or {}).items()}
+    parameters |= _status_values(application, status)
+    if factors:
+        parameters |= unnest_values(factors, "position", "name", "contribution", "detail")
+    row = (await session.execute(stmt, parameters)).one()
+    decision.id, decision.decided_at = row[1], row[2]
+    if loan is not None:
+        loan.id, loan.version, loan.updated_at = row[3], row[4], row[5]
+        loan.approved_at = decision.decided_at
+    updated: LoanApplication = row[0]
+    return updated
+
+
+@cache
+def _deciding(
+    decision_columns: tuple[str, ...], loan_columns: tuple[str, ...] | None, factors: bool
+) -> Update:
+    """``record_decision``'s statement, built once per shape: the decision's columns set
+    (parameters ``d_<column>``), the loan's (``l_<column>``; None: no loan), and whether the
+    assessment has factors (``unnest_params``)."""
+    decisions, loans = Decision.__table__.c, Loan.__table__.c
     decided = (
         insert(Decision)
-        .values(column_values(decision))
+        .values({c: bindparam(f"d_{c}", type_=decisions[c].type) for c in decision_columns})
         .returning(Decision.id, Decision.decided_at)
         .cte("decided")
     )
@@ -219,13 +271,13 @@ async def record_decision(
         select(decided.c.id).scalar_subquery(),
         select(decided.c.decided_at).scalar_subquery(),
     ]
-    stmt = _status_update(application, status)
-    if loan is not None:
+    stmt = _status_update(False)
+    if loan_columns is not None:
         created = (
             insert(Loan)
             .values(
                 {
-                    **column_values(loan),
+                    **{c: bindparam(f"l_{c}", type_=loans[c].type) for c in loan_columns},
                     "approved_at": select(decided.c.decided_at).scalar_subquery(),
                 }
             )
@@ -235,11 +287,8 @@ async def record_decision(
         stmt = stmt.add_cte(created)
         returned += [select(c).scalar_subquery() for c in created.c]
     if factors:
-        rows = unnest_rows(
-            position=([f.position for f in factors], Integer()),
-            name=([f.name for f in factors], String()),
-            contribution=([f.contribution for f in factors], Numeric(12, 4)),
-            detail=([f.detail for f in factors], String()),
+        rows = unnest_params(
+            position=Integer(), name=String(), contribution=Numeric(12, 4), detail=String()
         )
         listed = (
             insert(AssessmentFactor)
@@ -250,10 +299,4 @@ async def record_decision(
             .cte("listed")
         )
         stmt = stmt.add_cte(listed)
-    row = (await session.execute(stmt.add_cte(decided).returning(LoanApplication, *returned))).one()
-    decision.id, decision.decided_at = row[1], row[2]
-    if loan is not None:
-        loan.id, loan.version, loan.updated_at = row[3], row[4], row[5]
-        loan.approved_at = decision.decided_at
-    updated: LoanApplication = row[0]
-    return updated
+    return stmt.add_cte(decided).returning(LoanApplication, *returned)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -31,7 +32,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Installment, Loan, Money, Payment, PaymentAllocation, Reminder
-from db.repositories import index_named, insert_unless_taken, unnest_rows
+from db.repositories import index_named, insert_unless_taken, unnest_params, unnest_values
 from lending.states import LoanStatus, ReminderStatus
 
 REFERENCE_PER_LOAN = index_named(Payment.__table__, "uq_payments_loan_id_reference")
@@ -50,20 +51,66 @@ async def lock_loan(session: AsyncSession, loan_id: int) -> Loan | None:
     return await session.scalar(_LOCK_LOAN, {"p_id": loan_id})
 
 
-async def update_loan(session: AsyncSession, loan: Loan, **values: Any) -> Loan:
-    """Change a locked loan and bump its version."""
-    updated: Loan | None = await session.scalar(_loan_update(loan, **values).returning(Loan))
+async def update_loan(
+    session: AsyncSession, loan: Loan, *, closed: bool = False, **values: Any
+) -> Loan:
+    """Change a locked loan and bump its version; ``closed``: it is closed now (its
+    ``closed_at`` is the transaction's time)."""
+    stmt = _updating(tuple(values), closed)
+    updated: Loan | None = await session.scalar(stmt, _changes(loan, values))
     assert updated is not None
     return updated
 
 
-def _loan_update(loan: Loan, **values: Any) -> Update:
+@cache
+def _loan_update(columns: tuple[str, ...], closed: bool = False) -> Update:
+    """Set ``columns`` of loan ``p_loan`` to parameters ``v_<column>`` (and, ``closed``,
+    ``closed_at`` to now), and bump its version; built once per shape."""
+    table = Loan.__table__.c
+    values: dict[str, Any] = {
+        name: bindparam(f"v_{name}", type_=table[name].type) for name in columns
+    }
+    if closed:
+        values["closed_at"] = func.now()
     return (
         update(Loan)
-        .where(Loan.id == loan.id)
-        .values(**values, version=Loan.version + 1, updated_at=func.now())
+        .where(Loan.id == bindparam("p_loan", type_=BigInteger()))
+        .values({**values, "version": Loan.version + 1, "updated_at": func.now()})
         .execution_options(populate_existing=True)
     )
+
+
+@cache
+def _updating(columns: tuple[str, ...], closed: bool) -> Update:
+    return _loan_update(columns, closed).returning(Loan)
+
+
+def _changes(loan: Loan, values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``_loan_update``."""
+    return {"p_loan": loan.id} | {f"v_{name}": value for name, value in values.items()}
+
+
+@cache
+def _booking(columns: tuple[str, ...]) -> Update:
+    """``book_schedule``'s statement, built once per set of loan columns it changes."""
+    rows = unnest_params(
+        number=Integer(),
+        due_date=Date(),
+        principal_due=Money,
+        interest_due=Money,
+        balance_after=Money,
+    )
+    booked = (
+        insert(Installment)
+        .from_select(
+            ["loan_id", *rows.c.keys()],
+            select(bindparam("p_loan", type_=BigInteger()), *rows.c),
+        )
+        .returning(Installment.id, Installment.number)
+        .cte("booked")
+    )
+    ids = select(func.array_agg(aggregate_order_by(booked.c.id, booked.c.number)))
+    return _loan_update(columns).add_cte(booked).returning(Loan, ids.scalar_subquery())
 
 
 async def book_schedule(
@@ -73,25 +120,11 @@ async def book_schedule(
 
     The instalment objects get their ids, as a flush would give them.
     """
-    rows = unnest_rows(
-        number=([i.number for i in installments], Integer()),
-        due_date=([i.due_date for i in installments], Date()),
-        principal_due=([i.principal_due for i in installments], Money),
-        interest_due=([i.interest_due for i in installments], Money),
-        balance_after=([i.balance_after for i in installments], Money),
+    rows = unnest_values(
+        installments, "number", "due_date", "principal_due", "interest_due", "balance_after"
     )
-    booked = (
-        insert(Installment)
-        .from_select(
-            ["loan_id", *rows.c.keys()],
-            select(literal(loan.id, BigInteger()), *rows.c),
-        )
-        .returning(Installment.id, Installment.number)
-        .cte("booked")
-    )
-    ids = select(func.array_agg(aggregate_order_by(booked.c.id, booked.c.number)))
-    stmt = _loan_update(loan, **values).add_cte(booked).returning(Loan, ids.scalar_subquery())
-    updated, booked_ids = (await session.execute(stmt)).one()
+    stmt = _booking(tuple(values))
+    updated, booked_ids = (await session.execute(stmt, rows | _changes(loan, values))).one()
     for installment, key in zip(
         sorted(installments, key=lambda i: i.number), booked_ids, strict=True
     ):
@@ -165,10 +198,8 @@ class LivePayment(NamedTuple):
     settlement: bool = False
 
 
-async def allocation_inputs(
-    session: AsyncSession, loan_id: int
-) -> tuple[list[ScheduledInstallment], list[LivePayment]]:
-    """A loan's instalments in order and its non-reversed payments, in one statement."""
+def _allocation_inputs() -> Any:
+    loan = bindparam("p_loan", type_=BigInteger())
     installments = select(
         literal(True).label("is_installment"),
         Installment.id,
@@ -178,7 +209,7 @@ async def allocation_inputs(
         Installment.interest_due,
         null().label("recorded_at"),
         literal(False).label("settlement"),
-    ).where(Installment.loan_id == loan_id)
+    ).where(Installment.loan_id == loan)
     payments = select(
         literal(False),
         Payment.id,
@@ -188,9 +219,19 @@ async def allocation_inputs(
         null(),
         Payment.recorded_at,
         Payment.settlement,
-    ).where(Payment.loan_id == loan_id, Payment.reversed_at.is_(None))
+    ).where(Payment.loan_id == loan, Payment.reversed_at.is_(None))
     # One round trip for both: a union of the two, told apart by the first column.
-    rows: Sequence[Any] = (await session.execute(union_all(installments, payments))).all()
+    return union_all(installments, payments)
+
+
+_ALLOCATION_INPUTS = _allocation_inputs()
+
+
+async def allocation_inputs(
+    session: AsyncSession, loan_id: int
+) -> tuple[list[ScheduledInstallment], list[LivePayment]]:
+    """A loan's instalments in order and its non-reversed payments, in one statement."""
+    rows: Sequence[Any] = (await session.execute(_ALLOCATION_INPUTS, {"p_loan": loan_id})).all()
     return (
         sorted(
             (
@@ -212,25 +253,41 @@ async def replace_allocations(
     session: AsyncSession, loan: Loan, rows: Sequence[PaymentAllocation], **values: Any
 ) -> Loan:
     """Swap a locked loan's allocations for fresh ones and change it (as update_loan), at once."""
-    fresh = unnest_rows(
-        payment_id=([a.payment_id for a in rows], BigInteger()),
-        installment_id=([a.installment_id for a in rows], BigInteger()),
-        received_on=([a.received_on for a in rows], Date()),
-        principal=([a.principal for a in rows], Money),
-        interest=([a.interest for a in rows], Money),
-        interest_waived=([a.interest_waived for a in rows], Money),
+    fresh = unnest_values(
+        rows,
+        "payment_id",
+        "installment_id",
+        "received_on",
+        "principal",
+        "interest",
+        "interest_waived",
     )
-    # Parts of one statement see the table as it was before it: the delete keeps the new rows.
-    cleared = delete(PaymentAllocation).where(PaymentAllocation.loan_id == loan.id).cte("cleared")
-    allocated = (
-        insert(PaymentAllocation)
-        .from_select(["loan_id", *fresh.c.keys()], select(literal(loan.id, BigInteger()), *fresh.c))
-        .cte("allocated")
-    )
-    stmt = _loan_update(loan, **values).add_cte(cleared).add_cte(allocated).returning(Loan)
-    updated: Loan | None = await session.scalar(stmt)
+    stmt = _reallocating(tuple(values))
+    updated: Loan | None = await session.scalar(stmt, fresh | _changes(loan, values))
     assert updated is not None
     return updated
+
+
+@cache
+def _reallocating(columns: tuple[str, ...]) -> Update:
+    """``replace_allocations``' statement, built once per set of loan columns it changes."""
+    fresh = unnest_params(
+        payment_id=BigInteger(),
+        installment_id=BigInteger(),
+        received_on=Date(),
+        principal=Money,
+        interest=Money,
+        interest_waived=Money,
+    )
+    # Parts of one statement see the table as it was before it: the delete keeps the new rows.
+    loan = bindparam("p_loan", type_=BigInteger())
+    cleared = delete(PaymentAllocation).where(PaymentAllocation.loan_id == loan).cte("cleared")
+    allocated = (
+        insert(PaymentAllocation)
+        .from_select(["loan_id", *fresh.c.keys()], select(loan, *fresh.c))
+        .cte("allocated")
+    )
+    return _loan_update(columns).add_cte(cleared).add_cte(allocated).returning(Loan)
 
 
 def _paid_by(as_of: date) -> Any:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Installment, Loan
@@ -198,9 +197,7 @@ async def cancel_loan(
     status = next_loan_status(loan.status, LoanAction.CANCEL)
     why = _closing_reason(reason)
     before = snapshot(loan)
-    loan = await repo.update_loan(
-        session, loan, status=status, closed_reason=why, closed_at=func.now()
-    )
+    loan = await repo.update_loan(session, loan, status=status, closed_reason=why, closed=True)
     await record(
         session,
         caller,
@@ -230,7 +227,7 @@ async def write_off_loan(
         loan,
         status=status,
         closed_reason=why,
-        closed_at=func.now(),
+        closed=True,
         written_off_amount=left_to_pay(current.allocation.balances),
     )
     await record(
