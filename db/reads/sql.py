@@ -217,6 +217,8 @@ class _Render:
         self.numbers: dict[tuple[Any, ...], int] = {}
         self.aliases = 0
         self.normalize = False
+        # Currencies read once for a row (``columns``): (row alias, links) -> their SQL.
+        self.currencies: dict[tuple[str, tuple[Any, ...]], str] = {}
 
     def statement(self, sql: str) -> Statement:
         return Statement(sql, tuple(self.params), self.normalize)
@@ -308,7 +310,30 @@ class _Render:
     # ---- objects ----------------------------------------------------------------------------
 
     def columns(self, obj: Obj, row: str) -> str:
-        return ", ".join(f"{self.value(value, row)} AS {_key(key)}" for key, value in obj.fields)
+        """The select list of ``obj``'s values for ``row``. A currency that several amounts
+        read from a linked row (an instalment's three amounts, from its loan) is read once,
+        in a FROM clause of the list: PostgreSQL runs a scalar subquery once per mention."""
+        links = [value.currency for _, value in obj.fields if isinstance(value, Money)]
+        shared = sorted({link for link in links if link and links.count(link) > 1}, key=repr)
+        if not row or not shared:
+            return ", ".join(
+                f"{self.value(value, row)} AS {_key(key)}" for key, value in obj.fields
+            )
+        m = self.alias("m")
+        lookups = [
+            f"{self.currency(Money(None, link), row)} AS c{n}" for n, link in enumerate(shared)
+        ]
+        saved = dict(self.currencies)
+        self.currencies.update({(row, link): f"{m}.c{n}" for n, link in enumerate(shared)})
+        try:
+            listed = ", ".join(
+                f"{self.value(value, row)} AS {_key(key)}" for key, value in obj.fields
+            )
+        finally:
+            self.currencies = saved
+        # OFFSET 0 keeps the planner from pulling the subquery up (and so copying the lookup
+        # back into each amount).
+        return f"{listed} FROM (SELECT {', '.join(lookups)} OFFSET 0) {m}"
 
     def object(self, obj: Obj, row: str) -> str:
         """The JSON object of ``row`` (an alias in scope)."""
@@ -397,6 +422,9 @@ class _Render:
         links = money.currency
         if not links:
             return f"{row}.currency"
+        hoisted = self.currencies.get((row, links))
+        if hoisted is not None:
+            return hoisted
         found = f"{row}.{links[0].local}"
         for n, link in enumerate(links):
             c = self.alias("c")

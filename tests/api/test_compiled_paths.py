@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from bench.queries import OUR_R2
@@ -42,6 +43,26 @@ async def test_a_compiled_r2_runs_one_statement_in_total(client, engine, sql):
         assert len(body["data"]["applications"]["edges"]) == 8
         assert body["extensions"]["compiled"] == ["applications"], attempt
         assert sql.count == 1, (attempt, sql.statements)
+
+
+async def test_an_instalments_currency_is_read_once_for_its_three_amounts(client, engine, sql):
+    # given loans with schedules
+    await approved_loans(engine, 2)
+
+    # when R2 asks for each instalment's principal, interest and total due
+    sql.statements.clear()
+    body = await gql(client, OUR_R2, {"after": None})
+    assert "errors" not in body, body
+
+    # then the statement looks an instalment's loan up once for the currency of all three (a
+    # lookup per amount made PostgreSQL read each loan three times per instalment)
+    (statement,) = sql.statements
+    lookups = re.findall(
+        r"SELECT (c\d+)\.currency FROM loans \1 WHERE \1\.id = (t\d+)\.loan_id", statement
+    )
+    rows = [row for _, row in lookups]
+    assert rows, statement
+    assert len(rows) == len(set(rows)), lookups
 
 
 async def test_each_compiled_root_field_runs_one_statement_beside_the_others(client, engine, sql):
