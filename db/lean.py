@@ -43,10 +43,6 @@ class LeanConnection:
         """The first column of the first row (None without a row)."""
         return await self._run(self._driver.fetchval, sql, arguments)
 
-    async def fetchrow(self, sql: str, *arguments: Any) -> asyncpg.Record | None:
-        """The first row, if any."""
-        return await self._run(self._driver.fetchrow, sql, arguments)
-
     async def _run(self, call: Any, sql: str, arguments: Sequence[Any]) -> Any:
         dispatch = self._sync.dispatch
         context = SimpleNamespace()  # what listeners may keep things on, as on SQLAlchemy's

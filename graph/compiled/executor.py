@@ -209,9 +209,7 @@ class CompiledReads:
             return orjson.Fragment(await self.fetch(statement, bound, primary=True))
         connection = await lean(dry_run)
         text: str = await connection.fetchval(statement.sql, *statement.arguments(bound))
-        if statement.normalize:
-            return orjson.Fragment(orjson.dumps(orjson.loads(text)))
-        return orjson.Fragment(text.encode())
+        return orjson.Fragment(_json(statement, text))
 
     async def run_data(self, operation_plan: OperationPlan, bound: dict[int, Any]) -> bytes:
         """The whole ``data`` object of an operation whose root fields all compile."""
@@ -227,9 +225,7 @@ class CompiledReads:
             text = await self.replica.fetch_text(statement.sql, arguments, self.pool)
         else:
             text = await self.pool.fetch_text(statement.sql, arguments)
-        if statement.normalize:
-            return orjson.dumps(orjson.loads(text))
-        return text.encode()
+        return _json(statement, text)
 
     def plan_same_as(
         self, executor: Any, parent: GraphQLObjectType, key: str, details: list[FieldDetails]
@@ -266,6 +262,19 @@ class CompiledReads:
             found = shared[memo] = asyncio.ensure_future(self.fetch(statement, bound, primary=True))
             found.add_done_callback(_retrieved)
         return orjson.Fragment(await asyncio.shield(found))
+
+
+def _json(statement: Statement, text: str) -> bytes:
+    """A statement's JSON text as response bytes (normalized when the statement asks)."""
+    return orjson.dumps(orjson.loads(text)) if statement.normalize else text.encode()
+
+
+def _same_as(parent: GraphQLObjectType, details: list[FieldDetails]) -> tuple[Any, Any]:
+    """A field's Strawberry definition and its ``SameAs`` read (None when it has none)."""
+    field_def = parent.fields.get(details[0].node.name.value)
+    definition = (field_def.extensions or {}).get("strawberry-definition") if field_def else None
+    declaration = getattr(definition, "metadata", {}).get(READS)
+    return definition, declaration if isinstance(declaration, SameAs) else None
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
@@ -320,12 +329,8 @@ class RequestReads:
     ) -> Awaitable[orjson.Fragment] | None:
         """The compiled read of a mutation payload's object field (``SameAs``), or None: per
         field. Planned once per document, operation, role and field."""
-        field_def = parent.fields.get(details[0].node.name.value)
-        definition = (
-            (field_def.extensions or {}).get("strawberry-definition") if field_def else None
-        )
-        declaration = getattr(definition, "metadata", {}).get(READS)
-        if definition is None or not isinstance(declaration, SameAs):
+        definition, declaration = _same_as(parent, details)
+        if declaration is None:
             return None
         if self.query is None or self.document is None:
             return None
@@ -498,12 +503,8 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         """The compiled read of an event's object field (``SameAs``), or None: per field."""
         reads: CompiledReads | None = getattr(self.context_value, "compiled", None)
         shared = getattr(source, "shared", None)
-        field_def = parent_type.fields.get(field_details_list[0].node.name.value)
-        definition = (
-            (field_def.extensions or {}).get("strawberry-definition") if field_def else None
-        )
-        declaration = getattr(definition, "metadata", {}).get(READS)
-        if reads is None or shared is None or not isinstance(declaration, SameAs):
+        _, declaration = _same_as(parent_type, field_details_list)
+        if reads is None or shared is None or declaration is None:
             return None
         assert self.event_plans is not None
         key = str(path.key)
