@@ -32,6 +32,7 @@ graphiql-assets: $(STAMP)  ## GraphiQL's scripts from the npm registry into .gra
 	@$(FETCH_GRAPHIQL)
 
 test: $(STAMP)  ## run the whole test suite against a PostgreSQL it starts itself
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { $(APT_INSTALL) pgbouncer; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, fuzzing, races, wide differentials

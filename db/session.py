@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
@@ -60,6 +61,63 @@ def server_settings(
     return found
 
 
+# Startup parameters a transaction pooler carries from client to server connection (PgBouncer
+# tracks these and sets them on whichever server connection it lends); it refuses any other.
+POOLER_TRACKED = frozenset({"application_name", "TimeZone", "DateStyle", "client_encoding"})
+
+
+def connection_options(settings: dict[str, str], *, pooled: bool = False) -> dict[str, Any]:
+    """asyncpg's connect arguments that give a connection the session ``settings``.
+
+    Direct to PostgreSQL, they are sent when connecting and asyncpg caches each statement
+    prepared, by name, for the connection's life. Through a pooler in transaction mode
+    (``pooled``) consecutive transactions may run on different server connections, so neither
+    holds: statements are unnamed (asyncpg's cache off), the settings a pooler carries are sent
+    when connecting, and the others are set in every transaction by ``SET LOCAL``, sent with its
+    ``BEGIN`` in one round trip (``LocalSettings``). Settings outside a transaction do not hold:
+    callers that need them run in one.
+    """
+    if not pooled:
+        return {"server_settings": settings}
+    local = {k: v for k, v in settings.items() if k not in POOLER_TRACKED}
+    found: dict[str, Any] = {
+        "server_settings": {k: v for k, v in settings.items() if k in POOLER_TRACKED},
+        "statement_cache_size": 0,
+    }
+    if local:
+        found["connection_class"] = _local_settings(tuple(sorted(local.items())))
+    return found
+
+
+@cache
+def _local_settings(settings: tuple[tuple[str, str], ...]) -> type[asyncpg.Connection]:
+    """An asyncpg connection class whose every transaction begins with ``settings`` set."""
+    assignments = " ".join(f"SET LOCAL {name} = '{value}';" for name, value in settings)
+    return type("LocalSettings", (LocalSettings,), {"assignments": assignments})
+
+
+class LocalSettings(asyncpg.Connection):  # type: ignore[misc]
+    """A connection whose every transaction begins with ``assignments`` (``SET LOCAL …;``).
+
+    asyncpg (and SQLAlchemy through it) begins a transaction with one ``BEGIN …;`` sent alone
+    by the simple query protocol, which takes several statements at once: the assignments go
+    with it, costing no round trip of their own.
+    """
+
+    assignments = ""
+
+    async def execute(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - asyncpg's own signature
+    ) -> str:
+        if not args and query.startswith("BEGIN"):
+            query = f"{query} {self.assignments}"
+        result: str = await super().execute(query, *args, timeout=timeout)
+        return result
+
+
 def _refuse_closed(dbapi_connection: Any, *_: Any) -> None:
     """A pooled connection the server has closed (a restart, a failover) is replaced, unused.
 
@@ -79,8 +137,10 @@ def create_engine(
     statement_timeout: float = 0.0,
     lock_timeout: float = 0.0,
     outage: Outage | None = OUTAGE,
+    pooled: bool = False,
 ) -> AsyncEngine:
-    """An asyncpg engine; prepared statements are cached per connection by asyncpg.
+    """An asyncpg engine; prepared statements are cached per connection by asyncpg (unless
+    ``pooled``: ``url`` is a pooler in transaction mode, see ``connection_options``).
 
     A request waits at most ``pool_timeout`` seconds for a free connection, or to connect; a
     statement at most ``lock_timeout`` seconds for a lock (then PostgreSQL refuses it with
@@ -98,7 +158,11 @@ def create_engine(
         # Errors and logs never carry the values of a statement (emails, amounts, key hashes).
         hide_parameters=True,
         connect_args={
-            "server_settings": server_settings("lending", statement_timeout, lock_timeout),
+            **connection_options(
+                server_settings("lending", statement_timeout, lock_timeout), pooled=pooled
+            ),
+            # SQLAlchemy's own cache of prepared statements, on top of asyncpg's
+            **({"prepared_statement_cache_size": 0} if pooled else {}),
             "timeout": pool_timeout,
         },
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,8 +51,41 @@ class DatabaseSettings(BaseSettings):
         "from while it keeps up; mutations (their payloads too), subscriptions, API keys and "
         "/readyz always use DATABASE_URL. Unset: everything reads from DATABASE_URL.",
     )
+    db_pooler: Literal["none", "transaction"] = Field(
+        default="none",
+        description="`transaction` when DATABASE_URL is a pooler in transaction mode (PgBouncer "
+        "pool_mode=transaction, RDS Proxy, Supavisor): no prepared statement outlives its "
+        "transaction, the timeouts are set in every transaction (SET LOCAL), and LISTEN and "
+        "migrations use DATABASE_LISTEN_URL.",
+    )
+    database_listen_url: str | None = Field(
+        default=None,
+        description="A direct connection to the primary (not through the pooler), for LISTEN "
+        "(subscriptions, the API key cache) and migrations; required with DB_POOLER=transaction. "
+        "Unset: DATABASE_URL.",
+    )
     replica_max_lag_ms: float = Field(
         default=1000.0,
         description="Milliseconds the replica may be behind the primary before queries read from "
         "the primary instead (until it catches up).",
     )
+
+    @model_validator(mode="after")
+    def _a_pooler_needs_a_direct_connection(self) -> DatabaseSettings:
+        if self.pooled and not (self.database_url and self.database_listen_url):
+            raise ValueError(
+                "DB_POOLER=transaction needs DATABASE_URL (the pooler) and DATABASE_LISTEN_URL (a "
+                "direct connection to the primary, for LISTEN and migrations): a transaction "
+                "pooler cannot hold a LISTEN."
+            )
+        return self
+
+    @property
+    def pooled(self) -> bool:
+        """DATABASE_URL is a pooler in transaction mode."""
+        return self.db_pooler == "transaction"
+
+    def direct_url(self, url: str) -> str:
+        """Where LISTEN and migrations go for the database at ``url`` (DATABASE_URL's, or the
+        embedded server's): DATABASE_LISTEN_URL when set, else ``url`` itself."""
+        return self.database_listen_url or url

@@ -44,10 +44,18 @@ log = logging.getLogger("lending")
 DEMO_DATABASE = "lending"
 
 
-def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
-    """DATABASE_URL when set; otherwise the embedded server (started here, kept running)."""
+def database_url(
+    settings: Settings, *, direct: bool = False
+) -> tuple[str, EmbeddedPostgres | None]:
+    """DATABASE_URL when set; otherwise the embedded server (started here, kept running).
+
+    ``direct``: for maintenance (migrations, keys, checks), past any transaction pooler, to
+    DATABASE_LISTEN_URL when it is set.
+    """
     if settings.database_url:
-        return settings.database_url, None
+        return (
+            settings.direct_url(settings.database_url) if direct else settings.database_url
+        ), None
     server = EmbeddedPostgres(settings.pg_data_dir)
     server_url = server.start()
     return asyncio.run(ensure_database(server_url, DEMO_DATABASE)), server
@@ -121,10 +129,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     if args.demo and settings.production:
         raise SystemExit("--demo is refused with LENDING_ENV=production: it creates demo keys.")
     url, _server = database_url(settings)
-    upgrade_to_head(url)
+    upgrade_to_head(settings.direct_url(url))
     signer = None
     if args.demo:
-        _seed(url)
+        _seed(settings.direct_url(url))
         settings = settings.model_copy(update={"lending_demo": True})
         os.environ["LENDING_DEMO"] = "true"  # for worker processes
         # Demo tokens are accepted unless JWT_JWKS names an issuer of its own.
@@ -215,7 +223,7 @@ def cmd_mcp(settings: Settings, _: argparse.Namespace) -> None:
     os.dup2(2, 1)
     try:
         url, _server = database_url(settings)
-        upgrade_to_head(url)
+        upgrade_to_head(settings.direct_url(url))
         app = create_app(settings, url)
     finally:
         os.dup2(wire, 1)
@@ -246,7 +254,7 @@ def cmd_tools(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_api_key(settings: Settings, args: argparse.Namespace) -> None:
     """Create, revoke or list API keys."""
-    url, _server = database_url(settings)
+    url, _server = database_url(settings, direct=True)
     upgrade_to_head(url)
     if args.action == "create":
         row, key = _in_session(
@@ -301,7 +309,7 @@ def cmd_token_issue(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> None:
     """Re-compute every audit chain; exit 1 naming the first broken link."""
-    url, _server = database_url(settings)
+    url, _server = database_url(settings, direct=True)
     result = _in_session(url, audit_service.verify)
     if result.broken is not None:
         sys.stderr.write(
@@ -314,7 +322,7 @@ def cmd_audit_verify(settings: Settings, _: argparse.Namespace) -> None:
 
 def cmd_purge_idempotency(settings: Settings, args: argparse.Namespace) -> None:
     """Delete idempotency keys older than the retention."""
-    url, _server = database_url(settings)
+    url, _server = database_url(settings, direct=True)
     removed = _in_session(
         url, lambda s: idempotency.purge(s, timedelta(hours=args.older_than_hours))
     )
@@ -323,13 +331,13 @@ def cmd_purge_idempotency(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
     """Apply pending migrations."""
-    url, _server = database_url(settings)
+    url, _server = database_url(settings, direct=True)
     upgrade_to_head(url)
 
 
 def cmd_seed_demo(settings: Settings, _: argparse.Namespace) -> None:
     """Load the demo data once."""
-    url, _server = database_url(settings)
+    url, _server = database_url(settings, direct=True)
     upgrade_to_head(url)
     _seed(url)
 

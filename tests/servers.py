@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -20,6 +21,9 @@ from db.session import create_engine, create_sessionmaker
 from lending.access import UNLIMITED_BUDGET, Role
 from lending.services import api_keys as key_service
 from tests.factories import create_product
+
+if TYPE_CHECKING:
+    from bench.pgbouncer import PgBouncer
 
 
 def free_port() -> int:
@@ -61,11 +65,13 @@ async def servers(
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    pooler: PgBouncer | None = None,
 ) -> AsyncIterator[Servers]:
     """``count`` server processes on a fresh database ``name`` with a product and a key.
 
     ``args`` are added to each `lending serve` command line, ``env`` to its environment; their
-    error output goes to the file ``log`` when given.
+    error output goes to the file ``log`` when given. With a ``pooler`` they reach the database
+    through it (DB_POOLER=transaction), and LISTEN directly.
     """
     url = await recreate_database(server_url, name)
     await asyncio.to_thread(upgrade_to_head, url)
@@ -79,7 +85,14 @@ async def servers(
     finally:
         await engine.dispose()
     ports = tuple(free_port() for _ in range(count))
-    environment = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"} | (env or {})
+    environment = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    if pooler is not None:
+        environment |= {
+            "DATABASE_URL": pooler.url(url),
+            "DB_POOLER": "transaction",
+            "DATABASE_LISTEN_URL": url,
+        }
+    environment |= env or {}
     errors = log.open("ab") if log is not None else subprocess.DEVNULL
     processes = [
         subprocess.Popen(  # noqa: ASYNC220 - each server in its own process, by design

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from db.errors import OUTAGE, Outage, disconnected
-from db.session import connect_arguments, server_settings
+from db.session import connect_arguments, connection_options, server_settings
 
 # Compiled statements are long (planning one takes milliseconds) and their parameters are
 # keys, page sizes and dates that do not change the best plan: plan each once per connection.
@@ -45,15 +45,19 @@ class ReadPool:
         timeout: float = 5.0,
         statement_timeout: float = 0.0,
         outage: Outage | None = OUTAGE,
+        pooled: bool = False,
     ) -> None:
         self._url = url
         self._outage = outage  # what a successful read ends (None for a replica)
         self._size = size
         self._timeout = timeout  # to connect, or to wait for a free connection
-        self._settings = {
-            **SESSION,
-            **server_settings(SESSION["application_name"], statement_timeout),
-        }
+        settings = {**SESSION, **server_settings(SESSION["application_name"], statement_timeout)}
+        if pooled:
+            # Through a transaction pooler every statement is unnamed, so planned where it runs:
+            # no generic plan to keep. A statement timeout holds only within a transaction.
+            del settings["plan_cache_mode"]
+        self._options = connection_options(settings, pooled=pooled)
+        self._in_transaction = pooled and statement_timeout > 0
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
         # Called with each statement's text before it runs (tests count statements with it).
@@ -69,7 +73,7 @@ class ReadPool:
                     **connect_arguments(self._url),
                     min_size=0,
                     max_size=self._size,
-                    server_settings=self._settings,
+                    **self._options,
                     reset=_nothing_to_reset,
                     timeout=self._timeout,
                 )
@@ -104,7 +108,11 @@ class ReadPool:
         finally:
             self.waiting -= 1
         try:
-            value: str = await connection.fetchval(sql, *arguments)
+            if self._in_transaction:
+                async with connection.transaction():
+                    value: str = await connection.fetchval(sql, *arguments)
+            else:
+                value = await connection.fetchval(sql, *arguments)
         except asyncpg.InternalClientError as error:
             # A goodbye from a server shutting down can reach an idle connection mid-use and
             # confuse asyncpg's state: the connection is gone.

@@ -212,10 +212,12 @@ def create_app(
         pool_timeout=settings.db_pool_timeout,
         statement_timeout=settings.db_statement_timeout,
         lock_timeout=settings.db_lock_timeout,
+        pooled=settings.pooled,
     )
     sessionmaker: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
     head = head_revision()
-    events = EventListener(database_url)
+    listen_url = settings.direct_url(database_url)  # LISTEN cannot go through a pooler
+    events = EventListener(listen_url)
     schema = schema or build_schema(
         settings, [CatalogueOnly] if settings.persisted_operations_only else []
     )
@@ -224,11 +226,12 @@ def create_app(
         settings.db_pool_size,
         timeout=settings.db_pool_timeout,
         statement_timeout=settings.db_statement_timeout,
+        pooled=settings.pooled,
     )
     replica = (
         Replica(
             settings.database_replica_url,
-            database_url,
+            listen_url,  # where the primary's WAL position is asked
             max_lag_ms=settings.replica_max_lag_ms,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
@@ -299,7 +302,7 @@ def create_app(
             settings.jwt_leeway_s,
             Budget.parse(settings.borrower_budget) if settings.borrower_budget else None,
         )
-    principals = PrincipalCache(database_url, lookup_key, tokens)
+    principals = PrincipalCache(listen_url, lookup_key, tokens)
     shares = KeyShares(settings.key_share, settings.key_queue_wait_s)
     authenticate = principals.authenticate
 
