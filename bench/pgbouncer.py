@@ -22,6 +22,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bench.measure import cpu_seconds
 from db.session import async_url, connect_arguments
 
 BINARY = "pgbouncer"
@@ -124,6 +125,10 @@ class PgBouncer:
                 tail = "".join(f.read_text()[-2000:] for f in logs if f.exists())
                 raise RuntimeError(f"pgbouncer did not start:\n{tail}")
             await asyncio.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        """CPU time PgBouncer has used so far (0 when not running)."""
+        return 0.0 if self.process is None else cpu_seconds([self.process.pid])
 
     def stop(self) -> None:
         """Stop at once (SIGINT: PgBouncer's immediate shutdown), or kill -9 if slow."""

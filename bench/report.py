@@ -202,6 +202,7 @@ def render(run: dict[str, Any]) -> str:
             out.append(f"| {workload} | {one['rps']:.1f} | {two['rps']:.1f} |")
     out += write_ceiling(results, main_scale)
     out += observability(results, main_scale)
+    out += pooler(results, main_scale)
     out += borrowers(results, main_scale)
     out += fanout(run.get("fanout"))
     for profile in run["profiles"]:
@@ -355,6 +356,40 @@ def observability(results: list[dict[str, Any]], scale: float) -> list[str]:
         out.append(
             f"| {c} | {quiet:.1f} | {observed:.1f} | {cost:+.1%} | "
             f"{_verdict(cost < OVERHEAD_LIMIT)} |"
+        )
+    return out
+
+
+def pooler(results: list[dict[str, Any]], scale: float) -> list[str]:
+    """What PgBouncer in transaction mode costs (DB_POOLER=transaction) against direct
+    connections: R1, R2 and W1 on one worker, measured one after the other in the same run."""
+    rows = [r for r in results if r["scale"] == scale and r["server"] == "ours-pooled"]
+    if not rows:
+        return []
+    out = [
+        "",
+        f"### Through PgBouncer in transaction mode (scale {scale:g}, one worker)",
+        "",
+        "ours-direct: `DATABASE_URL` is the primary. ours-pooled: `DATABASE_URL` is PgBouncer "
+        "(Debian's 1.18, `pool_mode = transaction`, 20 server connections) with "
+        "`DB_POOLER=transaction`: unnamed statements, the timeouts sent with each `BEGIN`, each "
+        "compiled read in a transaction of its own. CPU per request (W1: per mutation); "
+        "PgBouncer's own CPU is in the last column.",
+        "",
+        "| workload | c | direct req/s | pooled req/s | pooled / direct | server CPU ms direct,"
+        " pooled | PostgreSQL CPU ms direct, pooled | PgBouncer CPU ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        where = {"workload": row["workload"], "concurrency": row["concurrency"], "scale": scale}
+        direct = _find(results, server="ours-direct", **where)
+        if direct is None:
+            continue
+        out.append(
+            f"| {row['workload']} | {row['concurrency']} | {direct['rps']:.1f} | "
+            f"{row['rps']:.1f} | {_ratio(row['rps'], direct['rps'])} | "
+            f"{direct['server_cpu_ms']}, {row['server_cpu_ms']} | "
+            f"{direct['pg_cpu_ms']}, {row['pg_cpu_ms']} | {row['pooler_cpu_ms']} |"
         )
     return out
 

@@ -37,8 +37,10 @@ from bench import queries
 from bench.fill import database_name
 from bench.fill import run as fill
 from bench.measure import count_statements, cpu_seconds, peak_rss_mb, postmaster_pid
+from bench.pgbouncer import PgBouncer
 from bench.profile import STEPS
 from bench.queries import READS
+from bench.report import pooler as pooler_table
 from bench.report import write_results
 from db.embedded import EmbeddedPostgres, admin_connection, with_database
 from db.session import raw_connection
@@ -75,6 +77,7 @@ class Server:
     process: subprocess.Popen[bytes]
     kind: str  # "ours", "ceiling-sql", "ceiling-py", "ceiling-w1", "postgraphile"
     headers: list[str] = field(default_factory=list)
+    pooler: PgBouncer | None = None  # between the server and PostgreSQL, its CPU measured too
 
     def endpoint(self, workload: str) -> str:
         if self.kind.startswith("ceiling"):
@@ -124,13 +127,18 @@ def started(
 
 
 def ours(
-    url: str, workers: int, compiled: bool = True, observed: bool | None = None
+    url: str,
+    workers: int,
+    compiled: bool = True,
+    observed: bool | None = None,
+    pooler: PgBouncer | None = None,
 ) -> tuple[str, list[str], dict[str, str], int]:
     """Our server: compiled reads (``ours-1w``) or every field resolved (``ours-off-1w``).
 
     ``observed`` None: the defaults (metrics on, no request log line); False: nothing recorded
     (``ours-quiet``); True: metrics, one JSON log line per request, tracing unset
-    (``ours-observed``), as in production.
+    (``ours-observed``), as in production. With a ``pooler``: through it, in
+    ``DB_POOLER=transaction`` mode (``ours-pooled``).
     """
     port = free_port()
     cmd = [PY, "-m", "graph.cli", "serve", "--port", str(port), "--workers", str(workers)]
@@ -146,6 +154,13 @@ def ours(
         if observed:
             env |= {"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}
         name = "ours-observed" if observed else "ours-quiet"
+    if pooler is not None:
+        env |= {
+            "DATABASE_URL": pooler.url(url),
+            "DB_POOLER": "transaction",
+            "DATABASE_LISTEN_URL": url,
+        }
+        name = "ours-pooled"
     return name, cmd, env, port
 
 
@@ -255,6 +270,7 @@ class Result:
     statements: float | None
     rss_mb: float
     note: str = ""
+    pooler_cpu_ms: float | None = None  # PgBouncer's, when the server reaches PostgreSQL by it
 
 
 def run_load(
@@ -329,10 +345,12 @@ def under_load(
 ) -> Result:
     """Run ``load`` once, with the CPU the server and PostgreSQL spend on it; print the line."""
     server_before, pg_before = cpu_seconds([server.process.pid]), pg.cpu_seconds()
+    pooler_before = server.pooler.cpu_seconds() if server.pooler else 0.0
     figures = load()
     server_cpu = cpu_seconds([server.process.pid]) - server_before
     pg_cpu = pg.cpu_seconds() - pg_before
     n = max(figures["requests"], 1)
+    pooler_cpu = server.pooler.cpu_seconds() - pooler_before if server.pooler else None
     result = Result(
         scale=scale,
         workload=workload,
@@ -348,6 +366,7 @@ def under_load(
         statements=statements,
         rss_mb=round(peak_rss_mb([server.process.pid]), 1),
         note=(note + figures.get("first_error", ""))[:160],
+        pooler_cpu_ms=None if pooler_cpu is None else round(pooler_cpu / n * 1000, 2),
     )
     print(
         f"  {scale:g} {workload} c={concurrency:<2} {server.name:<13} {result.rps:>8.1f} rps  "
@@ -612,6 +631,57 @@ def run_writes(
     return results
 
 
+POOLER_SIZE = 20  # PgBouncer's server connections: the direct server's pool of 10 + 10
+
+
+def run_pooler(
+    pg: Postgres,
+    url: str,
+    writes_url: str,
+    scale: float,
+    budget: Budget,
+    concurrencies: tuple[int, ...],
+) -> list[Result]:
+    """R1, R2 (on ``url``) and W1 (on ``writes_url``) on one worker reaching PostgreSQL directly
+    (``ours-direct``) and through PgBouncer in transaction mode (``ours-pooled``), one after
+    the other in the same run, with PgBouncer's own CPU."""
+    bouncer = PgBouncer(pg.url, free_port(), pool_size=POOLER_SIZE)
+    asyncio.run(bouncer.start())
+    positions = asyncio.run(pick_positions(url))
+    results: list[Result] = []
+    try:
+        for pooler in (None, bouncer):
+            for target, workloads in ((url, ("R1", "R2")), (writes_url, ("W1",))):
+                name, cmd, env, port = ours(target, 1, pooler=pooler)
+                name = name if pooler else "ours-direct"
+                with started(f"{name}-{workloads[0]}", cmd, env, port) as process:
+                    auth = [f"Authorization: Bearer {KEY}"]
+                    base = f"http://127.0.0.1:{port}"
+                    server = Server(name, base, process, "ours", auth, pooler)
+                    for workload in workloads:
+                        bodies = request_bodies("ours", workload, positions, None)
+                        for i, c in enumerate(concurrencies):
+                            results.append(
+                                measure_writes(pg, server, c, budget, scale)
+                                if workload == "W1"
+                                else measure(pg, server, scale, workload, c, bodies, budget, i == 0)
+                            )
+    finally:
+        bouncer.remove()
+    return results
+
+
+def run_pooler_only(
+    pg: Postgres, url: str, scale: float, budget: Budget, concurrencies: tuple[int, ...]
+) -> None:
+    """The pooler phase alone (``--only pooler``): its table printed, its results in
+    bench/.work/results-pooler.json."""
+    copy = asyncio.run(copy_database(pg.url, database_name(scale), "lending_bench_writes"))
+    results = [asdict(r) for r in run_pooler(pg, url, copy, scale, budget, concurrencies)]
+    (WORK / "results-pooler.json").write_text(json.dumps(results, indent=2, default=str))
+    print("\n".join(pooler_table(results, scale)), flush=True)
+
+
 def run_fanout(url: str, subscribers: int, events: int) -> dict[str, Any]:
     """Event fan-out (bench.fanout): ``subscribers`` WebSocket subscribers of a server with two
     workers, each selecting the application of every event; from a mutation's answer to the
@@ -680,6 +750,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--subscribers", type=int, default=1000, help="for the fan-out")
     parser.add_argument("--fanout-events", type=int, default=100, help="0: no fan-out phase")
+    parser.add_argument(
+        "--no-pooler",
+        dest="pooler",
+        action="store_false",
+        help="skip R1, R2 and W1 through PgBouncer in transaction mode",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["pooler"],
+        help="run one phase alone and print its table; bench/RESULTS.md is left as it is",
+    )
     parser.add_argument("--pgdata", type=Path, default=ROOT / ".pgdata-bench")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
@@ -716,6 +797,9 @@ def main(argv: list[str] | None = None) -> None:
             }
 
         results: list[Result] = []
+        if args.only == "pooler":
+            run_pooler_only(pg, urls[args.scale], args.scale, budget, concurrencies)
+            return
         print(f"reads, scale {args.scale:g}:", flush=True)
         results += run_reads(pg, urls[args.scale], args.scale, budget, node, concurrencies, True)
         if args.small_scale:
@@ -736,6 +820,9 @@ def main(argv: list[str] | None = None) -> None:
             copy_database(server_url, database_name(args.scale), "lending_bench_writes")
         )
         results += run_writes(pg, copy, args.scale, budget, concurrencies)
+        if args.pooler:
+            print("through PgBouncer in transaction mode, and direct:", flush=True)
+            results += run_pooler(pg, urls[args.scale], copy, args.scale, budget, concurrencies)
         fanout = None
         if args.fanout_events:
             print("event fan-out (on the copy):", flush=True)

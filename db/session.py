@@ -61,9 +61,17 @@ def server_settings(
     return found
 
 
-# Startup parameters a transaction pooler carries from client to server connection (PgBouncer
-# tracks these and sets them on whichever server connection it lends); it refuses any other.
-POOLER_TRACKED = frozenset({"application_name", "TimeZone", "DateStyle", "client_encoding"})
+# Startup parameters a transaction pooler carries from client to server connection: PgBouncer
+# tracks these, and sends SET on a server connection it lends to a client whose values differ
+# from what the server reported (another round trip); it refuses any other. Every connection
+# of the service sends the same values through a pooler, spelled as PostgreSQL reports them
+# (asyncpg's own 'utf-8' is overridden), so that it never has to.
+POOLED_STARTUP = {
+    "client_encoding": "UTF8",
+    "DateStyle": "ISO, MDY",
+    "TimeZone": "UTC",
+    "application_name": "lending",
+}
 
 
 def connection_options(settings: dict[str, str], *, pooled: bool = False) -> dict[str, Any]:
@@ -72,18 +80,16 @@ def connection_options(settings: dict[str, str], *, pooled: bool = False) -> dic
     Direct to PostgreSQL, they are sent when connecting and asyncpg caches each statement
     prepared, by name, for the connection's life. Through a pooler in transaction mode
     (``pooled``) consecutive transactions may run on different server connections, so neither
-    holds: statements are unnamed (asyncpg's cache off), the settings a pooler carries are sent
-    when connecting, and the others are set in every transaction by ``SET LOCAL``, sent with its
-    ``BEGIN`` in one round trip (``LocalSettings``). Settings outside a transaction do not hold:
-    callers that need them run in one.
+    holds: statements are unnamed (asyncpg's cache off), the connection starts with
+    ``POOLED_STARTUP``, and every other setting is set in every transaction by ``SET LOCAL``,
+    sent with its ``BEGIN`` in one round trip (``LocalSettings``). Settings outside a
+    transaction do not hold: callers that need them run in one. (Timestamps and dates are
+    written in UTC and ISO 8601 by the statements themselves, whatever the session's zone.)
     """
     if not pooled:
         return {"server_settings": settings}
-    local = {k: v for k, v in settings.items() if k not in POOLER_TRACKED}
-    found: dict[str, Any] = {
-        "server_settings": {k: v for k, v in settings.items() if k in POOLER_TRACKED},
-        "statement_cache_size": 0,
-    }
+    local = {k: v for k, v in settings.items() if k not in POOLED_STARTUP}
+    found: dict[str, Any] = {"server_settings": POOLED_STARTUP, "statement_cache_size": 0}
     if local:
         found["connection_class"] = _local_settings(tuple(sorted(local.items())))
     return found

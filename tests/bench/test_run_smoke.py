@@ -51,6 +51,9 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert (0.01, "W1", "ceiling-w1", 1) in measured
     assert (0.01, "R2", "ours-quiet", 1) in measured
     assert (0.01, "R2", "ours-observed", 1) in measured
+    for workload in ("R1", "R2", "W1"):
+        assert (0.01, workload, "ours-direct", 1) in measured
+        assert (0.01, workload, "ours-pooled", 1) in measured
     for workload in ("R1", "R2"):
         assert (0.01, workload, "ours-key", 1) in measured
         assert (0.01, workload, "ours-borrower", 1) in measured
@@ -72,6 +75,10 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert counts[("W1", "ceiling-w1")] == 3
     # a borrower's scoped reads are one statement too (the key's first request also looks
     # its key up)
+    # through PgBouncer a compiled read is still one statement (in a transaction of its own),
+    # and a mutation's statements are the same ones
+    assert counts[("R2", "ours-pooled")] == counts[("R2", "ours-direct")] == 1
+    assert counts[("W1", "ours-pooled")] == counts[("W1", "ours-direct")]
     for workload in ("R1", "R2"):
         assert counts[(workload, "ours-borrower")] == 1
         assert counts[(workload, "ours-key")] < 1.5
@@ -85,6 +92,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert "### Targets of the compiled read path" in text
     assert "### What metrics and JSON request logs cost (R2, scale 0.01" in text
     assert "### The write ceiling (W1, scale 0.01)" in text
+    assert "### Through PgBouncer in transaction mode (scale 0.01" in text
     assert "### A borrower's token against an API key (compiled reads, scale 0.01)" in text
     assert "### Profile of R1, compiled" in text
     assert "### Profile of R2, field by field" in text
