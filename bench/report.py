@@ -372,9 +372,9 @@ def pooler(results: list[dict[str, Any]], scale: float) -> list[str]:
         "",
         "ours-direct: `DATABASE_URL` is the primary. ours-pooled: `DATABASE_URL` is PgBouncer "
         "(Debian's 1.18, `pool_mode = transaction`, 20 server connections) with "
-        "`DB_POOLER=transaction`: unnamed statements, the timeouts sent with each `BEGIN`, each "
-        "compiled read in a transaction of its own. CPU per request (W1: per mutation); "
-        "PgBouncer's own CPU is in the last column.",
+        "`DB_POOLER=transaction`: unnamed statements, the timeouts sent with each `BEGIN`, "
+        "compiled reads cancelled by the client at the statement timeout. CPU per request (W1: "
+        "per mutation); PgBouncer's own CPU is in the last column.",
         "",
         "| workload | c | direct req/s | pooled req/s | pooled / direct | server CPU ms direct,"
         " pooled | PostgreSQL CPU ms direct, pooled | PgBouncer CPU ms |",

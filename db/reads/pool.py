@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from db.errors import OUTAGE, Outage, disconnected
+from db.errors import OUTAGE, SLOW_STATEMENT, Outage, Unavailable, disconnected
 from db.session import connect_arguments, connection_options, server_settings
 
 # Compiled statements are long (planning one takes milliseconds) and their parameters are
@@ -52,12 +52,17 @@ class ReadPool:
         self._size = size
         self._timeout = timeout  # to connect, or to wait for a free connection
         settings = {**SESSION, **server_settings(SESSION["application_name"], statement_timeout)}
+        # Through a transaction pooler a setting holds only within a transaction, and a read
+        # needs none: its time is bounded by asyncpg instead, which cancels the statement at
+        # the deadline (PgBouncer passes the cancel on to the server connection running it),
+        # sparing the BEGIN and COMMIT round trips. Every statement is unnamed there, so
+        # planned where it runs: no generic plan to keep.
+        self._deadline: float | None = None
         if pooled:
-            # Through a transaction pooler every statement is unnamed, so planned where it runs:
-            # no generic plan to keep. A statement timeout holds only within a transaction.
             del settings["plan_cache_mode"]
+            settings.pop("statement_timeout", None)
+            self._deadline = statement_timeout or None
         self._options = connection_options(settings, pooled=pooled)
-        self._in_transaction = pooled and statement_timeout > 0
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
         # Called with each statement's text before it runs (tests count statements with it).
@@ -108,11 +113,9 @@ class ReadPool:
         finally:
             self.waiting -= 1
         try:
-            if self._in_transaction:
-                async with connection.transaction():
-                    value: str = await connection.fetchval(sql, *arguments)
-            else:
-                value = await connection.fetchval(sql, *arguments)
+            value: str = await connection.fetchval(sql, *arguments, timeout=self._deadline)
+        except TimeoutError as error:  # cancelled at the deadline (DB_POOLER=transaction)
+            raise Unavailable(SLOW_STATEMENT) from error
         except asyncpg.InternalClientError as error:
             # A goodbye from a server shutting down can reach an idle connection mid-use and
             # confuse asyncpg's state: the connection is gone.

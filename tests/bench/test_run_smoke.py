@@ -75,7 +75,7 @@ def test_the_harness_runs_end_to_end(tmp_path: Path) -> None:
     assert counts[("W1", "ceiling-w1")] == 3
     # a borrower's scoped reads are one statement too (the key's first request also looks
     # its key up)
-    # through PgBouncer a compiled read is still one statement (in a transaction of its own),
+    # through PgBouncer a compiled read is still one statement (in no transaction at all),
     # and a mutation's statements are the same ones
     assert counts[("R2", "ours-pooled")] == counts[("R2", "ours-direct")] == 1
     assert counts[("W1", "ours-pooled")] == counts[("W1", "ours-direct")]

@@ -163,9 +163,10 @@ async def test_a_row_lock_held_elsewhere_times_out_through_the_pooler(
 async def test_a_read_that_runs_too_long_is_cancelled_through_the_pooler(
     tight, admin_key, database_url, compiled
 ):
-    """The timeouts hold for reads too, on both read paths: a compiled read runs in a
-    transaction of its own behind the pooler, since a setting outside one would not hold, and is
-    cancelled by statement_timeout; a per-field read gives up waiting for the lock first."""
+    """The timeouts hold for reads too, on both read paths. A compiled read runs in no
+    transaction, where a setting would not hold behind the pooler: it is cancelled at the
+    statement timeout by the client, through PgBouncer. A per-field read gives up waiting for
+    the lock first (lock_timeout, set with its BEGIN)."""
     if not compiled:
         tight.state.compiled.enabled = False
     holder = await raw_connection(database_url)
