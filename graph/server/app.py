@@ -267,13 +267,14 @@ def create_app(
         }
 
     sampler = metrics.Sampler(pool_usage_now, replica)
+    drain = asyncio.Event()  # SIGTERM arrived: /readyz fails while requests are still served
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await refuse_unsafe_production(settings, sessionmaker)
         if replica is not None:
             await replica.start()
-        restore = on_shutdown_signal(events.closing)
+        restore = on_shutdown_signal(events.closing, settings.shutdown_drain, drain.set)
         try:
             async with tools.http.run(), metrics.sampling(sampler):
                 yield
@@ -450,8 +451,11 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        """Ready: the database answers at the code's migration. The answer says only that (the
-        why of an unready process is logged; the replica's state is in /metrics)."""
+        """Ready: the database answers at the code's migration, and the process is not draining
+        (SHUTDOWN_DRAIN). The answer says only that (the why of an unready process is logged;
+        the replica's state is in /metrics)."""
+        if drain.is_set():
+            return JSONResponse({"status": "draining"}, 503, headers={"Retry-After": RETRY_AFTER})
         try:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
@@ -481,18 +485,36 @@ def _unavailable_response(reason: str, request_id: str) -> JSONResponse:
     )
 
 
-def on_shutdown_signal(callback: Callable[[], None]) -> Callable[[], None]:
+def on_shutdown_signal(
+    callback: Callable[[], None],
+    drain: float = 0.0,
+    draining: Callable[[], None] = lambda: None,
+) -> Callable[[], None]:
     """Run ``callback`` in the event loop as soon as SIGTERM or SIGINT arrives, then let the
     handler already in place (the server's graceful shutdown) do its work; returns what puts
     the handlers back. Event streams over HTTP end cleanly this way, where the server would
-    otherwise wait for them until its shutdown timeout and then cut them off."""
+    otherwise wait for them until its shutdown timeout and then cut them off.
+
+    With a ``drain``, SIGTERM first calls ``draining`` and both wait that many seconds, the
+    server serving on meanwhile (a second signal, or SIGINT, does not wait)."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     loop = asyncio.get_running_loop()
     previous: dict[signal.Signals, Any] = {}
+    drained = False  # a SIGTERM has begun a drain
 
     def chain(handler: Callable[[int, Any], Any]) -> Callable[[int, Any], None]:
+        def stop(number: int, frame: Any) -> None:
+            callback()
+            handler(number, frame)
+
         def handle(number: int, frame: Any) -> None:
+            nonlocal drained
+            if number == signal.SIGTERM and drain > 0 and not drained:
+                drained = True
+                loop.call_soon_threadsafe(draining)
+                loop.call_soon_threadsafe(loop.call_later, drain, stop, number, frame)
+                return
             loop.call_soon_threadsafe(callback)
             handler(number, frame)
 

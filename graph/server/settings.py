@@ -70,6 +70,14 @@ class Settings(DatabaseSettings):
         description="Seconds in-flight requests get to finish after SIGTERM before they are "
         "cancelled; subscriptions are closed with code 1012 (service restart).",
     )
+    shutdown_drain: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds a process goes on serving after SIGTERM while /readyz answers 503, "
+        "so that a load balancer takes it out before it stops taking connections; behind one, "
+        "set it above the balancer's health-check interval times its fall count. SIGINT does "
+        "not wait.",
+    )
     cors_origins: str = Field(
         default="",
         description="Comma-separated origins (scheme://host[:port]) whose pages may call the API "

@@ -320,3 +320,34 @@ async def test_sigterm_lets_the_request_in_flight_finish(outage):
             assert answered.status_code == 200, answered.text
             assert answered.json()["data"]["decideApplication"]["userErrors"] == []
             assert await asyncio.to_thread(process.wait, 15) == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigterm_with_a_drain_fails_readiness_first_and_serves_on(outage, workers):
+    """SHUTDOWN_DRAIN: after SIGTERM /readyz answers 503 at once, so that a load balancer takes
+    the process out, while requests are still served on every worker; then it stops."""
+    args = ("--workers", str(workers))
+    env = {"SHUTDOWN_DRAIN": "1.5"}
+    async with servers(outage.url, "lending_outage_drain", count=1, args=args, env=env) as found:
+        port, key = found.ports[0], found.key
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=20
+        ) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            found.processes[0].send_signal(signal.SIGTERM)
+            began = time.monotonic()
+            while (ready := await client.get("/readyz")).status_code == 200:
+                assert time.monotonic() - began < 1, "readiness did not fail"
+                await asyncio.sleep(0.02)
+            assert ready.status_code == 503
+            assert ready.json() == {"status": "draining"}
+            for _ in range(2 * workers):  # each worker answers a fresh connection meanwhile
+                answered = await client.post(
+                    "/graphql",
+                    json={"query": "{ viewer { role } }"},
+                    headers={"Connection": "close"},
+                )
+                assert answered.status_code == 200, answered.text
+            assert await asyncio.to_thread(found.processes[0].wait, 15) == 0
+            assert time.monotonic() - began >= 1.5
