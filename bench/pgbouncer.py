@@ -26,6 +26,7 @@ from bench.measure import cpu_seconds
 from db.session import async_url, connect_arguments
 
 BINARY = "pgbouncer"
+POLICY = Path(__file__).resolve().parent.parent / "deploy" / "pgbouncer.ini"
 
 
 def installed() -> str:
@@ -63,30 +64,25 @@ class PgBouncer:
         self._write_config()
 
     def _write_config(self) -> None:
+        """This instance's file: the committed policy (deploy/pgbouncer.ini, whose last section
+        is [pgbouncer]) with where to listen and how big a pool appended to that section, and
+        whom to reach."""
         target = connect_arguments(self.server_url)
         user = str(target["user"] or "postgres")
-        self.base.mkdir(parents=True, exist_ok=True)
         (self.base / "users.txt").write_text(f'"{user}" ""\n')
         (self.base / "pgbouncer.ini").write_text(
-            "[databases]\n"
-            f"* = host={target['host'] or '127.0.0.1'} port={target['port'] or 5432}\n"
-            "[pgbouncer]\n"
+            POLICY.read_text()
+            + "\n;; this instance\n"
             "listen_addr = 127.0.0.1\n"
             f"listen_port = {self.port}\n"
             "unix_socket_dir =\n"
             "auth_type = trust\n"
             f"auth_file = {self.base / 'users.txt'}\n"
-            "pool_mode = transaction\n"
             f"default_pool_size = {self.pool_size}\n"
-            "min_pool_size = 0\n"
-            "reserve_pool_size = 0\n"
-            "max_client_conn = 2000\n"
-            "server_login_retry = 1\n"
-            "server_connect_timeout = 5\n"
-            "query_wait_timeout = 30\n"
             f"logfile = {self.log}\n"
             f"pidfile = {self.base / 'pgbouncer.pid'}\n"
-            "admin_users = " + user + "\n"
+            "[databases]\n"
+            f"* = host={target['host'] or '127.0.0.1'} port={target['port'] or 5432}\n"
         )
         if self.user is not None:
             owner = pwd.getpwnam(self.user)
@@ -114,9 +110,16 @@ class PgBouncer:
         while True:
             try:
                 connection = await asyncpg.connect(
-                    host="127.0.0.1", port=self.port, user="postgres", database="pgbouncer"
+                    host="127.0.0.1",
+                    port=self.port,
+                    user=connect_arguments(self.server_url)["user"] or "postgres",
+                    database="postgres",
+                    statement_cache_size=0,
                 )
-                await connection.close()
+                try:
+                    await connection.fetchval("SELECT 1")
+                finally:
+                    await connection.close()
                 return
             except (OSError, asyncpg.PostgresError):
                 pass
