@@ -13,7 +13,7 @@ APT_INSTALL := timeout 300 apt-get update -qq && \
 FETCH_GRAPHIQL = { command -v npm >/dev/null || { $(APT_INSTALL) npm; }; } && \
 	$(BIN)/python -m graph.server.ide $(GRAPHIQL)
 
-.PHONY: install run test faults e2e graphiql-assets lint format schema schema-check release-schema migrate seed clean-db bench
+.PHONY: install run test faults cluster e2e graphiql-assets lint format schema schema-check release-schema migrate seed clean-db bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, fuzzing, races
 	DIFF_GENERATED=4000 DIFF_GENERATED_EVENTS=400 DIFF_GENERATED_PAYLOADS=40 \
 		$(BIN)/python -m pytest -p no:cacheprovider -q -k generated \
 		tests/api/test_compiled_reads.py tests/api/test_event_objects.py tests/api/test_compiled_payloads.py
+
+cluster: $(STAMP)  ## HAProxy, three servers, PgBouncer and a replica under load: kill -9, rolling restart, pooler restart
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { $(APT_INSTALL) haproxy; }
+	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { $(APT_INSTALL) pgbouncer; }
+	timeout -k 30 600 $(BIN)/python -m pytest tests/cluster -p no:cacheprovider -q -s $(PYTEST_ARGS)
 
 e2e: $(STAMP)  ## GraphiQL, CORS and the Node clients (graphql-ws, Apollo) against a demo server
 	@[ -x /usr/bin/chromium ] || { $(APT_INSTALL) chromium; }

@@ -71,8 +71,7 @@ class PgBouncer:
         user = str(target["user"] or "postgres")
         (self.base / "users.txt").write_text(f'"{user}" ""\n')
         (self.base / "pgbouncer.ini").write_text(
-            POLICY.read_text()
-            + "\n;; this instance\n"
+            POLICY.read_text() + "\n;; this instance\n"
             "listen_addr = 127.0.0.1\n"
             f"listen_port = {self.port}\n"
             "unix_socket_dir =\n"

@@ -144,9 +144,11 @@ def create_engine(
     lock_timeout: float = 0.0,
     outage: Outage | None = OUTAGE,
     pooled: bool = False,
+    application_name: str = "lending",
 ) -> AsyncEngine:
     """An asyncpg engine; prepared statements are cached per connection by asyncpg (unless
-    ``pooled``: ``url`` is a pooler in transaction mode, see ``connection_options``).
+    ``pooled``: ``url`` is a pooler in transaction mode, see ``connection_options``). Its
+    connections tell PostgreSQL ``application_name`` (pg_stat_activity shows it).
 
     A request waits at most ``pool_timeout`` seconds for a free connection, or to connect; a
     statement at most ``lock_timeout`` seconds for a lock (then PostgreSQL refuses it with
@@ -165,7 +167,7 @@ def create_engine(
         hide_parameters=True,
         connect_args={
             **connection_options(
-                server_settings("lending", statement_timeout, lock_timeout), pooled=pooled
+                server_settings(application_name, statement_timeout, lock_timeout), pooled=pooled
             ),
             # SQLAlchemy's own cache of prepared statements, on top of asyncpg's
             **({"prepared_statement_cache_size": 0} if pooled else {}),

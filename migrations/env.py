@@ -29,7 +29,7 @@ def _configure(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_engine(_url(), pool_size=1, max_overflow=0)
+    engine = create_engine(_url(), pool_size=1, max_overflow=0, application_name="lending-migrate")
     async with engine.connect() as connection:
         await connection.run_sync(_configure)
     await engine.dispose()

@@ -57,6 +57,22 @@ class Servers:
     processes: tuple[subprocess.Popen[bytes], ...] = ()
 
 
+async def prepared_database(server_url: str, name: str) -> tuple[str, str]:
+    """A fresh, migrated database ``name`` with a product, and an unthrottled ADMIN key."""
+    url = await recreate_database(server_url, name)
+    await asyncio.to_thread(upgrade_to_head, url)
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        await create_product(engine)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            _, key = await key_service.create_key(
+                session, name="ops", role=Role.ADMIN, budget=UNLIMITED_BUDGET
+            )
+    finally:
+        await engine.dispose()
+    return url, key
+
+
 @asynccontextmanager
 async def servers(
     server_url: str,
@@ -73,17 +89,7 @@ async def servers(
     error output goes to the file ``log`` when given. With a ``pooler`` they reach the database
     through it (DB_POOLER=transaction), and LISTEN directly.
     """
-    url = await recreate_database(server_url, name)
-    await asyncio.to_thread(upgrade_to_head, url)
-    engine = create_engine(url, pool_size=1, max_overflow=0)
-    try:
-        await create_product(engine)
-        async with create_sessionmaker(engine)() as session, session.begin():
-            _, key = await key_service.create_key(
-                session, name="ops", role=Role.ADMIN, budget=UNLIMITED_BUDGET
-            )
-    finally:
-        await engine.dispose()
+    url, key = await prepared_database(server_url, name)
     ports = tuple(free_port() for _ in range(count))
     environment = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
     if pooler is not None:
