@@ -75,6 +75,15 @@ OUR_R2 = (
     f"{{ edges {{ node {{ {_OUR_FIELDS} }} }} pageInfo {{ endCursor hasNextPage }} }} }}"
 )
 
+# The collections screen: the first page of instalments 30 or more days past due on a day, with
+# their loan; and how many applications are approved (a count over a large filter).
+OUR_OVERDUE = (
+    "query Overdue($asOf: Date!) { overdueInstallments(asOf: $asOf, minDaysPastDue: 30, "
+    "first: 50) { edges { node { number dueDate amountOutstanding daysPastDue(asOf: $asOf) "
+    "loan { reference } } } pageInfo { endCursor hasNextPage } } }"
+)
+OUR_COUNT = "query Count { applications(filter: {status: [APPROVED]}) { totalCount } }"
+
 # R2 as a borrower asks it: their own applications. A staff key names the same rows by the
 # borrower's email; a borrower's token sends null and is scoped to their rows by the server.
 OUR_R2_OWN = (

@@ -203,6 +203,7 @@ def render(run: dict[str, Any]) -> str:
     out += write_ceiling(results, main_scale)
     out += observability(results, main_scale)
     out += pooler(results, main_scale)
+    out += scales(results)
     out += borrowers(results, main_scale)
     out += fanout(run.get("fanout"))
     for profile in run["profiles"]:
@@ -391,6 +392,47 @@ def pooler(results: list[dict[str, Any]], scale: float) -> list[str]:
             f"{direct['server_cpu_ms']}, {row['server_cpu_ms']} | "
             f"{direct['pg_cpu_ms']}, {row['pg_cpu_ms']} | {row['pooler_cpu_ms']} |"
         )
+    return out
+
+
+KEYSET_GROWTH_LIMIT = 1.2  # R1–R3's cost from the smallest scale to the largest
+
+
+def scales(results: list[dict[str, Any]]) -> list[str]:
+    """Each request's cost at every scale of --scales, relative to the smallest: p50 latency
+    and CPU (our server's and PostgreSQL's) per request, at concurrency 1."""
+    rows = [r for r in results if r["server"] == "ours-scale"]
+    if not rows:
+        return []
+    sizes = sorted({r["scale"] for r in rows})
+    smallest, largest = sizes[0], sizes[-1]
+    head = " | ".join(f"{s:g}: p50 ms, CPU ms (×)" for s in sizes)
+    out = [
+        "",
+        "### Cost as the book grows (one worker, concurrency 1)",
+        "",
+        f"Scale 1 is 10,000 loans. Each cell: median latency, then our server's plus "
+        f"PostgreSQL's CPU per request (W1: per mutation), and in brackets that CPU relative to "
+        f"scale {smallest:g}. Target: the keyset reads (R1–R3) within "
+        f"{KEYSET_GROWTH_LIMIT:g}× from scale {smallest:g} to {largest:g}.",
+        "",
+        f"| workload | {head} | target |",
+        "|---|" + "---:|" * len(sizes) + "---|",
+    ]
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        cells, base, growth = [], None, None
+        for size in sizes:
+            row = _find(rows, workload=workload, scale=size)
+            if row is None:
+                cells.append("–")
+                continue
+            cpu = row["server_cpu_ms"] + row["pg_cpu_ms"]
+            base = base or cpu
+            growth = cpu / base if base else None
+            cells.append(f"{row['p50_ms']:.2f}, {cpu:.2f} ({growth:.2f}×)")
+        keyset = workload in READS and growth is not None
+        verdict = _verdict(growth <= KEYSET_GROWTH_LIMIT) if keyset and growth else "–"
+        out.append(f"| {workload} | {' | '.join(cells)} | {verdict} |")
     return out
 
 

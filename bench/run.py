@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from bench import queries
+from bench.distributions import REFERENCE_DATE
 from bench.fill import database_name
 from bench.fill import run as fill
 from bench.measure import count_statements, cpu_seconds, peak_rss_mb, postmaster_pid
@@ -41,6 +42,7 @@ from bench.pgbouncer import PgBouncer
 from bench.profile import STEPS
 from bench.queries import READS
 from bench.report import pooler as pooler_table
+from bench.report import scales as scales_table
 from bench.report import write_results
 from db.embedded import EmbeddedPostgres, admin_connection, with_database
 from db.session import raw_connection
@@ -231,6 +233,10 @@ def request_bodies(
     kind: str, workload: str, positions: Positions, pg_r3_cursor: str | None
 ) -> list[dict[str, Any]]:
     """The request bodies of a workload for a kind of server (R1 cycles through many ids)."""
+    if workload == "OVERDUE":
+        return [{"query": queries.OUR_OVERDUE, "variables": {"asOf": REFERENCE_DATE.isoformat()}}]
+    if workload == "COUNT":
+        return [{"query": queries.OUR_COUNT}]
     after = positions.r3_after if workload == "R3" else None
     if workload == "R1":
         if kind == "ours":
@@ -682,6 +688,38 @@ def run_pooler_only(
     print("\n".join(pooler_table(results, scale)), flush=True)
 
 
+# What is measured at every scale of --scales: the keyset reads, a page of the collections
+# screen, a count over a large filter, and the write sequence.
+SCALE_READS = ("R1", "R2", "R3", "OVERDUE", "COUNT")
+
+
+def run_scales(
+    pg: Postgres, server_url: str, scales: tuple[float, ...], budget: Budget
+) -> list[Result]:
+    """SCALE_READS and W1 (on a copy) at concurrency 1 on one worker (``ours-scale``), at each
+    scale in turn, each book generated once and kept."""
+    results: list[Result] = []
+    for scale in scales:
+        url = with_database(server_url, database_name(scale))
+        print(f"data: scale {scale:g} ...", flush=True)
+        asyncio.run(fill(url, scale))
+        positions = asyncio.run(pick_positions(url))
+        copy = asyncio.run(copy_database(server_url, database_name(scale), "lending_scale_writes"))
+        for target, workloads in ((url, SCALE_READS), (copy, ("W1",))):
+            _, cmd, env, port = ours(target, 1)
+            name = "ours-scale"
+            with started(f"{name}-{scale:g}-{workloads[0]}", cmd, env, port) as process:
+                auth = [f"Authorization: Bearer {KEY}"]
+                server = Server(name, f"http://127.0.0.1:{port}", process, "ours", auth)
+                for workload in workloads:
+                    if workload == "W1":
+                        results.append(measure_writes(pg, server, 1, budget, scale))
+                        continue
+                    bodies = request_bodies("ours", workload, positions, None)
+                    results.append(measure(pg, server, scale, workload, 1, bodies, budget, True))
+    return results
+
+
 def run_fanout(url: str, subscribers: int, events: int) -> dict[str, Any]:
     """Event fan-out (bench.fanout): ``subscribers`` WebSocket subscribers of a server with two
     workers, each selecting the application of every event; from a mutation's answer to the
@@ -751,6 +789,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subscribers", type=int, default=1000, help="for the fan-out")
     parser.add_argument("--fanout-events", type=int, default=100, help="0: no fan-out phase")
     parser.add_argument(
+        "--scales",
+        type=lambda text: tuple(float(x) for x in text.split(",")),
+        default=(),
+        help="also measure the cost of each request at these scales (e.g. 0.1,1,10)",
+    )
+    parser.add_argument(
         "--no-pooler",
         dest="pooler",
         action="store_false",
@@ -758,7 +802,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["pooler"],
+        choices=["pooler", "scales"],
         help="run one phase alone and print its table; bench/RESULTS.md is left as it is",
     )
     parser.add_argument("--pgdata", type=Path, default=ROOT / ".pgdata-bench")
@@ -800,6 +844,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.only == "pooler":
             run_pooler_only(pg, urls[args.scale], args.scale, budget, concurrencies)
             return
+        if args.only == "scales":
+            found = [asdict(r) for r in run_scales(pg, server_url, args.scales, budget)]
+            (WORK / "results-scales.json").write_text(json.dumps(found, indent=2, default=str))
+            print("\n".join(scales_table(found)), flush=True)
+            return
         print(f"reads, scale {args.scale:g}:", flush=True)
         results += run_reads(pg, urls[args.scale], args.scale, budget, node, concurrencies, True)
         if args.small_scale:
@@ -823,6 +872,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.pooler:
             print("through PgBouncer in transaction mode, and direct:", flush=True)
             results += run_pooler(pg, urls[args.scale], copy, args.scale, budget, concurrencies)
+        if args.scales:
+            print(f"cost as the book grows, scales {args.scales}:", flush=True)
+            results += run_scales(pg, server_url, args.scales, budget)
         fanout = None
         if args.fanout_events:
             print("event fan-out (on the copy):", flush=True)
