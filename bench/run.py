@@ -815,7 +815,7 @@ def main(argv: list[str] | None = None) -> None:
     began = time.perf_counter()
 
     node, missing = (None, "turned off (--no-postgraphile)")
-    if not args.no_postgraphile:
+    if not args.no_postgraphile and not args.only:
         print("installing PostGraphile (once) ...", flush=True)
         node, missing = install_postgraphile()
         if node is None:
