@@ -57,6 +57,7 @@ from db.reads.plan import (
     Single,
     SumOf,
     TextGlobalId,
+    ToOne,
     Total,
     TotalCount,
     Value,
@@ -219,6 +220,7 @@ class _Render:
         self.normalize = False
         # Currencies read once for a row (``columns``): (row alias, links) -> their SQL.
         self.currencies: dict[tuple[str, tuple[Any, ...]], str] = {}
+        self.tables: dict[str, str] = {}  # the table of each row alias, where known
 
     def statement(self, sql: str) -> Statement:
         return Statement(sql, tuple(self.params), self.normalize)
@@ -314,7 +316,14 @@ class _Render:
         read from a linked row (an instalment's three amounts, from its loan) is read once,
         in a FROM clause of the list: PostgreSQL runs a scalar subquery once per mention."""
         links = [value.currency for _, value in obj.fields if isinstance(value, Money)]
-        shared = sorted({link for link in links if link and links.count(link) > 1}, key=repr)
+        shared = sorted(
+            {
+                link
+                for link in links
+                if link and links.count(link) > 1 and (row, link) not in self.currencies
+            },
+            key=repr,
+        )
         if not row or not shared:
             return ", ".join(
                 f"{self.value(value, row)} AS {_key(key)}" for key, value in obj.fields
@@ -343,6 +352,7 @@ class _Render:
     def row_object(self, table: str, obj: Obj, where: str, order: str = "") -> str:
         """The JSON object of the one row of ``table`` meeting ``where`` ({t}: its alias)."""
         t, j = self.alias(), self.alias("j")
+        self.tables[t] = table
         return (
             f"(SELECT row_to_json({j}) FROM {table} {t} "
             f"CROSS JOIN LATERAL (SELECT {self.columns(obj, t)}) {j} "
@@ -354,6 +364,7 @@ class _Render:
     ) -> str:
         """A JSON array of the objects of ``table``'s rows (alias ``t``) meeting ``where``."""
         j = self.alias("j")
+        self.tables[t] = table
         return (
             f"(SELECT coalesce(array_to_json(array_agg(row_to_json({j}) "
             f"ORDER BY {_order_by(t, order)})), '[]') FROM {table} {t} "
@@ -451,7 +462,25 @@ class _Render:
             order = f" ORDER BY {_order_by('{t}', link.order)} LIMIT 1"
             return self.row_object(link.table, many.obj, where, order)
         t = self.alias()
-        return self.rows_array(link.table, t, many.obj, where.format(t=t), link.order)
+        saved = dict(self.currencies)
+        self.currencies.update(self.from_parent(many, row, t))
+        try:
+            return self.rows_array(link.table, t, many.obj, where.format(t=t), link.order)
+        finally:
+            self.currencies = saved
+
+    def from_parent(self, many: Many, row: str, t: str) -> dict[tuple[str, tuple[Any, ...]], str]:
+        """The currencies of ``many``'s rows (alias ``t``) that the parent ``row`` already has
+        in scope: an instalment of a loan's schedule reads its loan's currency column rather
+        than looking the loan up by its ``loan_id``, once per instalment."""
+        parent = self.tables.get(row)
+        back = ToOne(parent, many.link.remote, many.link.local) if parent else None
+        found = {}
+        for _, value in many.obj.fields:
+            if isinstance(value, Money) and value.currency and value.currency[0] == back:
+                rest = Money(None, value.currency[1:])
+                found[(t, value.currency)] = self.currency(rest, row)
+        return found
 
     # ---- computed values (the rules come from lending, as data) ------------------------------
 
