@@ -77,6 +77,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "principal_due",
         "interest_due",
         "balance_after",
+        "settled_on",
     ),
     "payments": (
         "id",

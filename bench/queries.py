@@ -83,6 +83,10 @@ OUR_OVERDUE = (
     "loan { reference } } } pageInfo { endCursor hasNextPage } } }"
 )
 OUR_COUNT = "query Count { applications(filter: {status: [APPROVED]}) { totalCount } }"
+# The same count, bounded as a list screen shows it ("1,000+").
+OUR_COUNT_BOUNDED = (
+    "query Count { applications(filter: {status: [APPROVED]}) { totalCount(atMost: 1000) } }"
+)
 
 # R2 as a borrower asks it: their own applications. A staff key names the same rows by the
 # borrower's email; a borrower's token sends null and is scoped to their rows by the server.

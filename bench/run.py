@@ -237,6 +237,8 @@ def request_bodies(
         return [{"query": queries.OUR_OVERDUE, "variables": {"asOf": REFERENCE_DATE.isoformat()}}]
     if workload == "COUNT":
         return [{"query": queries.OUR_COUNT}]
+    if workload == "COUNT1000":
+        return [{"query": queries.OUR_COUNT_BOUNDED}]
     after = positions.r3_after if workload == "R3" else None
     if workload == "R1":
         if kind == "ours":
@@ -689,8 +691,8 @@ def run_pooler_only(
 
 
 # What is measured at every scale of --scales: the keyset reads, a page of the collections
-# screen, a count over a large filter, and the write sequence.
-SCALE_READS = ("R1", "R2", "R3", "OVERDUE", "COUNT")
+# screen, a count over a large filter (whole, and bounded), and the write sequence.
+SCALE_READS = ("R1", "R2", "R3", "OVERDUE", "COUNT", "COUNT1000")
 
 
 def run_scales(

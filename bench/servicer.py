@@ -24,6 +24,7 @@ from bench.distributions import (
     time_on,
 )
 from lending.allocation import InstallmentDue, PaymentIn, allocate
+from lending.allocation import settled_on as settled_on_of
 from lending.delinquency import bucket_for
 from lending.money import round_money
 from lending.repayment import loan_schedule
@@ -112,10 +113,6 @@ class Servicer:
         first_id = self.installment_id + 1
         self.installment_id += len(rows)
         loan_id = loan.id
-        out.installments.extend(
-            (first_id + n, loan_id, r.number, r.due_date, r.principal, r.interest, r.balance_after)
-            for n, r in enumerate(rows)
-        )
         disbursed_at = min(
             max(time_on(loan.disbursed_on, rng, 9, 17), loan.approved_at + timedelta(minutes=10)),
             CUTOFF,
@@ -148,7 +145,12 @@ class Servicer:
             )
             updated_at = max(updated_at, p.reversed_at or p.recorded_at)
         live = [p for p in payments if p.reversed_at is None]
-        paid_off, days_past_due = self._allocate(loan_id, first_id, rows, live, out)
+        paid_off, days_past_due, settled = self._allocate(loan_id, first_id, rows, live, out)
+        out.installments.extend(
+            (first_id + n, loan_id, r.number, r.due_date, r.principal, r.interest, r.balance_after,
+             settled[n])
+            for n, r in enumerate(rows)
+        )  # fmt: skip
         status = LoanStatus.PAID_OFF if paid_off else LoanStatus.ACTIVE
         self._count(f"loan:{status.value}")
         if not paid_off:
@@ -165,8 +167,9 @@ class Servicer:
         rows: Sequence[ScheduledInstallment],
         live: Sequence[PaymentPlan],
         out: Batch,
-    ) -> tuple[bool, int]:
-        """Allocation rows of the live payments; (paid off, days past due on the reference date).
+    ) -> tuple[bool, int, list[date | None]]:
+        """Allocation rows of the live payments; (paid off, days past due on the reference date,
+        the day each instalment was settled).
 
         When the live payments, in replay order, settle instalments 1, 2, 3, ... exactly one
         each, ``allocate`` gives one allocation per payment (the instalment's interest and
@@ -192,11 +195,13 @@ class Servicer:
                         r.interest,
                     )
                 )
-            settled = len(live)
-            if settled == len(rows):
-                return True, 0
-            oldest = rows[settled].due_date
-            return False, max(0, (REFERENCE_DATE - oldest).days)
+            settled_on = [p.received_on for p in live] + [
+                settled_on_of(r.due_date, r.total, r.total, None) for r in rows[len(live) :]
+            ]
+            if len(live) == len(rows):
+                return True, 0, settled_on
+            oldest = rows[len(live)].due_date
+            return False, max(0, (REFERENCE_DATE - oldest).days), settled_on
         self.allocated_by_replay += 1
         result = allocate(
             [InstallmentDue(r.number, r.due_date, r.principal, r.interest) for r in rows],
@@ -218,10 +223,11 @@ class Servicer:
                     a.interest,
                 )
             )
+        settled_on = [b.settled_on for b in result.balances]
         unpaid = [b for b in result.balances if b.outstanding > 0]
         if not unpaid:
-            return True, 0
-        return False, max(0, (REFERENCE_DATE - unpaid[0].due_date).days)
+            return True, 0, settled_on
+        return False, max(0, (REFERENCE_DATE - unpaid[0].due_date).days), settled_on
 
     def _payments(
         self,

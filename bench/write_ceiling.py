@@ -47,7 +47,7 @@ import asyncpg
 from bench.ceiling import BadRequest, CeilingApp, Handler, dumps, loads, main
 from db.reads.plan import global_id
 from lending import clock
-from lending.allocation import InstallmentDue, PaymentIn, allocate
+from lending.allocation import InstallmentDue, PaymentIn, allocate, settled_on
 from lending.assessment import check_policy
 from lending.audit import CHAIN_PREFIX, AuditAction, canonical_json, chain_of, event_hash, json_safe
 from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
@@ -173,9 +173,9 @@ DISBURSE_CLAIM = _lock_loan_sql()
 
 DISBURSE_WRITE = """WITH booked AS (
     INSERT INTO installments (loan_id, number, due_date, principal_due, interest_due,
-        balance_after)
+        balance_after, settled_on)
     SELECT $1::bigint, u.* FROM unnest($2::int[], $3::date[], $4::numeric[], $5::numeric[],
-        $6::numeric[]) u
+        $6::numeric[], $10::date[]) u
 )
 UPDATE loans AS l SET status = $7::text, disbursed_on = $8::date, maturity_date = $9::date,
     version = l.version + 1, updated_at = now()
@@ -219,6 +219,10 @@ PAY_WRITE = """WITH paid AS (
         principal, interest, interest_waived)
     SELECT $2::bigint, u.* FROM unnest($7::bigint[], $8::bigint[], $9::date[], $10::numeric[],
         $11::numeric[], $12::numeric[]) u
+), settled AS (
+    UPDATE installments AS i SET settled_on = u.settled_on
+    FROM unnest($14::bigint[], $15::date[]) u (id, settled_on)
+    WHERE i.id = u.id AND i.loan_id = $2::bigint AND i.settled_on IS DISTINCT FROM u.settled_on
 ), moved AS (
     UPDATE loans AS l SET status = $13::text, version = l.version + 1, updated_at = now()
     WHERE l.id = $2::bigint
@@ -692,6 +696,7 @@ async def disburse_loan(connection: asyncpg.Connection, call: Call) -> bytes:
         status.value,
         disbursed_on,
         schedule.maturity_date,
+        [settled_on(r.due_date, r.total, r.total, None) for r in rows],
     )
     dues = [InstallmentDue(r.number, r.due_date, r.principal, r.interest) for r in rows]
     return await record(
@@ -758,6 +763,8 @@ async def record_payment(connection: asyncpg.Connection, call: Call) -> bytes:
         [a.interest for a in parts],
         [a.interest_waived for a in parts],
         status,
+        [installment_ids[b.number] for b in result.balances],
+        [b.settled_on for b in result.balances],
     )
     payment = written["payment"]
     if payment is None:

@@ -282,6 +282,19 @@ class Installment(Base):
         CheckConstraint("principal_due >= 0 AND interest_due >= 0", name="amounts_not_negative"),
         CheckConstraint("balance_after >= 0", name="balance_not_negative"),
         Index("ix_installments_due_date_id", "due_date", "id"),
+        # An overdue list reads the unsettled in due order, and those settled after its day.
+        Index(
+            "ix_installments_unsettled_due_date_id",
+            "due_date",
+            "id",
+            postgresql_where=text("settled_on IS NULL"),
+        ),
+        Index(
+            "ix_installments_settled_on_due_date",
+            "settled_on",
+            "due_date",
+            postgresql_where=text("settled_on IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -291,6 +304,9 @@ class Installment(Base):
     principal_due: Mapped[Decimal] = mapped_column(Money)
     interest_due: Mapped[Decimal] = mapped_column(Money)
     balance_after: Mapped[Decimal] = mapped_column(Money)
+    # Kept with the allocations (lending.allocation.settled_on): the day from which nothing is
+    # owed on it; null while something is.
+    settled_on: Mapped[date | None] = mapped_column(Date)
 
 
 class Payment(Base):

@@ -20,7 +20,7 @@ from lending.audit import chain_of
 AUDIT_TRAIL = Page(Domain.AUDIT_EVENTS, audit_page)
 
 
-async def _no_events() -> int:
+async def _no_events(_: int | None) -> int:
     return 0
 
 

@@ -119,7 +119,10 @@ async def page_of(
         db = info.context.db
         rows = await db.run(pages.page, domain, args)
         return connection(
-            rows, args, view.from_row, lambda: db.run(pages.count, domain, args.filter)
+            rows,
+            args,
+            view.from_row,
+            lambda at_most: db.run(pages.count, domain, args.filter, at_most),
         )
     assert declaration.local is not None
     loaders, remote, key = (
@@ -132,7 +135,8 @@ async def page_of(
         rows,
         args,
         view.from_row,
-        lambda: loaders.counts(domain, remote).load(Nested(key, args.filter)),
+        # A parent's own list is short: counted whole, and capped by Connection.total_count.
+        lambda _: loaders.counts(domain, remote).load(Nested(key, args.filter)),
     )
 
 

@@ -143,11 +143,34 @@ class Edge(Generic[T]):
 class Connection(Generic[T]):
     edges: list[Edge[T]] = strawberry.field(description="The items of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page sits.")
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
+    # How many items match, given the most worth counting (None: all); it may count more.
+    count: strawberry.Private[Callable[[int | None], Awaitable[int]]]
 
-    @strawberry.field(description="How many items match the filter, across all pages.")
-    async def total_count(self) -> int:
-        return await self.count()
+    @strawberry.field(
+        description="How many items match the filter, across all pages. Counting reads every "
+        "match, so over a large list give `atMost`."
+    )
+    async def total_count(self, at_most: AtMost = None) -> int:
+        limit = count_limit(at_most)
+        found = await self.count(limit)
+        return found if limit is None else min(found, limit)
+
+
+AtMost = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Stop counting there: the answer is the number of matches or `atMost`, "
+        "whichever is smaller (so an answer equal to `atMost` means at least that many), and "
+        "costs no more than reading `atMost` rows. Omitted, every match is counted."
+    ),
+]
+
+
+def count_limit(at_most: int | None = None) -> int | None:
+    """The checked `atMost` of `totalCount`."""
+    if at_most is not None and at_most < 0:
+        raise ClientError(f"`atMost` must be 0 or more; got {at_most}.")
+    return at_most
 
 
 def encode_cursor(order: str, value: Any, key: int) -> str:
@@ -269,7 +292,7 @@ def connection(
     rows: Sequence[R],
     args: PageArgs,
     node: Callable[[R], T],
-    count: Callable[[], Awaitable[int]],
+    count: Callable[[int | None], Awaitable[int]],
 ) -> Connection[T]:
     """A connection from up to ``size + 1`` rows in reading order (see db.pagination).
 

@@ -79,6 +79,24 @@ class InstallmentBalance:
         """What is still to be paid on the instalment (waived interest is owed no more)."""
         return self.total_due - self.paid - self.interest_waived
 
+    @property
+    def settled_on(self) -> date | None:
+        """The day from which nothing is owed on it (see ``settled_on``)."""
+        return settled_on(self.due_date, self.total_due, self.outstanding, self.paid_on)
+
+
+def settled_on(
+    due_date: date, total_due: Decimal, outstanding: Decimal, paid_on: date | None
+) -> date | None:
+    """The first day on which the payments received by then covered an instalment: the day of
+    the payment that completed it, None while something is owed, and its due date when it asked
+    for nothing. Payments apply in the order they were received, so an instalment is unpaid on a
+    day D exactly when this is None or after D (what an overdue list is read by).
+    """
+    if total_due == 0:
+        return due_date
+    return paid_on if outstanding == 0 else None
+
 
 @dataclass(frozen=True)
 class AllocationResult:

@@ -289,7 +289,10 @@ class PageInfo:
 
 @dataclass(frozen=True)
 class TotalCount:
-    """How many rows match the filter, across pages."""
+    """How many rows match the filter, across pages; with a ``slot``, no more than the bound
+    value there (graph.relay.count_limit; None counts every row)."""
+
+    slot: int | None = None
 
 
 @dataclass(frozen=True)

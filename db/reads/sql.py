@@ -594,26 +594,47 @@ class _Render:
         slot = conn.slot
         t, p, c = self.alias(), self.alias("p"), self.alias("c")
         table = conn.domain.value
-        conditions = self.conditions(conn, t, row)
         order = args.order
         direction = "DESC" if args.page.reads_descending else "ASC"
-        order_by = f"{t}.{order.column} {direction}, {t}.id {direction}"
+
+        def ordered(a: str) -> str:
+            return f"{a}.{order.column} {direction}, {a}.id {direction}"
+
+        def keyset(a: str) -> list[str]:
+            """The rows of the list (as ``a``) beyond the cursors."""
+            conditions = self.conditions(conn, a, row)
+            for end in ("after", "before"):
+                if getattr(args.page, end) is None:
+                    continue
+                cast = _CAST[order.kind]
+                value = self.param((slot, end), _slot(slot, _cursor_part(end, 0)), cast)
+                key = self.param((slot, f"{end}_id"), _slot(slot, _cursor_part(end, 1)), "bigint")
+                # rows after `after` / before `before` in the list's order (a descending list's
+                # later rows hold smaller keys)
+                later = (end == "after") != args.page.descending
+                compare = ">" if later else "<"
+                conditions.append(f"({a}.{order.column}, {a}.id) {compare} ({value}, {key})")
+            return conditions
+
         first = self.param((slot, "first"), _slot(slot, lambda a: a.page.size), "bigint")
-        keyset = [*conditions]
-        for end in ("after", "before"):
-            if getattr(args.page, end) is None:
-                continue
-            value = self.param((slot, end), _slot(slot, _cursor_part(end, 0)), _CAST[order.kind])
-            key = self.param((slot, f"{end}_id"), _slot(slot, _cursor_part(end, 1)), "bigint")
-            # rows after `after` / before `before` in the list's order (a descending list's
-            # later rows hold smaller keys)
-            later = (end == "after") != args.page.descending
-            compare = ">" if later else "<"
-            keyset.append(f"({t}.{order.column}, {t}.id) {compare} ({value}, {key})")
-        page = (
-            f"SELECT {t}.*, row_number() OVER (ORDER BY {order_by}) AS _n FROM {table} {t} "
-            f"WHERE {_all(keyset)} ORDER BY {order_by} LIMIT {first} + 1"
-        )
+        numbered = f"SELECT {t}.*, row_number() OVER (ORDER BY {ordered(t)}) AS _n FROM"
+        limit = f"ORDER BY {ordered(t)} LIMIT {first} + 1"
+        split = self.split(conn)
+        if split is None:
+            page = f"{numbered} {table} {t} WHERE {_all(keyset(t))} {limit}"
+        else:
+            # The list falls into a large part read in its order through an index, so that
+            # only the page is read of it, and a small part read whole (materialized, so that the
+            # planner cannot choose to walk the large part's index through it).
+            u, rest = self.alias(), self.alias("rest")
+            large, small = split(u)
+            page = (
+                f"WITH {rest} AS MATERIALIZED (SELECT {u}.* FROM {table} {u} "
+                f"WHERE {_all([*keyset(u), small])}) "
+                f"{numbered} ((SELECT {u}.* FROM {table} {u} WHERE {_all([*keyset(u), large])} "
+                f"ORDER BY {ordered(u)} LIMIT {first} + 1) UNION ALL SELECT * FROM {rest}) {t} "
+                f"{limit}"
+            )
 
         def cursor() -> str:
             prefix = self.param(
@@ -631,7 +652,14 @@ class _Render:
             elif isinstance(part, TotalCount):
                 t2 = self.alias()
                 where = _all(self.conditions(conn, t2, row))
-                sql = f"(SELECT count(*) FROM {table} {t2} WHERE {where})"
+                if part.slot is None:
+                    sql = f"(SELECT count(*) FROM {table} {t2} WHERE {where})"
+                else:
+                    at_most = self.param((part.slot,), _slot(part.slot), "bigint")
+                    sql = (
+                        f"(SELECT count(*) FROM (SELECT FROM {table} {t2} WHERE {where} "
+                        f"LIMIT {at_most}) {self.alias('n')})"
+                    )
             else:
                 sql = f"{_literal(part.json)}::json"
             parts.append(f"{sql} AS {_key(key)}")
@@ -709,6 +737,18 @@ class _Render:
         elif conn.domain is Domain.AUDIT_EVENTS:
             conditions += self.chain_filter(flt, t, slot)
         return conditions
+
+    def split(self, conn: Connection) -> Callable[[str], tuple[str, str]] | None:
+        """For a list whose rows fall into a large part and a small one (which together are its
+        filter), the two conditions on an alias; None for any other list.
+
+        An overdue list: the instalments not settled (read in due order through the partial
+        index) and those settled after its day (few, unless the day is long past).
+        """
+        if conn.domain is not Domain.OVERDUE_INSTALLMENTS:
+            return None
+        day = self.filter_param(conn.slot, "as_of", "date")
+        return lambda a: (f"{a}.settled_on IS NULL", f"{a}.settled_on > {day}")
 
     def filter_param(
         self, slot: int, name: str, cast: str, read: Callable[[Any], Any] | None = None
@@ -818,7 +858,7 @@ class _Render:
         out = [
             f"{t}.loan_id IN (SELECT id FROM loans WHERE status = {active})",
             f"{t}.due_date <= {latest}",
-            f"{t}.principal_due + {t}.interest_due > {self.paid(t, day)}",
+            f"({t}.settled_on IS NULL OR {t}.settled_on > {day})",
         ]
         if f.not_reminded_since is not None:
             since = self.filter_param(slot, "not_reminded_since", "date")

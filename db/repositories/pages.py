@@ -65,10 +65,10 @@ async def page(session: AsyncSession, domain: Domain, args: PageArgs) -> Sequenc
     return await records(session, stmt)
 
 
-async def count(session: AsyncSession, domain: Domain, flt: Any) -> int:
-    """How many rows of ``domain`` match ``flt``."""
+async def count(session: AsyncSession, domain: Domain, flt: Any, at_most: int | None = None) -> int:
+    """How many rows of ``domain`` match ``flt`` (no more than ``at_most``, when given)."""
     _, filtered = FILTERED[domain]
-    stmt = select(func.count()).select_from(filtered(flt).subquery())
+    stmt = select(func.count()).select_from(filtered(flt).limit(at_most).subquery())
     return int(await session.scalar(stmt) or 0)
 
 

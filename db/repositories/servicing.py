@@ -99,6 +99,7 @@ def _booking(columns: tuple[str, ...]) -> Update:
         principal_due=Money,
         interest_due=Money,
         balance_after=Money,
+        settled_on=Date(),
     )
     booked = (
         insert(Installment)
@@ -121,7 +122,13 @@ async def book_schedule(
     The instalment objects get their ids, as a flush would give them.
     """
     rows = unnest_values(
-        installments, "number", "due_date", "principal_due", "interest_due", "balance_after"
+        installments,
+        "number",
+        "due_date",
+        "principal_due",
+        "interest_due",
+        "balance_after",
+        "settled_on",
     )
     stmt = _booking(tuple(values))
     updated, booked_ids = (await session.execute(stmt, rows | _changes(loan, values))).one()
@@ -188,6 +195,13 @@ class ScheduledInstallment(NamedTuple):
     interest_due: Decimal
 
 
+class InstallmentSettled(NamedTuple):
+    """The day an instalment was settled (lending.allocation.settled_on), or None."""
+
+    id: int
+    settled_on: date | None
+
+
 class LivePayment(NamedTuple):
     """What allocating payments needs of a non-reversed payment."""
 
@@ -250,9 +264,14 @@ async def allocation_inputs(
 
 
 async def replace_allocations(
-    session: AsyncSession, loan: Loan, rows: Sequence[PaymentAllocation], **values: Any
+    session: AsyncSession,
+    loan: Loan,
+    rows: Sequence[PaymentAllocation],
+    settled: Sequence[InstallmentSettled],
+    **values: Any,
 ) -> Loan:
-    """Swap a locked loan's allocations for fresh ones and change it (as update_loan), at once."""
+    """Swap a locked loan's allocations for fresh ones, keep its instalments' ``settled_on``
+    (``settled``: each of its instalments) with them, and change it (as update_loan), at once."""
     fresh = unnest_values(
         rows,
         "payment_id",
@@ -262,8 +281,9 @@ async def replace_allocations(
         "interest",
         "interest_waived",
     )
+    days = unnest_values(settled, "id", "settled_on")
     stmt = _reallocating(tuple(values))
-    updated: Loan | None = await session.scalar(stmt, fresh | _changes(loan, values))
+    updated: Loan | None = await session.scalar(stmt, fresh | days | _changes(loan, values))
     assert updated is not None
     return updated
 
@@ -287,7 +307,20 @@ def _reallocating(columns: tuple[str, ...]) -> Update:
         .from_select(["loan_id", *fresh.c.keys()], select(loan, *fresh.c))
         .cte("allocated")
     )
-    return _loan_update(columns).add_cte(cleared).add_cte(allocated).returning(Loan)
+    days = unnest_params(id=BigInteger(), settled_on=Date())
+    settling = (
+        update(Installment)
+        .where(
+            Installment.id == days.c.id,
+            Installment.loan_id == loan,
+            Installment.settled_on.is_distinct_from(days.c.settled_on),
+        )
+        .values(settled_on=days.c.settled_on)
+        .cte("settled")
+    )
+    return (
+        _loan_update(columns).add_cte(cleared).add_cte(allocated).add_cte(settling).returning(Loan)
+    )
 
 
 def _paid_by(as_of: date) -> Any:
@@ -327,16 +360,13 @@ class OverdueFilter:
 
 def overdue_installments_stmt(flt: OverdueFilter) -> Select[Installment]:
     """Instalments of active loans still unpaid some days after falling due."""
-    paid = _paid_by(flt.as_of)
     stmt = (
         select(Installment)
         .join(Loan, Loan.id == Installment.loan_id)
-        .outerjoin(paid, paid.c.installment_id == Installment.id)
         .where(
             Loan.status == LoanStatus.ACTIVE,
             Installment.due_date <= flt.latest_due if flt.latest_due is not None else false(),
-            Installment.principal_due + Installment.interest_due
-            > func.coalesce(paid.c.paid, literal(0)),
+            or_(Installment.settled_on.is_(None), Installment.settled_on > flt.as_of),
         )
     )
     if flt.not_reminded_since is not None:

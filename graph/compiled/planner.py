@@ -54,6 +54,7 @@ from db.reads import plan as rp
 from db.reads.sql import Statement
 from graph.compiled import reads
 from graph.permissions import required_permissions
+from graph.relay import count_limit
 from lending import clock
 from lending.access import Role, role_may
 from lending.privacy import Access, Data, access, refused_filter
@@ -442,12 +443,19 @@ class Planner:
             connection_type,
             details,
             {
-                "totalCount": lambda _: rp.TotalCount(),
+                "totalCount": lambda sub: self.total_count(connection_type, sub),
                 "edges": lambda sub: rp.Edges(self.parts(edge_type, sub, edge_parts)),
                 "pageInfo": lambda sub: rp.PageInfo(self.parts(info_type, sub, info_parts)),
             },
         )
         return rp.Connection(declaration.domain, slot, parts, declaration.local, declaration.remote)
+
+    def total_count(self, owner: GraphQLObjectType, details: list[FieldDetails]) -> Any:
+        """``totalCount``; given ``atMost``, a slot holds it."""
+        if not details[0].node.arguments:
+            return rp.TotalCount()
+        field_def = owner.fields["totalCount"]
+        return rp.TotalCount(self.slot(field_def, details, count_limit))
 
     def parts(
         self,

@@ -15,6 +15,7 @@ from db.repositories import products as product_repo
 from db.repositories import servicing as repo
 from db.repositories.audit import snapshot
 from lending import clock
+from lending.allocation import settled_on
 from lending.audit import AuditAction, Caller
 from lending.errors import DomainError, DomainErrors, ErrorCode, check_version
 from lending.money import parse_amount, parse_currency, parse_rate
@@ -163,6 +164,7 @@ async def disburse_loan(
             principal_due=row.principal,
             interest_due=row.interest,
             balance_after=row.balance_after,
+            settled_on=settled_on(row.due_date, row.total, row.total, None),
         )
         for row in schedule.installments
     ]

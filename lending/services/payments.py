@@ -112,6 +112,7 @@ async def _reallocate(
             )
             for a in result.allocations
         ],
+        [repo.InstallmentSettled(by_number[b.number].id, b.settled_on) for b in result.balances],
         status=status,
         **values,
     )

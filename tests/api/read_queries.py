@@ -270,6 +270,8 @@ class _Document:
                 put("after", "String", self.cursor())
             if self.maybe(0.45 if backward else 0.1):
                 put("before", "String", self.cursor())
+        if field_name == "totalCount" and self.maybe(0.4):
+            put("atMost", "Int", self.pick([0, 1, 2, 3, 10, 1000, -1, None]))
         if field_name == "applications" and self.maybe(0.5):
             put("filter", "ApplicationFilterInput", self.application_filter())
         if field_name == "applications" and self.maybe(0.4):

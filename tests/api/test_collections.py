@@ -9,7 +9,7 @@ import pytest
 
 from graph.ids import to_global_id
 from lending.clock import today
-from tests.dbfixtures import gql
+from tests.dbfixtures import both_paths, gql
 from tests.factories import create_loan, create_product, pay
 
 DAY = today()
@@ -133,6 +133,47 @@ async def test_overdue_installments_most_overdue_first(client, engine, product):
     body = await gql(client, OVERDUE, {"asOf": DAY.isoformat(), "min": 60})
     assert all(e["node"]["daysPastDue"] >= 60 for e in body["data"]["overdueInstallments"]["edges"])
     assert body["data"]["overdueInstallments"]["totalCount"] == 2
+
+
+COUNTED = """
+query C($asOf: Date!, $n: Int) {
+  overdueInstallments(asOf: $asOf, first: 1) {
+    totalCount bounded: totalCount(atMost: $n) edges { node { number } }
+  }
+}
+"""
+
+LATE = """
+query L($asOf: Date!) {
+  overdueInstallments(asOf: $asOf) { totalCount edges { node { number daysPastDue(asOf: $asOf) } } }
+}
+"""
+
+
+async def test_a_count_stops_at_at_most_on_both_paths(client, per_field_client, engine, product):
+    await flat_loan(engine, months_ago=4)  # four instalments overdue
+    day = DAY.isoformat()
+    for at_most, counted in ((2, 2), (4, 4), (9, 4), (0, 0), (None, 4)):
+        body = await both_paths(client, per_field_client, COUNTED, {"asOf": day, "n": at_most})
+        found = body["data"]["overdueInstallments"]
+        assert (found["totalCount"], found["bounded"]) == (4, counted)
+    refused = await both_paths(client, per_field_client, COUNTED, {"asOf": day, "n": -1})
+    assert refused["errors"][0]["message"] == "`atMost` must be 0 or more; got -1."
+
+
+async def test_an_instalment_paid_late_was_overdue_until_then(
+    client, per_field_client, engine, product
+):
+    loan = await flat_loan(engine, months_ago=3)  # instalments 1-3 are past due
+    await pay(engine, loan.id, "100.00", DAY - timedelta(days=2))  # settles the first
+    numbers = {}
+    for back in (3, 2):
+        day = (DAY - timedelta(days=back)).isoformat()
+        body = await both_paths(client, per_field_client, LATE, {"asOf": day})
+        found = body["data"]["overdueInstallments"]
+        numbers[back] = [e["node"]["number"] for e in found["edges"]]
+        assert found["totalCount"] == len(numbers[back])
+    assert numbers == {3: [1, 2, 3], 2: [2, 3]}
 
 
 async def test_loans_filter_by_delinquency_bucket(client, engine, product):

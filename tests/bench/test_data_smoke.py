@@ -283,6 +283,8 @@ def test_payments_and_allocations_follow_allocate(runs: Runs) -> None:
               for a in result.allocations]  # fmt: skip
         paid_off = all(b.outstanding == 0 for b in result.balances)
         assert (loans[loan_id]["status"] == "PAID_OFF") == paid_off
+        # settled_on as the service keeps it with the allocations
+        assert [i["settled_on"] for i in mine] == [b.settled_on for b in result.balances]
 
 
 def test_every_delinquency_bucket_and_status_appears_at_a_larger_scale() -> None:

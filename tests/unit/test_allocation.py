@@ -15,6 +15,7 @@ from lending.allocation import (
     PaymentIn,
     allocate,
     outstanding_total,
+    settled_on,
 )
 
 
@@ -177,3 +178,13 @@ def test_negative_instalment_amount_is_rejected() -> None:
     bad = [InstallmentDue(1, date(2024, 2, 1), Decimal("-1"), Decimal("0"))]
     with pytest.raises(ValueError, match="negative"):
         allocate(bad, [])
+
+
+@pytest.mark.parametrize("total", ["0.00", "10.00"])
+def test_an_instalment_asking_for_nothing_is_settled_from_its_due_date(total: str) -> None:
+    due = date(2026, 3, 1)
+    owed = Decimal(total)
+    assert settled_on(due, owed, owed, None) == (due if owed == 0 else None)
+    assert settled_on(due, owed, Decimal(0), date(2026, 3, 5)) == (
+        due if owed == 0 else date(2026, 3, 5)
+    )
