@@ -31,9 +31,13 @@ run: $(STAMP)  ## serve GraphiQL on http://127.0.0.1:8000/graphql with demo data
 graphiql-assets: $(STAMP)  ## GraphiQL's scripts from the npm registry into .graphiql/ (GraphiQL offline)
 	@$(FETCH_GRAPHIQL)
 
+# Test processes sharing the embedded server, each with a database of its own; a file's tests
+# stay in one process (their module fixtures hold databases named after the file's subject).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)  ## run the whole test suite against a PostgreSQL it starts itself
 	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { $(APT_INSTALL) pgbouncer; }
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 faults: $(STAMP)  ## the fault suite: kill -9, outages, overload, fuzzing, races, wide differentials
 	$(BIN)/python -m pytest tests/faults -p no:cacheprovider -q $(PYTEST_ARGS)

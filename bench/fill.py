@@ -21,6 +21,7 @@ from lending.access import UNLIMITED_BUDGET
 LOANS_PER_SCALE = 10_000
 # Recorded as the database's comment once a load commits; bump when the generated rows change.
 GENERATOR_VERSION = 2
+MARKER_PREFIX = "bench.data "
 
 
 def database_name(scale: float) -> str:
@@ -35,7 +36,7 @@ def loans_for(scale: float) -> int:
 
 def marker(scale: float, seed: int) -> str:
     """What a committed load records as the database's comment."""
-    return f"bench.data v{GENERATOR_VERSION} scale={scale:g} seed={seed}"
+    return f"{MARKER_PREFIX}v{GENERATOR_VERSION} scale={scale:g} seed={seed}"
 
 
 class DatabaseNotEmpty(RuntimeError):
@@ -101,6 +102,10 @@ async def run(url: str, scale: float, seed: int = 7, fresh: bool = False) -> Rep
                 )
                 counts = await _existing_counts(connection)
                 return Report(counts, time.perf_counter() - started, reused=True)
+            if comment is not None and comment.startswith(MARKER_PREFIX):
+                # a book of an older generator (or another seed or scale): made again
+                await connection.close()
+                return await run(url, scale, seed, fresh=True)
             raise DatabaseNotEmpty(
                 f"database {name} already holds rows ({', '.join(filled)}) that are not "
                 f"{note!r}; use --fresh to recreate it"

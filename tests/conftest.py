@@ -15,7 +15,8 @@ from db.migrate import upgrade_to_head
 from db.session import create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DATABASE = "lending_test"
+# One database per test process (`make test` runs two): pytest-xdist names them gw0, gw1, ...
+TEST_DATABASE = f"lending_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @pytest.fixture(scope="session")

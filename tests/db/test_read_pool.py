@@ -12,7 +12,8 @@ from db.reads.pool import ReadPool
 SLOW_READ = "SELECT (SELECT count(*) FROM applicants) || pg_sleep(0.5)::text"
 ACTIVE_READS = (
     "SELECT count(*) FROM pg_stat_activity "
-    "WHERE application_name = 'lending-reads' AND state = 'active'"
+    "WHERE application_name = 'lending-reads' AND state = 'active' "
+    "AND datname = current_database()"
 )
 
 
