@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 log = logging.getLogger("lending.database")
 
 SLOW_STATEMENT = "a statement ran out of time"
+LOCKED = "a row stayed locked for too long"
 
 # SQLSTATEs of a server that is away, going away, or out of capacity.
 _UNAVAILABLE_STATES = {
@@ -28,7 +29,7 @@ _UNAVAILABLE_STATES = {
     "57P03": "the database is starting up or shutting down",  # cannot_connect_now
     "53300": "the database has no free connection slots",  # too_many_connections
     "57014": SLOW_STATEMENT,  # query_canceled (statement_timeout)
-    "55P03": "a row stayed locked for too long",  # lock_not_available (lock_timeout)
+    "55P03": LOCKED,  # lock_not_available (lock_timeout)
 }
 
 # What a hot standby cancels a read with when replay needs what the read holds.
@@ -107,7 +108,13 @@ class Outage:
         return self._since is not None
 
     def noticed(self, reason: str) -> None:
-        """A request found the database unavailable: warn, unless already warned."""
+        """A request found the database unavailable: warn, unless already warned.
+
+        A statement that ran out of time or waited too long for a lock says nothing of the
+        database, which answered: that request alone gave up, and is logged as such."""
+        if reason in _ONE_REQUEST:
+            log.warning("a request gave up: %s (answered 503, retryable)", reason)
+            return
         with self._lock:
             if self._since is not None:
                 return
@@ -123,5 +130,8 @@ class Outage:
         if since is not None:
             log.warning("database available again after %.1f s", time.monotonic() - since)
 
+
+# Reasons of one request that gave up, with the database well.
+_ONE_REQUEST = {SLOW_STATEMENT, LOCKED}
 
 OUTAGE = Outage()

@@ -52,6 +52,8 @@ class Loaders:
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
         # (loan id, as-of date or None for "everything recorded") -> balances by instalment number
         self.balances: dict[tuple[int, date | None], dict[int, InstallmentBalance]] = {}
+        # loan id -> its instalments' calculations by number (graph.types.calculations)
+        self.calculations: dict[int, dict[int, Any]] = {}
 
     def one(self, table: str, column: str = "id") -> DataLoader[Any, Any]:
         """The row of ``table`` whose ``column`` (unique) is the key, or None."""

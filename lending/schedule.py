@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, localcontext
+from typing import Protocol
 
 from lending.money import minor_digits, round_money
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
@@ -133,28 +134,111 @@ def annuity_payment(principal: Decimal, rate: Decimal, count: int, currency: str
         return round_money(exact, currency)
 
 
-def _interest_function(terms: ScheduleTerms) -> Callable[[Decimal, date, date], Decimal]:
-    """The rounded interest on a balance between two dates under the terms' day count."""
-    currency = terms.currency
-    if terms.day_count is DayCount.THIRTY_360:
-        rate = periodic_rate(terms.annual_rate, terms.frequency)
+# How many decimal places of an exact (unrounded) amount are shown; cut, not rounded.
+SHOWN_PLACES = 10
+ROUNDING = "HALF_EVEN"
 
-        def thirty_360(balance: Decimal, start: date, end: date) -> Decimal:
-            with localcontext() as ctx:
-                ctx.prec = _PRECISION
-                return round_money(balance * rate, currency)
 
-        return thirty_360
+@dataclass(frozen=True)
+class PeriodInterest:
+    """A period's interest on a balance: ``balance × annual_rate / 100 × days / days_in_year``
+    to 50 significant digits (``exact``), then rounded HALF_EVEN to the currency's minor unit.
 
-    annual = terms.annual_rate
+    30/360 counts every period as its nominal days (30 a month, 14 or 7) of a year of 360 (or
+    of 364 = 26 × 14 = 52 × 7): the periodic rate, annual / 100 / periods per year. ACTUAL_365
+    counts the calendar days of the period in a year of 365.
+    """
 
-    def actual_365(balance: Decimal, start: date, end: date) -> Decimal:
-        with localcontext() as ctx:
-            ctx.prec = _PRECISION
-            days = (end - start).days
-            return round_money(balance * annual / _HUNDRED * days / _DAYS_PER_YEAR, currency)
+    days: int
+    days_in_year: int
+    exact: Decimal
+    rounded: Decimal
 
-    return actual_365
+
+def period_interest(
+    balance: Decimal,
+    start: date,
+    end: date,
+    annual_rate: Decimal,
+    frequency: RepaymentFrequency,
+    day_count: DayCount,
+    currency: str,
+) -> PeriodInterest:
+    """The interest of the period from ``start`` to ``end`` (the one rule a schedule is built
+    with and an instalment's calculation is shown with)."""
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        if day_count is DayCount.THIRTY_360:
+            periods = _PERIODS_PER_YEAR[frequency]
+            days = _PERIOD_DAYS.get(frequency, 30)
+            exact = balance * periodic_rate(annual_rate, frequency)
+            return PeriodInterest(days, days * periods, exact, round_money(exact, currency))
+        days = (end - start).days
+        exact = balance * annual_rate / _HUNDRED * days / _DAYS_PER_YEAR
+        return PeriodInterest(days, int(_DAYS_PER_YEAR), exact, round_money(exact, currency))
+
+
+@dataclass(frozen=True)
+class InstallmentCalculation:
+    """How one booked instalment was computed: ``interest`` on the opening balance over its
+    period, ``principal`` repaid, and the balance left."""
+
+    number: int
+    opening_balance: Decimal
+    period_start: date
+    period_end: date
+    interest: PeriodInterest
+    principal: Decimal
+    closing_balance: Decimal
+
+
+class BookedInstallment(Protocol):
+    """A booked instalment, as stored."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def due_date(self) -> date: ...
+    @property
+    def principal_due(self) -> Decimal: ...
+    @property
+    def interest_due(self) -> Decimal: ...
+    @property
+    def balance_after(self) -> Decimal: ...
+
+
+def calculations(
+    booked: Sequence[BookedInstallment],
+    principal: Decimal,
+    annual_rate: Decimal,
+    frequency: RepaymentFrequency,
+    day_count: DayCount,
+    currency: str,
+    disbursed_on: date,
+) -> list[InstallmentCalculation]:
+    """Each booked instalment's calculation, from the rows in order: the opening balance is the
+    previous instalment's closing one (the principal lent for the first), its period starts at
+    the previous due date (disbursement for the first), and its interest is ``period_interest``
+    as ``build_schedule`` computed it."""
+    out = []
+    balance, previous = principal, disbursed_on
+    for row in sorted(booked, key=lambda r: r.number):
+        interest = period_interest(
+            balance, previous, row.due_date, annual_rate, frequency, day_count, currency
+        )
+        out.append(
+            InstallmentCalculation(
+                row.number,
+                balance,
+                previous,
+                row.due_date,
+                interest,
+                row.principal_due,
+                row.balance_after,
+            )
+        )
+        balance, previous = row.balance_after, row.due_date
+    return out
 
 
 def build_schedule(terms: ScheduleTerms) -> Schedule:
@@ -163,7 +247,6 @@ def build_schedule(terms: ScheduleTerms) -> Schedule:
     currency = terms.currency
     count = terms.installments
     dates = due_dates(terms.frequency, terms.disbursed_on, count, terms.first_due_date)
-    interest_for = _interest_function(terms)
     rate = periodic_rate(terms.annual_rate, terms.frequency)
     if terms.method is AmortizationMethod.ANNUITY:
         level = annuity_payment(terms.principal, rate, count, currency)
@@ -177,7 +260,15 @@ def build_schedule(terms: ScheduleTerms) -> Schedule:
     balance = terms.principal
     previous = terms.disbursed_on
     for number, due in enumerate(dates, start=1):
-        interest = interest_for(balance, previous, due)
+        interest = period_interest(
+            balance,
+            previous,
+            due,
+            terms.annual_rate,
+            terms.frequency,
+            terms.day_count,
+            currency,
+        ).rounded
         if number == count:
             principal = balance
         elif terms.method is AmortizationMethod.ANNUITY:

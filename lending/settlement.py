@@ -59,31 +59,79 @@ def days_between(start: date, end: date, day_count: DayCount) -> int:
     return (end - start).days
 
 
+@dataclass(frozen=True)
+class Accrual:
+    """The interest accrued on a day in the current period (the instalment falling due next):
+    its scheduled interest × ``elapsed_days`` ÷ ``period_days``, days counted by the loan's day
+    count, to 50 significant digits (``exact``), rounded once HALF_EVEN (``rounded``), less what
+    was already paid of it (``owed``, never below zero)."""
+
+    installment_number: int
+    period_start: date
+    period_end: date
+    period_days: int
+    elapsed_days: int
+    scheduled_interest: Decimal
+    exact: Decimal
+    rounded: Decimal
+    already_paid: Decimal
+    owed: Decimal
+
+    @property
+    def fraction(self) -> Decimal:
+        """The share of the period elapsed, to 50 significant digits."""
+        with localcontext() as context:
+            context.prec = _PRECISION
+            return Decimal(self.elapsed_days) / self.period_days if self.period_days else _ZERO
+
+
+def accrual(
+    balances: Sequence[InstallmentBalance], day: date, terms: AccrualTerms
+) -> Accrual | None:
+    """The current period's accrual on ``day``; None after the last due date."""
+    ordered = sorted(balances, key=lambda b: (b.due_date, b.number))
+    upcoming = next((n for n, b in enumerate(ordered) if b.due_date > day), None)
+    if upcoming is None:
+        return None
+    current = ordered[upcoming]
+    previous = ordered[upcoming - 1].due_date if upcoming > 0 else terms.disbursed_on
+    period = days_between(previous, current.due_date, terms.day_count)
+    elapsed = max(0, days_between(previous, day, terms.day_count))
+    exact = _ZERO
+    if period > 0:
+        with localcontext() as context:
+            context.prec = _PRECISION
+            exact = current.interest_due * elapsed / period
+    rounded = round_money(exact, terms.currency)
+    owed = max(_ZERO, rounded - current.interest_paid) if period > 0 else _ZERO
+    return Accrual(
+        current.number,
+        previous,
+        current.due_date,
+        period,
+        elapsed,
+        current.interest_due,
+        exact,
+        rounded,
+        current.interest_paid,
+        owed,
+    )
+
+
 def settlement_parts(
     balances: Sequence[InstallmentBalance], day: date, terms: AccrualTerms
 ) -> list[SettledPart]:
     """What settling on ``day`` pays and waives on each instalment with something left."""
     ordered = sorted(balances, key=lambda b: (b.due_date, b.number))
-    upcoming = next((n for n, b in enumerate(ordered) if b.due_date > day), None)
-    accrued = _ZERO
-    if upcoming is not None:
-        current = ordered[upcoming]
-        previous = ordered[upcoming - 1].due_date if upcoming > 0 else terms.disbursed_on
-        period = days_between(previous, current.due_date, terms.day_count)
-        elapsed = max(0, days_between(previous, day, terms.day_count))
-        if period > 0:
-            with localcontext() as context:
-                context.prec = _PRECISION
-                share = current.interest_due * elapsed / period
-            accrued = max(_ZERO, round_money(share, terms.currency) - current.interest_paid)
+    accrued = accrual(ordered, day, terms)
     parts = []
-    for n, balance in enumerate(ordered):
+    for balance in ordered:
         principal = balance.principal_due - balance.principal_paid
         interest = balance.interest_due - balance.interest_paid - balance.interest_waived
         if balance.due_date <= day:
             part = SettledPart(balance.number, principal, interest, _ZERO)
-        elif n == upcoming:
-            owed = min(accrued, interest)
+        elif accrued is not None and balance.number == accrued.installment_number:
+            owed = min(accrued.owed, interest)
             part = SettledPart(balance.number, principal, owed, interest - owed)
         else:
             part = SettledPart(balance.number, principal, _ZERO, interest)

@@ -14,6 +14,19 @@ from db.embedded import EmbeddedPostgres, recreate_database, with_database
 from db.migrate import upgrade_to_head
 from db.session import create_engine
 
+# The session's app and keys are defined once, here: a session fixture imported by two
+# directories' conftests is made once per directory, and the second set of keys replaced the
+# first, so tests of one directory run after the other's were refused (401).
+from tests.dbfixtures import (
+    admin_key,
+    api_keys,
+    app,
+    client,
+    per_field_app,
+    per_field_client,
+    sql,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 # One database per test process (`make test` runs two): pytest-xdist names them gw0, gw1, ...
 TEST_DATABASE = f"lending_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
@@ -46,3 +59,14 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url, pool_size=5, max_overflow=20)
     yield engine
     await engine.dispose()
+
+
+__all__ = [
+    "admin_key",
+    "api_keys",
+    "app",
+    "client",
+    "per_field_app",
+    "per_field_client",
+    "sql",
+]

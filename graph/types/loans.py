@@ -15,6 +15,7 @@ from graph.compiled.reads import ByStatus, Compute, Embedded, Page, column, priv
 from graph.context import Info
 from graph.relations import money, page_of, to_one
 from graph.relay import After, Before, Connection, First, Last, Node, paginate
+from graph.types.calculations import SettlementCalculation
 from graph.types.servicing import (
     AS_OF,
     Delinquency,
@@ -31,7 +32,7 @@ from lending import clock
 from lending.delinquency import BUCKET_BOUNDS, DelinquencyBucket
 from lending.money import as_written
 from lending.repayment import left_to_pay
-from lending.settlement import AccrualTerms, settlement_quote
+from lending.settlement import Accrual, AccrualTerms, accrual, settlement_quote
 from lending.settlement import SettlementQuote as Quote
 from lending.states import LoanAction, LoanStatus, available_loan_actions
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
@@ -63,10 +64,14 @@ class SettlementQuote:
         description="Scheduled interest not yet accrued, which settling waives."
     )
     valid_on: date = strawberry.field(description="The date the quote is for.")
+    calculation: SettlementCalculation | None = strawberry.field(
+        description="How accruedInterest and the rebate were computed; null on the last due "
+        "date, when no interest is left to accrue."
+    )
 
     @classmethod
-    def of(cls, quote: Quote) -> SettlementQuote:
-        """The GraphQL view of a quote."""
+    def of(cls, quote: Quote, accrued: Accrual | None, terms: AccrualTerms) -> SettlementQuote:
+        """The GraphQL view of a quote and the accrual it was made with."""
         return cls(
             amount=quote.amount,
             principal=quote.principal,
@@ -74,6 +79,11 @@ class SettlementQuote:
             overdue=quote.overdue,
             rebate=quote.rebate,
             valid_on=quote.valid_on,
+            calculation=None
+            if accrued is None
+            else SettlementCalculation.of(
+                accrued, terms.day_count, quote.accrued_interest, quote.rebate, terms.currency
+            ),
         )
 
 
@@ -176,7 +186,9 @@ class Loan(Node, table="loans"):
             return None
         balances = await loan_balances(info, self.key, None)
         terms = AccrualTerms(self.disbursed_on, self.day_count, self.currency)
-        return SettlementQuote.of(settlement_quote(list(balances.values()), day, terms))
+        found = list(balances.values())
+        quote = settlement_quote(found, day, terms)
+        return SettlementQuote.of(quote, accrual(found, day, terms), terms)
 
     @strawberry.field(
         description="Principal not yet repaid; null until disbursed.",

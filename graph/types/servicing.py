@@ -19,6 +19,7 @@ from graph.context import Info
 from graph.loaders import INSTALLMENTS
 from graph.relations import in_currency, money, to_many, to_one
 from graph.relay import Node, RowView, paginate
+from graph.types.calculations import InstallmentCalculation, installment_calculations
 from lending import clock
 from lending.allocation import InstallmentBalance, InstallmentDue
 from lending.delinquency import DelinquencyBucket, InstallmentStatus, installment_status
@@ -102,6 +103,13 @@ class Installment(Node, table="installments"):
 
     async def _balance(self, info: Info, as_of: date | None) -> InstallmentBalance:
         return (await loan_balances(info, self.loan_key, as_of))[self.number]
+
+    @strawberry.field(
+        description="How its interest and principal were computed, from the loan's terms and "
+        "the balance left before it: the numbers its amounts were made from."
+    )
+    async def calculation(self, info: Info) -> InstallmentCalculation:
+        return (await installment_calculations(info, self.loan_key))[self.number]
 
     @strawberry.field(description="Principal paid so far.", metadata=reads(PRINCIPAL_PAID))
     async def principal_paid(self, info: Info) -> Decimal:

@@ -20,9 +20,13 @@ from tests.factories import create_application, create_loan, create_product, dec
 DAY = today()
 # Decimal fields that are not amounts: rates in percent, scores and their factors.
 NOT_MONEY = {"annualInterestRate", "referBelowScore", "score", "contribution"}
+# Not amounts: a rate, and values before rounding (shown to 10 places, whatever the currency).
+NOT_MONEY |= {"annualRate", "interestExact", "accruedExact", "accruedFraction"}
 
 INSTALLMENT = """__typename principalDue interestDue totalDue balanceAfter principalPaid
-                 interestPaid amountOutstanding"""
+                 interestPaid amountOutstanding
+                 calculation { __typename openingBalance interestRounded principal
+                               closingBalance }"""
 LOAN = f"""
 __typename currency principal writtenOffAmount settlementRebate outstandingPrincipal payoffAmount
 delinquency {{ __typename overdueAmount oldestOverdueInstallment {{ {INSTALLMENT} }} }}
@@ -42,7 +46,9 @@ query Amounts {{
   loans(first: 10) {{ edges {{ node {{ {LOAN} }} }} }}
   quoted: loans(first: 10) {{ edges {{ node {{
     __typename currency
-    settlementQuote {{ __typename amount principal accruedInterest overdue rebate }}
+    settlementQuote {{ __typename amount principal accruedInterest overdue rebate
+      calculation {{ __typename scheduledInterest accruedRounded interestAlreadyPaid
+                    accruedInterest rebate }} }}
   }} }} }}
 }}
 """

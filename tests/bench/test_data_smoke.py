@@ -12,8 +12,9 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -28,8 +29,9 @@ from db.migrate import upgrade_to_head
 from db.session import raw_connection
 from lending.access import hash_api_key
 from lending.allocation import InstallmentDue, PaymentIn, allocate
+from lending.money import round_money
 from lending.repayment import installment_count, schedule_terms
-from lending.schedule import build_schedule
+from lending.schedule import annuity_payment, build_schedule, calculations, periodic_rate
 from lending.states import ApplicationStatus
 from lending.terms import AmortizationMethod, DayCount, RepaymentFrequency
 
@@ -235,6 +237,60 @@ def test_schedules_are_booked_as_build_schedule_books_them(runs: Runs) -> None:
             (s.number, s.due_date, s.principal, s.interest, s.balance_after)
             for s in schedule.installments
         ]
+
+
+class Booked(NamedTuple):
+    number: int
+    due_date: date
+    principal_due: Decimal
+    interest_due: Decimal
+    balance_after: Decimal
+
+
+def test_every_schedule_is_rebuilt_from_its_calculation_rows(runs: Runs) -> None:
+    """What Installment.calculation shows, with the amortization's principal rule, gives back
+    every booked instalment of the book, cent for cent."""
+    loans = asyncio.run(_fetch(runs.url, "SELECT * FROM loans WHERE disbursed_on IS NOT NULL"))
+    rows = asyncio.run(_fetch(runs.url, "SELECT * FROM installments ORDER BY loan_id, number"))
+    by_loan: dict[int, list[Booked]] = defaultdict(list)
+    for row in rows:
+        by_loan[row["loan_id"]].append(Booked(*(row[f] for f in Booked._fields)))
+    methods: Counter[str] = Counter()
+    for loan in loans:
+        booked = by_loan[loan["id"]]
+        frequency, currency = RepaymentFrequency(loan["frequency"]), loan["currency"]
+        method = AmortizationMethod(loan["amortization"])
+        shown = calculations(
+            booked,
+            loan["principal"],
+            loan["annual_interest_rate"],
+            frequency,
+            DayCount(loan["day_count"]),
+            currency,
+            loan["disbursed_on"],
+        )
+        count = len(shown)
+        if method is AmortizationMethod.ANNUITY:
+            rate = periodic_rate(loan["annual_interest_rate"], frequency)
+            level = annuity_payment(loan["principal"], rate, count, currency)
+        else:
+            level = round_money(loan["principal"] / count, currency)
+        rebuilt, opening = [], loan["principal"]
+        for c in shown:
+            assert c.opening_balance == opening
+            interest = c.interest.rounded
+            assert interest == round_money(c.interest.exact, currency)
+            if c.number == count:
+                principal = opening
+            elif method is AmortizationMethod.ANNUITY:
+                principal = min(max(level - interest, Decimal(0)), opening)
+            else:
+                principal = min(level, opening)
+            opening -= principal
+            rebuilt.append(Booked(c.number, c.period_end, principal, interest, opening))
+        assert rebuilt == booked
+        methods[method.value] += 1
+    assert set(methods) == {m.value for m in AmortizationMethod}, methods
 
 
 def test_payments_and_allocations_follow_allocate(runs: Runs) -> None:

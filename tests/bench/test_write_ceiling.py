@@ -32,10 +32,10 @@ from lending.access import Role
 from lending.allocation import InstallmentDue, PaymentIn, allocate
 from lending.repayment import loan_schedule
 from lending.services.audit import verify
-from tests.dbfixtures import api_keys, app, clean_tables
+from tests.dbfixtures import clean_tables
 from tests.factories import create_product
 
-__all__ = ["api_keys", "app", "clean_tables"]
+__all__ = ["clean_tables"]  # the app and its keys are the session's (tests/conftest.py)
 
 TABLES = (
     "applicants",

@@ -1,3 +1,3 @@
-from tests.dbfixtures import admin_key, api_keys, app, clean_tables, client, sql
+from tests.dbfixtures import clean_tables
 
-__all__ = ["admin_key", "api_keys", "app", "clean_tables", "client", "sql"]
+__all__ = ["clean_tables"]

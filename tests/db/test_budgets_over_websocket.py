@@ -73,6 +73,6 @@ async def test_operations_over_one_websocket_take_places_of_their_key(server_url
     assert refused, "twenty operations at once on one connection, one place: some must wait"
     for error in refused:
         [detail] = error.errors or []
-        assert detail["extensions"]["code"] == "THROTTLED"
+        assert detail["extensions"]["code"] == "THROTTLED", detail
         assert detail["extensions"]["retryable"] is True
         assert "requests at work already" in detail["message"]
