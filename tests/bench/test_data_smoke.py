@@ -20,7 +20,7 @@ import pytest
 
 from bench.book import build_book
 from bench.bulk_copy import BATCH_LOANS, chunks
-from bench.columns import TABLES
+from bench.columns import COLUMNS, TABLES
 from bench.distributions import REFERENCE_DATE
 from bench.fill import generate, loans_for
 from bench.servicer import Servicer
@@ -247,50 +247,76 @@ class Booked(NamedTuple):
     balance_after: Decimal
 
 
-def test_every_schedule_is_rebuilt_from_its_calculation_rows(runs: Runs) -> None:
-    """What Installment.calculation shows, with the amortization's principal rule, gives back
-    every booked instalment of the book, cent for cent."""
+def rebuilt(loan: Any, booked: list[Booked]) -> list[Booked]:
+    """A loan's instalments made again from what Installment.calculation shows of them (the
+    opening balance, the period, the interest before and after rounding) with the
+    amortization's principal rule."""
+    frequency, currency = RepaymentFrequency(loan["frequency"]), loan["currency"]
+    method = AmortizationMethod(loan["amortization"])
+    shown = calculations(
+        booked,
+        loan["principal"],
+        loan["annual_interest_rate"],
+        frequency,
+        DayCount(loan["day_count"]),
+        currency,
+        loan["disbursed_on"],
+    )
+    count = len(shown)
+    if method is AmortizationMethod.ANNUITY:
+        rate = periodic_rate(loan["annual_interest_rate"], frequency)
+        level = annuity_payment(loan["principal"], rate, count, currency)
+    else:
+        level = round_money(loan["principal"] / count, currency)
+    out, opening = [], loan["principal"]
+    for c in shown:
+        assert c.opening_balance == opening
+        interest = c.interest.rounded
+        assert interest == round_money(c.interest.exact, currency)
+        if c.number == count:
+            principal = opening
+        elif method is AmortizationMethod.ANNUITY:
+            principal = min(max(level - interest, Decimal(0)), opening)
+        else:
+            principal = min(level, opening)
+        opening -= principal
+        out.append(Booked(c.number, c.period_end, principal, interest, opening))
+    return out
+
+
+def test_every_stored_schedule_is_rebuilt_from_its_calculation_rows(runs: Runs) -> None:
+    """Cent for cent, from the rows as the database holds them."""
     loans = asyncio.run(_fetch(runs.url, "SELECT * FROM loans WHERE disbursed_on IS NOT NULL"))
     rows = asyncio.run(_fetch(runs.url, "SELECT * FROM installments ORDER BY loan_id, number"))
     by_loan: dict[int, list[Booked]] = defaultdict(list)
     for row in rows:
         by_loan[row["loan_id"]].append(Booked(*(row[f] for f in Booked._fields)))
-    methods: Counter[str] = Counter()
+    assert loans
     for loan in loans:
-        booked = by_loan[loan["id"]]
-        frequency, currency = RepaymentFrequency(loan["frequency"]), loan["currency"]
-        method = AmortizationMethod(loan["amortization"])
-        shown = calculations(
-            booked,
-            loan["principal"],
-            loan["annual_interest_rate"],
-            frequency,
-            DayCount(loan["day_count"]),
-            currency,
-            loan["disbursed_on"],
-        )
-        count = len(shown)
-        if method is AmortizationMethod.ANNUITY:
-            rate = periodic_rate(loan["annual_interest_rate"], frequency)
-            level = annuity_payment(loan["principal"], rate, count, currency)
-        else:
-            level = round_money(loan["principal"] / count, currency)
-        rebuilt, opening = [], loan["principal"]
-        for c in shown:
-            assert c.opening_balance == opening
-            interest = c.interest.rounded
-            assert interest == round_money(c.interest.exact, currency)
-            if c.number == count:
-                principal = opening
-            elif method is AmortizationMethod.ANNUITY:
-                principal = min(max(level - interest, Decimal(0)), opening)
-            else:
-                principal = min(level, opening)
-            opening -= principal
-            rebuilt.append(Booked(c.number, c.period_end, principal, interest, opening))
-        assert rebuilt == booked
-        methods[method.value] += 1
-    assert set(methods) == {m.value for m in AmortizationMethod}, methods
+        assert rebuilt(loan, by_loan[loan["id"]]) == by_loan[loan["id"]]
+
+
+def test_every_schedule_of_a_larger_book_is_rebuilt_from_its_calculation_rows() -> None:
+    """Without the database: every schedule of a 1,500-loan book, of every amortization,
+    frequency and day count the book draws."""
+    book = build_book(SEED, 1_500)
+    servicer = Servicer(SEED)
+    kinds: Counter[tuple[str, str, str]] = Counter()
+    for index, loans in enumerate(chunks(book.loans, BATCH_LOANS)):
+        batch = servicer.batch(index, loans)
+        by_loan: dict[int, list[Booked]] = defaultdict(list)
+        for values in batch.installments:
+            row = dict(zip(COLUMNS["installments"], values, strict=True))
+            by_loan[row["loan_id"]].append(Booked(*(row[f] for f in Booked._fields)))
+        for values in batch.loans:
+            loan = dict(zip(COLUMNS["loans"], values, strict=True))
+            if loan["disbursed_on"] is None:
+                continue
+            assert rebuilt(loan, by_loan[loan["id"]]) == by_loan[loan["id"]]
+            kinds[(loan["amortization"], loan["frequency"], loan["day_count"])] += 1
+    print(f"{sum(kinds.values())} schedules rebuilt: {dict(kinds)}")
+    assert {a for a, _, _ in kinds} == {m.value for m in AmortizationMethod}
+    assert {d for _, _, d in kinds} == {d.value for d in DayCount}
 
 
 def test_payments_and_allocations_follow_allocate(runs: Runs) -> None:
