@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.embedded import EmbeddedPostgres, recreate_database, with_database
 from db.migrate import upgrade_to_head
-from db.session import create_engine
+from db.session import create_engine, raw_connection
 
 # The session's app and keys are defined once, here: a session fixture imported by two
 # directories' conftests is made once per directory, and the second set of keys replaced the
@@ -39,9 +40,31 @@ def server_url() -> Iterator[str]:
         yield url
         return
     server = EmbeddedPostgres(ROOT / ".pgdata-test")
-    url = server.start()
+    # One process at a time starts it and, the first time, gives it room for both processes'
+    # servers, pools and poolers (100 connections ran out: "no free connection slots").
+    with open(ROOT / ".pgdata-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        url = server.start()
+        if asyncio.run(_max_connections(url)) < MAX_CONNECTIONS:
+            server.interrupt()
+            server.resume()
     yield url
     server.stop()
+
+
+MAX_CONNECTIONS = 300
+
+
+async def _max_connections(url: str) -> int:
+    """The server's max_connections; raised to MAX_CONNECTIONS (from its next start) if lower."""
+    connection = await raw_connection(url)
+    try:
+        found = int(await connection.fetchval("SHOW max_connections"))
+        if found < MAX_CONNECTIONS:
+            await connection.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+        return found
+    finally:
+        await connection.close()
 
 
 @pytest.fixture(scope="session")

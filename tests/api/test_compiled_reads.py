@@ -374,8 +374,14 @@ def _type_name(node: Any) -> str:
     return str(node.name.value)
 
 
+# Fields answered per field by design (tests/unit/test_read_declarations.py lists them with
+# their reasons): a document selecting one is compared all the same, but not counted in the
+# compiled share.
+PER_FIELD_BY_DESIGN = re.compile(r"\b(settlementQuote|calculation)\b")
+
+
 async def test_every_corpus_read_is_answered_alike_by_both_paths(data_sets):
-    tally = Tally()
+    tally, by_design = Tally(), Tally()
     documents = corpus()
     assert len(documents) >= 15, documents
     for offset, data_set in enumerate(data_sets):
@@ -383,8 +389,11 @@ async def test_every_corpus_read_is_answered_alike_by_both_paths(data_sets):
             variant = index + offset  # each document with other values and roles on each set
             variables = _variables_for(document, data_set.pools, variant)
             callers = data_set.callers
-            await assert_same(data_set, callers[variant % len(callers)], document, variables, tally)
-    print(f"corpus: {len(documents)} documents, {tally}")
+            counted = by_design if PER_FIELD_BY_DESIGN.search(document) else tally
+            await assert_same(
+                data_set, callers[variant % len(callers)], document, variables, counted
+            )
+    print(f"corpus: {len(documents)} documents, {tally}; per field by design: {by_design}")
     assert tally.compiled_roots >= 0.8 * tally.roots
 
 
