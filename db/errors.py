@@ -73,6 +73,10 @@ def unavailable(error: BaseException) -> str | None:
                 return "the connection to the database was lost"
         if isinstance(item, asyncpg.InterfaceError) and "closed" in str(item):
             return "the connection to the database was lost"
+        if isinstance(item, asyncpg.InternalClientError):
+            # a server's goodbye reaching a connection mid-use confuses asyncpg's state ("cannot
+            # switch to state 15; another operation is in progress"): the connection is gone
+            return "the connection to the database was lost"
         if isinstance(item, ConnectionError | TimeoutError | FileNotFoundError):
             return "the database cannot be reached"
         if isinstance(item, OSError) and item.errno is not None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 import pytest
+from sqlalchemy.exc import DBAPIError
 
-from db.errors import LOCKED, SLOW_STATEMENT, Outage
+from db.errors import LOCKED, SLOW_STATEMENT, Outage, unavailable
 
 
 @pytest.mark.parametrize("reason", [LOCKED, SLOW_STATEMENT])
@@ -38,3 +40,14 @@ def test_an_outage_is_warned_once_and_its_end_once(caplog: pytest.LogCaptureFixt
     assert len(messages) == 2
     assert messages[1].startswith("database available again after")
     assert not outage.ongoing
+
+
+def test_a_connection_confused_by_a_server_shutting_down_is_a_lost_connection() -> None:
+    """Seen once in the fault suite: PostgreSQL's goodbye reached a connection as a mutation
+    began its transaction, and the error was logged as an unexpected fault."""
+    confused = asyncpg.InternalClientError(
+        "cannot switch to state 15; another operation (2) is in progress"
+    )
+    translated = DBAPIError("BEGIN", None, confused)
+    translated.__cause__ = confused
+    assert unavailable(translated) == "the connection to the database was lost"
