@@ -232,7 +232,8 @@ class RequestSession:
     A resolver may be cancelled while its statement runs (graphql-core cancels the siblings of
     a failed non-null root field). Cancelling asyncpg mid-statement would leave the pooled
     connection unusable for the next request, so each call runs in its own task that the
-    caller's cancellation does not reach, and ``close`` waits for those still running.
+    caller's cancellation does not reach; loads shared by several fields are kept running
+    the same way (``keep``), and ``close`` waits for both.
 
     With a ``replica``, a request known to be a query (``for_query``) reads from it while it
     is usable; everything else (mutations and their payloads, subscriptions) reads from the
@@ -249,7 +250,7 @@ class RequestSession:
         self._on_replica = False  # the open session is the replica's
         self._session: AsyncSession | None = None
         self._lock = asyncio.Lock()
-        self._running: set[asyncio.Task[Any]] = set()
+        self._running: set[asyncio.Future[Any]] = set()
         self._used = False  # a statement has succeeded in this request
         self._adopted: AsyncSession | None = None
 
@@ -322,7 +323,20 @@ class RequestSession:
         self._session, self._route, self._on_replica = self._factory(), route, False
         return self._session
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
+    def keep(self, work: asyncio.Future[Any]) -> None:
+        """Wait for ``work`` (a load that fields share) before the session is given back, even
+        when every field that waited for it has been cancelled: it may still send statements."""
+        if work not in self._running:
+            self._running.add(work)
+            work.add_done_callback(self._finished)
+
+    async def _settle(self) -> None:
+        """Wait until nothing of the request runs on its session: statements and loads, those
+        whose callers were cancelled included, and what they start meanwhile."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
         self._running.discard(task)
         if not task.cancelled():
             task.exception()  # retrieved here too, in case its caller was cancelled meanwhile
@@ -341,8 +355,7 @@ class RequestSession:
 
     async def release(self) -> None:
         """Stop reading through an adopted session (its owner closes it)."""
-        if self._running:
-            await asyncio.wait(set(self._running))
+        await self._settle()
         async with self._lock:
             if self._adopted is not None and self._session is self._adopted:
                 self._session = None
@@ -351,11 +364,11 @@ class RequestSession:
 
     async def close(self) -> None:
         """Release the connection (reads only: nothing to commit)."""
-        if self._running:
-            await asyncio.wait(set(self._running))
-        if self._session is not None and self._session is not self._adopted:
-            await _end(self._session)
-        self._session = None
+        await self._settle()
+        async with self._lock:
+            if self._session is not None and self._session is not self._adopted:
+                await _end(self._session)
+            self._session = None
 
 
 async def _end(session: AsyncSession) -> None:

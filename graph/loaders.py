@@ -8,8 +8,9 @@ loader, so a schedule, its balances and its oldest overdue instalment cost one s
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar
@@ -23,6 +24,8 @@ from db.session import RequestSession
 from lending.allocation import InstallmentBalance
 
 A = TypeVar("A", bound=Hashable)
+K = TypeVar("K")
+T = TypeVar("T")
 
 INSTALLMENTS = ToMany("installments", "id", "loan_id", (("number", False),))
 DECISIONS = ToMany("decisions", "id", "application_id", (("decided_at", False), ("id", False)))
@@ -35,6 +38,28 @@ class Nested(Generic[A]):
 
     parent: int
     args: A
+
+
+class SharedLoader(DataLoader[K, T]):
+    """A DataLoader whose loads outlive a cancelled wait.
+
+    Every field that asks for the same key awaits the same load. When a field fails, the
+    executor cancels its siblings' waits; a bare DataLoader future would be cancelled with
+    them, and a field elsewhere in the document waiting for the same key would end with
+    CancelledError instead of its answer. Each wait is on a shield of its own, and the request's
+    session is not given back before the load is done (``RequestSession.keep``).
+    """
+
+    def __init__(self, db: RequestSession, load_fn: Any) -> None:
+        super().__init__(load_fn=load_fn)
+        self.db = db
+
+    def load(self, key: K) -> Awaitable[T]:
+        found = super().load(key)
+        assert isinstance(found, asyncio.Future)
+        if not found.done():
+            self.db.keep(found)
+        return asyncio.shield(found)
 
 
 def _by_args(keys: Sequence[Nested[A]]) -> dict[A, list[Nested[A]]]:
@@ -65,7 +90,7 @@ class Loaders:
                 found = {getattr(row, column): row for row in rows}
                 return [found.get(k) for k in keys]
 
-            self._loaders[key] = DataLoader(load_fn=load)
+            self._loaders[key] = SharedLoader(self.db, load)
         return self._loaders[key]
 
     def many(self, link: ToMany) -> DataLoader[int, list[Any]]:
@@ -81,7 +106,7 @@ class Loaders:
                     groups[getattr(row, link.remote)].append(row)
                 return [groups.get(k, []) for k in keys]
 
-            self._loaders[key] = DataLoader(load_fn=load)
+            self._loaders[key] = SharedLoader(self.db, load)
         return self._loaders[key]
 
     def pages(self, domain: Domain, parent: str) -> DataLoader[Nested[PageArgs], list[Any]]:
@@ -102,7 +127,7 @@ class Loaders:
                         results[k] = by_parent.get(k.parent, [])
                 return [results[k] for k in keys]
 
-            self._loaders[key] = DataLoader(load_fn=load)
+            self._loaders[key] = SharedLoader(self.db, load)
         return self._loaders[key]
 
     def counts(self, domain: Domain, parent: str) -> DataLoader[Nested[Any], int]:
@@ -119,7 +144,7 @@ class Loaders:
                         results[k] = found.get(k.parent, 0)
                 return [results[k] for k in keys]
 
-            self._loaders[key] = DataLoader(load_fn=load)
+            self._loaders[key] = SharedLoader(self.db, load)
         return self._loaders[key]
 
     @property

@@ -215,3 +215,26 @@ async def test_an_empty_bucket_list_matches_no_loan(
     )
     # then none matches
     assert body["data"]["loans"]["totalCount"] == 0
+
+
+# One loan reached twice: its payments' count is one load, shared by both. The refused count
+# beside the first one makes the executor cancel the first one's wait; the second one's must
+# still be answered, not cancelled with it.
+SHARED_COUNT = """
+query S($id: ID!) {
+  first: loan(id: $id) { payments { totalCount } refused: payments { totalCount(atMost: -1) } }
+  second: loan(id: $id) { payments { totalCount } }
+}
+"""
+
+
+async def test_a_refused_count_cancels_no_other_fields_wait(
+    client, per_field_client, engine, product
+):
+    loan = await flat_loan(engine, months_ago=2)
+    await pay(engine, loan.id, "100.00", DAY - timedelta(days=3))
+    body = await both_paths(
+        client, per_field_client, SHARED_COUNT, {"id": to_global_id("Loan", loan.id)}
+    )
+    assert body["data"] == {"first": None, "second": {"payments": {"totalCount": 1}}}
+    assert body["errors"][0]["message"] == "`atMost` must be 0 or more; got -1."
