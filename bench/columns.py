@@ -68,6 +68,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "disbursed_on",
         "maturity_date",
         "updated_at",
+        "principal_paid",
+        "interest_paid",
     ),
     "installments": (
         "id",

@@ -88,6 +88,22 @@ OUR_COUNT_BOUNDED = (
     "query Count { applications(filter: {status: [APPROVED]}) { totalCount(atMost: 1000) } }"
 )
 
+# The back office's first screen: the portfolio on a day, every indicator of every currency.
+OUR_PORTFOLIO = (
+    "query Portfolio($asOf: Date!) { portfolio(asOf: $asOf) { currency "
+    "loansByStatus { status loans } outstandingPrincipal overdueAmount par30 par60 par90 "
+    "buckets { bucket loans outstandingPrincipal overdueAmount } disbursed { loans amount } "
+    "collected { principal interest } writtenOff { loans amount } } }"
+)
+
+# How the decisions of a window turned out, per product and outcome (the generated book carries
+# no scores: score bands would make one group).
+OUR_DECISION_STATS = (
+    "query Decisions($from: Date!, $to: Date!, $asOf: Date!) { decisionStats(from: $from, "
+    "to: $to, asOf: $asOf, groupBy: [PRODUCT, OUTCOME]) { product outcome decisions "
+    "approvalRate meanScore medianScore disbursed everBad badRate writtenOffRate } }"
+)
+
 # R2 as a borrower asks it: their own applications. A staff key names the same rows by the
 # borrower's email; a borrower's token sends null and is scoped to their rows by the server.
 OUR_R2_OWN = (

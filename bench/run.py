@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,14 @@ def request_bodies(
         return [{"query": queries.OUR_COUNT}]
     if workload == "COUNT1000":
         return [{"query": queries.OUR_COUNT_BOUNDED}]
+    if workload == "PORTFOLIO":
+        day = REFERENCE_DATE.isoformat()
+        return [{"query": queries.OUR_PORTFOLIO, "variables": {"asOf": day}}]
+    if workload == "DECISIONS":
+        window = {"from": (REFERENCE_DATE - timedelta(days=3 * 365)).isoformat()}
+        day = REFERENCE_DATE.isoformat()
+        variables = window | {"to": day, "asOf": day}
+        return [{"query": queries.OUR_DECISION_STATS, "variables": variables}]
     after = positions.r3_after if workload == "R3" else None
     if workload == "R1":
         if kind == "ours":
@@ -691,8 +699,9 @@ def run_pooler_only(
 
 
 # What is measured at every scale of --scales: the keyset reads, a page of the collections
-# screen, a count over a large filter (whole, and bounded), and the write sequence.
-SCALE_READS = ("R1", "R2", "R3", "OVERDUE", "COUNT", "COUNT1000")
+# screen, a count over a large filter (whole, and bounded), the portfolio, how decisions
+# turned out, and the writes.
+SCALE_READS = ("R1", "R2", "R3", "OVERDUE", "COUNT", "COUNT1000", "PORTFOLIO", "DECISIONS")
 
 
 def run_scales(

@@ -107,7 +107,7 @@ class Servicer:
         if loan.disbursed_on is None:
             self._count("loan:APPROVED")
             return (*head, LoanStatus.APPROVED.value, 1, loan.approved_at, None, None,
-                    loan.approved_at)  # fmt: skip
+                    loan.approved_at, Decimal(0), Decimal(0))  # fmt: skip
         schedule = loan_schedule(loan, loan.disbursed_on, None)
         rows = schedule.installments
         first_id = self.installment_id + 1
@@ -145,7 +145,11 @@ class Servicer:
             )
             updated_at = max(updated_at, p.reversed_at or p.recorded_at)
         live = [p for p in payments if p.reversed_at is None]
+        allocated = len(out.payment_allocations)
         paid_off, days_past_due, settled = self._allocate(loan_id, first_id, rows, live, out)
+        mine = out.payment_allocations[allocated:]
+        principal_paid = sum((a[5] for a in mine), Decimal(0))
+        interest_paid = sum((a[6] for a in mine), Decimal(0))
         out.installments.extend(
             (first_id + n, loan_id, r.number, r.due_date, r.principal, r.interest, r.balance_after,
              settled[n])
@@ -158,7 +162,7 @@ class Servicer:
         reversals = len(payments) - len(live)
         version = 2 + len(payments) + reversals
         return (*head, status.value, version, loan.approved_at, loan.disbursed_on,
-                schedule.maturity_date, updated_at)  # fmt: skip
+                schedule.maturity_date, updated_at, principal_paid, interest_paid)  # fmt: skip
 
     def _allocate(
         self,

@@ -224,7 +224,9 @@ PAY_WRITE = """WITH paid AS (
     FROM unnest($14::bigint[], $15::date[]) u (id, settled_on)
     WHERE i.id = u.id AND i.loan_id = $2::bigint AND i.settled_on IS DISTINCT FROM u.settled_on
 ), moved AS (
-    UPDATE loans AS l SET status = $13::text, version = l.version + 1, updated_at = now()
+    UPDATE loans AS l SET status = $13::text, version = l.version + 1, updated_at = now(),
+        principal_paid = (SELECT coalesce(sum(p), 0) FROM unnest($10::numeric[]) p),
+        interest_paid = (SELECT coalesce(sum(i), 0) FROM unnest($11::numeric[]) i)
     WHERE l.id = $2::bigint
     RETURNING l
 )

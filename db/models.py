@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from lending.access import Role
+from lending.decision_stats import BAD_AFTER_DAYS
 from lending.states import (
     ApplicationStatus,
     DecisionOutcome,
@@ -270,6 +271,10 @@ class Loan(Base):
     written_off_amount: Mapped[Decimal | None] = mapped_column(Money)
     settlement_rebate: Mapped[Decimal | None] = mapped_column(Money)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The principal and interest its allocations hold (payments not reversed), kept with them
+    # (db.repositories.servicing.replace_allocations): a portfolio sums loans, not allocations.
+    principal_paid: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
+    interest_paid: Mapped[Decimal] = mapped_column(Money, server_default=text("0"))
 
 
 class Installment(Base):
@@ -282,12 +287,22 @@ class Installment(Base):
         CheckConstraint("principal_due >= 0 AND interest_due >= 0", name="amounts_not_negative"),
         CheckConstraint("balance_after >= 0", name="balance_not_negative"),
         Index("ix_installments_due_date_id", "due_date", "id"),
-        # An overdue list reads the unsettled in due order, and those settled after its day.
+        # An overdue list reads the unsettled in due order, and those settled after its day; a
+        # portfolio sums the unsettled per loan from the index alone.
         Index(
             "ix_installments_unsettled_due_date_id",
             "due_date",
             "id",
             postgresql_where=text("settled_on IS NULL"),
+            postgresql_include=["loan_id", "principal_due", "interest_due"],
+        ),
+        # Instalments once more than 30 days past due and settled since: with the unsettled
+        # ones, the loans ever late (lending.decision_stats.BAD_AFTER_DAYS).
+        Index(
+            "ix_installments_settled_late_due_date",
+            "due_date",
+            postgresql_where=text(f"settled_on > due_date + {BAD_AFTER_DAYS + 1}"),
+            postgresql_include=["loan_id"],
         ),
         Index(
             "ix_installments_settled_on_due_date",
@@ -357,6 +372,12 @@ class PaymentAllocation(Base):
         Index("ix_payment_allocations_loan_id", "loan_id"),
         Index("ix_payment_allocations_payment_id", "payment_id"),
         Index("ix_payment_allocations_installment_id", "installment_id", "received_on"),
+        # What was received after a day, taken back from the loans' totals (a portfolio).
+        Index(
+            "ix_payment_allocations_received_on",
+            "received_on",
+            postgresql_include=["loan_id", "principal", "interest"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

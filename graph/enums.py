@@ -8,6 +8,7 @@ from typing import TypeVar
 import strawberry
 
 from lending.access import Role
+from lending.decision_stats import DecisionGrouping
 from lending.delinquency import DelinquencyBucket, InstallmentStatus
 from lending.errors import ErrorCode as DomainErrorCode
 from lending.states import (
@@ -187,6 +188,17 @@ graphql_enum(
         InstallmentStatus.PARTIALLY_PAID: "Partly paid and not yet due.",
         InstallmentStatus.PAID: "Nothing outstanding.",
         InstallmentStatus.OVERDUE: "Past its due date with something outstanding.",
+    },
+)
+
+graphql_enum(
+    DecisionGrouping,
+    "What `decisionStats` groups decisions by.",
+    {
+        DecisionGrouping.PRODUCT: "The product applied for.",
+        DecisionGrouping.MODEL: "The model that scored the decision (`name@version`).",
+        DecisionGrouping.SCORE_BAND: "The band of `scoreBands` the score falls in.",
+        DecisionGrouping.OUTCOME: "The decision's outcome.",
     },
 )
 

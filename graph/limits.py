@@ -86,8 +86,11 @@ from graph.budgets import MUTATION_COST, THROTTLED, Charge, Crowded, cost_report
 from graph.documents import Rules, Validate
 from graph.relay import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from lending.assessment import MAX_FACTORS
+from lending.decision_stats import MAX_GROUPS
+from lending.delinquency import BUCKET_BOUNDS
+from lending.money import MINOR_DIGITS
 from lending.repayment import MAX_INSTALLMENTS
-from lending.states import MAX_DECISIONS, MAX_REMINDERS
+from lending.states import MAX_DECISIONS, MAX_REMINDERS, DecisionOutcome, LoanStatus
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
@@ -103,6 +106,12 @@ LIST_BOUNDS: dict[tuple[str, str], int] = {
     ("Installment", "reminders"): MAX_REMINDERS,
     # Product catalogues are short; this one bound is assumed, not enforced.
     ("Query", "loanProducts"): 100,
+    # A portfolio has an entry per currency, a count per state and a row per bucket.
+    ("Query", "portfolio"): len(MINOR_DIGITS),
+    ("Portfolio", "loansByStatus"): len(LoanStatus),
+    ("Portfolio", "buckets"): len(BUCKET_BOUNDS),
+    ("Query", "decisionStats"): MAX_GROUPS,
+    ("DecisionGroup", "byOutcome"): len(DecisionOutcome),
 }
 # A mutation reports at most one userError per input field, and no input has 20.
 USER_ERRORS = 20

@@ -21,6 +21,7 @@ from graph.applications import ApplicationMutations, ApplicationQueries
 from graph.audit import AuditQueries
 from graph.compiled.executor import CompiledExecutor, CompiledReadsExtension
 from graph.context import QueriesMayReadFromReplica
+from graph.decision_stats import DecisionStatsQueries
 from graph.documents import CachedDocuments, Documents
 from graph.errors import MaskUnexpectedErrors, log_errors, mask
 from graph.events import EventSubscriptions
@@ -34,6 +35,7 @@ from graph.limits import (
 from graph.loans import LoanMutations, LoanQueries
 from graph.node import NodeQueries
 from graph.observability.telemetry import TelemetryExtension
+from graph.portfolio import PortfolioQueries
 from graph.products import ProductQueries
 from graph.reminders import ReminderMutations
 from graph.scalars import SCALAR_OVERRIDES
@@ -49,6 +51,8 @@ class Query(
     ApplicationQueries,
     LoanQueries,
     ServicingQueries,
+    PortfolioQueries,
+    DecisionStatsQueries,
     AuditQueries,
     ViewerQueries,
 ):

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import Loan, LoanApplication, LoanProduct
 from db.repositories import products as product_repo
 from db.session import create_sessionmaker
+from lending.allocation import InstallmentDue
 from lending.audit import Caller
+from lending.repayment import PaidPart
 from lending.services import applications as service
 from lending.services import loans as loan_service
 from lending.services import payments as payment_service
@@ -120,3 +127,57 @@ async def pay(
         return await payment_service.record_payment(
             session, TESTER, loan_id=loan_id, amount=amount, received_on=received_on, **values
         )
+
+
+def migration(filename: str) -> ModuleType:
+    """A migration's module (migrations/versions/``filename``), for the SQL it defines."""
+    path = Path(__file__).resolve().parents[1] / "migrations" / "versions" / filename
+    spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class Ledgers:
+    """Every loan's instalments and the parts of its live payments, as the pure rules take them."""
+
+    due: dict[int, list[InstallmentDue]]
+    paid: dict[int, list[PaidPart]]
+
+
+async def ledgers(engine: AsyncEngine) -> Ledgers:
+    """The stored instalments and allocations of every loan."""
+    async with engine.connect() as connection:
+        installments = (
+            await connection.execute(
+                text(
+                    "SELECT id, loan_id, number, due_date, principal_due, interest_due "
+                    "FROM installments"
+                )
+            )
+        ).all()
+        allocations = (
+            await connection.execute(
+                text(
+                    "SELECT loan_id, installment_id, principal, interest, interest_waived, "
+                    "received_on FROM payment_allocations"
+                )
+            )
+        ).all()
+    found = Ledgers({}, {})
+    number: dict[int, int] = {}
+    for i in installments:
+        found.due.setdefault(i.loan_id, []).append(
+            InstallmentDue(i.number, i.due_date, i.principal_due, i.interest_due)
+        )
+        number[i.id] = i.number
+    for a in allocations:
+        found.paid.setdefault(a.loan_id, []).append(
+            PaidPart(
+                number[a.installment_id], a.principal, a.interest, a.received_on, a.interest_waived
+            )
+        )
+    return found

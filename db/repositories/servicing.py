@@ -271,7 +271,12 @@ async def replace_allocations(
     **values: Any,
 ) -> Loan:
     """Swap a locked loan's allocations for fresh ones, keep its instalments' ``settled_on``
-    (``settled``: each of its instalments) with them, and change it (as update_loan), at once."""
+    (``settled``: each of its instalments) and its paid totals with them, and change it (as
+    update_loan), at once."""
+    values |= {
+        "principal_paid": sum((r.principal for r in rows), Decimal(0)),
+        "interest_paid": sum((r.interest for r in rows), Decimal(0)),
+    }
     fresh = unnest_values(
         rows,
         "payment_id",

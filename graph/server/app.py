@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import HTTPConnection
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http.parse_content_type import parse_content_type
@@ -88,10 +88,11 @@ class TextFrames(ASGIWebSocketAdapter):
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
             await self.ws.send_text(orjson.dumps(message).decode())
-        except WebSocketDisconnect:
-            # The client has gone: there is nobody to tell, and the connection's reader ends
-            # its operations as it sees the close. (Raised, an operation's answer to a client
-            # that left at once was logged as a fault with its traceback.)
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            # The client has gone, or the connection is already closed (its close frame sent):
+            # there is nobody to tell, and the connection's reader ends its operations as it
+            # sees the close. (Raised, an operation's answer to a client that left at once was
+            # logged as a fault with its traceback.)
             return
 
 

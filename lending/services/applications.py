@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -199,6 +200,8 @@ async def decide_application(
             frequency=product.frequency,
             day_count=product.day_count,
             status=LoanStatus.APPROVED,
+            principal_paid=Decimal("0.00"),  # nothing paid yet, as the column holds it
+            interest_paid=Decimal("0.00"),
         )
     application = await application_repo.record_decision(
         session, application, status, decision, loan, factors

@@ -464,7 +464,9 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
                     annual_interest_rate=rate_ok,
                     term_months=term_ok,
                     decided_at=at,
-                    assessment=_assessment(rng, outcome, index) if code in ASSESSED else None,
+                    assessment=_assessment(rng, outcome, index, SERVICING.get(email))
+                    if code in ASSESSED
+                    else None,
                 )
             if email in SERVICING and decided is not None and decided.loan is not None:
                 disbursed_ago, plan = SERVICING[email]
@@ -487,11 +489,29 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
 ASSESSED = {"PERSONAL-USD", "SMALL-BIZ-USD"}
 CANCELLED = "tomas.alvarez@example.com"
 SCORES = {"APPROVED": (640, 820), "REFERRED": (520, 599), "REJECTED": (350, 480)}
+# The approval scores of the loans the demo services, by how each was then repaid: the model
+# separates them, so decisionStats by SCORE_BAND (cut at 690 and 740) shows the bad rate falling
+# as the bands rise.
+SCORES_BY_PLAN = {
+    "written_off": (640, 665),
+    "DPD_91_PLUS": (640, 665),
+    "DPD_61_90": (665, 689),
+    "DPD_31_60": (690, 714),
+    "DPD_1_30": (715, 739),
+    "current": (760, 820),
+    "paid_off": (760, 820),
+    "settled": (760, 820),
+}
 
 
-def _assessment(rng: random.Random, outcome: str, n: int) -> service.AssessmentIn:
-    """A credit model's assessment, its score fitting the outcome."""
+def _assessment(
+    rng: random.Random, outcome: str, n: int, serviced: tuple[int, str] | None = None
+) -> service.AssessmentIn:
+    """A credit model's assessment, its score fitting the outcome (and, for a loan the demo
+    services, how it was repaid)."""
     low, high = SCORES[outcome]
+    if serviced is not None and outcome == "APPROVED":
+        low, high = SCORES_BY_PLAN[serviced[1]]
     score = Decimal(rng.randint(low * 100, high * 100)) / 100
     return service.AssessmentIn(
         score=score,

@@ -63,6 +63,9 @@ QUERIES = {
     "nodes": f'{{ nodes(ids: ["{MISSING_APP}"]) {{ id }} }}',
     "auditTrail": f'{{ auditTrail(entityId: "{MISSING_APP}") {{ totalCount }} }}',
     "overdueInstallments": '{ overdueInstallments(asOf: "2026-01-01") { totalCount } }',
+    "portfolio": '{ portfolio(asOf: "2026-01-01") { currency par30 } }',
+    "decisionStats": '{ decisionStats(from: "2026-01-01", to: "2026-02-01", '
+    'asOf: "2026-03-01") { decisions badRate } }',
 }
 
 

@@ -243,6 +243,8 @@ async def test_staff_only_fields_are_forbidden_and_shared_ones_open(world):
     for query in (
         '{ overdueInstallments(asOf: "2026-06-01") { totalCount } }',
         f'{{ auditTrail(entityId: "{loan}") {{ totalCount }} }}',
+        '{ portfolio(asOf: "2026-06-01") { currency outstandingPrincipal } }',
+        '{ decisionStats(from: "2026-01-01", to: "2026-06-01", asOf: "2026-06-01") { decisions } }',
     ):
         body = await ask(world, world.ada.token, query)
         assert body["data"] is None

@@ -178,6 +178,8 @@ async def test_generated_subscriptions_never_fail_the_server(app, client, engine
     documents = collect(subscriptions(scalars), VALID_SUBSCRIPTIONS, seed_value=20261202) + collect(
         subscriptions(scalars, Mode.NEGATIVE), INVALID_SUBSCRIPTIONS, seed_value=20261203
     )
+    # and one that hears every event, whatever the draws: the event is known to have been sent
+    documents.append("subscription { loanEvents { type applicationId } }")
     failures = []
     # when each is sent over plain HTTP, then it is refused cleanly
     for document in documents:

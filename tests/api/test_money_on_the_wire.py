@@ -22,6 +22,9 @@ DAY = today()
 NOT_MONEY = {"annualInterestRate", "referBelowScore", "score", "contribution"}
 # Not amounts: a rate, and values before rounding (shown to 10 places, whatever the currency).
 NOT_MONEY |= {"annualRate", "interestExact", "accruedExact", "accruedFraction"}
+# Not amounts: ratios (portfolio at risk, decision rates), scores and score bands.
+NOT_MONEY |= {"par30", "par60", "par90", "approvalRate", "badRate", "writtenOffRate"}
+NOT_MONEY |= {"meanScore", "medianScore", "lower", "upper"}
 
 INSTALLMENT = """__typename principalDue interestDue totalDue balanceAfter principalPaid
                  interestPaid amountOutstanding
@@ -60,6 +63,16 @@ query($code: String!, $amount: Decimal!) {
       __typename totalPrincipal totalInterest totalPayable
       installments { __typename principalDue interestDue totalDue balanceAfter }
     }
+  }
+}
+"""
+PORTFOLIO = """
+query($asOf: Date!) {
+  portfolio(asOf: $asOf) {
+    __typename currency outstandingPrincipal overdueAmount
+    buckets { __typename outstandingPrincipal overdueAmount }
+    disbursed { __typename amount } collected { __typename principal interest }
+    writtenOff { __typename amount }
   }
 }
 """
@@ -171,7 +184,10 @@ async def test_every_amount_has_exactly_its_currency_minor_digits(client, per_fi
             preview = await gql(path, PREVIEW, {"code": code, "amount": lent})
             assert preview["data"]["previewSchedule"]["userErrors"] == [], preview
             answers.append({"currency": CURRENCIES[code][0], "preview": preview["data"]})
-    assert answers[0] == answers[3] == answers[6]  # both paths say the same
+        body = await gql(path, PORTFOLIO, {"asOf": DAY.isoformat()})
+        assert "errors" not in body, body
+        answers.append(body["data"])
+    assert answers[0] == answers[4] == answers[8]  # both paths say the same
 
     # then each amount is written with exactly its currency's minor digits
     found: list[tuple[str, str, str, str]] = []

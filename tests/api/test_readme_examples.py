@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ ROLE_OF = {
     "Delivered": Role.SERVICER,
     "Quote": Role.SERVICER,
     "Settle": Role.SERVICER,
+    "Portfolio": Role.SERVICER,
+    "ScoreBands": Role.UNDERWRITER,
     "WhatIfApproved": Role.UNDERWRITER,
     # A borrower's own query; here as staff (the borrowers' tests sign in as borrowers).
     "MyLoans": Role.AGENT,
@@ -90,6 +93,12 @@ def variables_for(name: str, answers: dict[str, Any]) -> dict[str, Any]:
             "loanId": loan["id"],
             "amount": answers["Quote"]["loan"]["settlementQuote"]["amount"],
         },
+        "Portfolio": lambda: {"asOf": today.isoformat()},
+        "ScoreBands": lambda: {
+            "from": (today - timedelta(days=730)).isoformat(),
+            "to": today.isoformat(),
+            "asOf": today.isoformat(),
+        },
         "WhatIfApproved": lambda: {
             "id": first_node(answers["Pipeline"]["applications"], status="IN_REVIEW")["id"]
         },
@@ -121,8 +130,8 @@ async def test_every_readme_operation_runs_in_order_and_succeeds(app, api_keys, 
 
     assert list(answers) == [
         "Pipeline", "Apply", "Refer", "Decide", "Disburse", "Pay", "Arrears",
-        "NotRemindedThisWeek", "Remind", "Delivered", "Quote", "Settle", "MyLoans",
-        "WhatIfApproved",
+        "NotRemindedThisWeek", "Remind", "Delivered", "Quote", "Settle", "Portfolio", "ScoreBands",
+        "MyLoans", "WhatIfApproved",
     ]  # fmt: skip
     assert subscriptions == ["Watch"]
     assert answers["Apply"]["applyForLoan"]["application"]["status"] == "SUBMITTED"
@@ -134,6 +143,20 @@ async def test_every_readme_operation_runs_in_order_and_succeeds(app, api_keys, 
     assert answers["Settle"]["settleLoan"]["loan"]["status"] == "PAID_OFF"
     assert answers["WhatIfApproved"]["decideApplication"]["dryRun"] is True
     assert answers["MyLoans"]["viewer"]["role"] == "AGENT"
+    kes, usd = answers["Portfolio"]["portfolio"]
+    assert (kes["currency"], usd["currency"]) == ("KES", "USD")
+    assert Decimal(usd["outstandingPrincipal"]) > 0
+    assert Decimal("0") <= Decimal(usd["par90"]) <= Decimal(usd["par30"]) <= 1
+    bands = [
+        (g["scoreBand"]["lower"], g["badRate"])
+        for g in answers["ScoreBands"]["decisionStats"]
+        if g["model"] == "credit-score@3.2" and g["disbursed"]
+    ]
+    # the bad rate falls as the bands rise (the README's own loan, repaid, is in the middle)
+    assert [lower for lower, _ in bands] == [None, "690", "740"]
+    rates = [Decimal(rate) for _, rate in bands]
+    assert rates == sorted(rates, reverse=True)
+    assert (rates[0], rates[-1]) == (1, 0)
 
 
 async def test_an_agent_key_may_not_decide_as_the_readme_says(app, api_keys, engine) -> None:

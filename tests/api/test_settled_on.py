@@ -7,12 +7,9 @@ settlements made a loan's allocations, the column equals what a scan of the allo
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy import text
@@ -24,31 +21,19 @@ from lending.clock import today
 from lending.errors import DomainError
 from lending.services import payments as payment_service
 from tests.dbfixtures import gql
-from tests.factories import TESTER, create_loan, create_product, pay
+from tests.factories import TESTER, create_loan, create_product, migration, pay
 
 DAY = today()
-MIGRATION = (
-    Path(__file__).resolve().parents[2]
-    / "migrations/versions/2026_12_03-0009_installments_settled_on.py"
-)
+MIGRATION = "2026_12_03-0009_installments_settled_on.py"
 QUOTE = "query Q($id: ID!) { loan(id: $id) { settlementQuote { amount } } }"
 SETTLE = """mutation S($input: SettleLoanInput!) {
   settleLoan(input: $input) { userErrors { code message } } }"""
 
 
-def migration() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("settled_on_migration", MIGRATION)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def disagreements(engine: AsyncEngine, days: list[date]) -> list[Any]:
     """Instalments whose kept ``settled_on`` differs from the scan's, and (day, instalment)
     pairs that one says is unpaid on the day and the other does not."""
-    scan = migration().SETTLED_ON
+    scan = migration(MIGRATION).SETTLED_ON
     paid_by = """SELECT coalesce(sum(a.principal + a.interest + a.interest_waived), 0)
         FROM payment_allocations a WHERE a.installment_id = i.id AND a.received_on <= d.day"""
     async with engine.connect() as connection:
@@ -158,7 +143,7 @@ async def test_the_backfill_gives_what_the_writes_kept(engine):
         ).all()
     async with engine.begin() as connection:
         await connection.execute(text("UPDATE installments SET settled_on = NULL"))
-        await connection.execute(text(migration().BACKFILL))
+        await connection.execute(text(migration(MIGRATION).BACKFILL))
         again = (
             await connection.execute(
                 text("SELECT id, settled_on FROM installments WHERE loan_id = :l ORDER BY id"),

@@ -10,6 +10,8 @@ from graph.schema import schema
 # Query fields answered per field only, and why.
 NOT_COMPILED = {
     "previewSchedule": "computed in Python by lending.schedule; nothing to read",
+    "portfolio": "one aggregate statement of its own (db.repositories.portfolio); no rows",
+    "decisionStats": "one aggregate statement of its own (db.repositories.decision_stats)",
 }
 # Fields whose rule stays in Python (rendering it in SQL would copy it): a query selecting one
 # runs its root field on the per-field path.
