@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
 
+from lending.assessment import MAX_SCORE, SCORE_DECIMALS
+from lending.money import decimal_places
 from lending.portfolio import ratio
 from lending.states import DecisionOutcome
 
@@ -63,6 +65,11 @@ def cuts_problem(cuts: Sequence[Decimal]) -> str | None:
         return f"`scoreBands` may hold at most {MAX_CUTS} cut points."
     if any(not c.is_finite() for c in cuts):
         return "`scoreBands` must hold numbers."
+    if any(not 0 <= c <= MAX_SCORE or decimal_places(c) > SCORE_DECIMALS for c in cuts):
+        return (
+            f"`scoreBands` cut points are scores: between 0 and {MAX_SCORE}, with at most "
+            f"{SCORE_DECIMALS} decimal places."
+        )
     if any(b <= a for a, b in pairwise(cuts)):
         return "`scoreBands` must be strictly ascending."
     return None

@@ -159,6 +159,8 @@ async def test_bad_arguments_are_refused(client):
         ({"by": ["SCORE_BAND"], "cuts": [700, 600]}, "strictly ascending"),
         ({"by": ["SCORE_BAND"], "cuts": ["x"]}, "decimal numbers"),
         ({"by": ["SCORE_BAND"], "cuts": list(range(21))}, "at most 20"),
+        ({"by": ["SCORE_BAND"], "cuts": ["1E+200000"]}, "between 0 and 1000"),
+        ({"by": ["SCORE_BAND"], "cuts": [1e300]}, "decimal numbers"),  # a float
         ({"cuts": [600]}, "only with SCORE_BAND"),
     ]
     for arguments, message in cases:

@@ -44,6 +44,9 @@ def test_a_score_falls_in_one_half_open_band(score, number, expected):
         ([Decimal(600), Decimal(600)], "strictly ascending"),
         ([Decimal("NaN")], "numbers"),
         ([Decimal(n) for n in range(21)], "at most 20"),
+        ([Decimal("1E+200000")], "between 0 and 1000"),  # no database could hold it
+        ([Decimal("-1")], "between 0 and 1000"),
+        ([Decimal("600.00001")], "at most 4 decimal places"),
     ],
 )
 def test_cut_points_that_make_no_bands_are_refused(cuts, problem):
