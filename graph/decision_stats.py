@@ -157,8 +157,9 @@ class DecisionStatsQueries:
         score_bands: Annotated[
             list[Decimal] | None,
             strawberry.argument(
-                description="Ascending cut points of the score bands, at most 20 (with "
-                "SCORE_BAND): `[600, 700]` makes the bands below 600, [600, 700) and 700 up."
+                description="Ascending cut points of the score bands, at most 20 scores (0 "
+                "to 1000, at most 4 decimals), with SCORE_BAND: `[600, 700]` makes the bands "
+                "below 600, [600, 700) and 700 up."
             ),
         ] = None,
     ) -> list[DecisionGroup]:
