@@ -243,8 +243,6 @@ async def test_staff_only_fields_are_forbidden_and_shared_ones_open(world):
     for query in (
         '{ overdueInstallments(asOf: "2026-06-01") { totalCount } }',
         f'{{ auditTrail(entityId: "{loan}") {{ totalCount }} }}',
-        '{ portfolio(asOf: "2026-06-01") { currency outstandingPrincipal } }',
-        '{ decisionStats(from: "2026-01-01", to: "2026-06-01", asOf: "2026-06-01") { decisions } }',
     ):
         body = await ask(world, world.ada.token, query)
         assert body["data"] is None
@@ -521,3 +519,15 @@ async def test_an_issuer_whose_keys_cannot_be_read_gets_a_retryable_503_not_a_40
     assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert error["extensions"]["retryable"] is True
     assert "signing keys cannot be read" in error["message"]
+
+
+# Last in the module: a report's cost is a large part of a borrower's budget, which then takes a
+# while to refill, and the answers compared before (budgets included) must not be read meanwhile.
+async def test_reports_are_for_staff_only(world):
+    for query in (
+        '{ portfolio(asOf: "2026-06-01") { currency outstandingPrincipal } }',
+        '{ decisionStats(from: "2026-01-01", to: "2026-06-01", asOf: "2026-06-01") { decisions } }',
+    ):
+        body = await ask(world, world.ada.token, query)
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
