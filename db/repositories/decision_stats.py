@@ -37,21 +37,21 @@ from lending.states import DecisionOutcome
 _STATEMENT = """
 WITH made AS (
   SELECT d.outcome::text AS outcome, d.score, d.model, {product_code} AS product,
-         l.id AS loan_id, coalesce(l.disbursed_on <= :as_of, false) AS counted,
-         l.status = 'WRITTEN_OFF' AND (l.closed_at AT TIME ZONE 'UTC')::date <= :as_of
+         l.id AS loan_id, coalesce(l.disbursed_on <= {as_of}, false) AS counted,
+         l.status = 'WRITTEN_OFF' AND (l.closed_at AT TIME ZONE 'UTC')::date <= {as_of}
            AS written_off
   FROM decisions d{products}
   LEFT JOIN loans l ON l.application_id = d.application_id AND d.outcome = 'APPROVED'
-  WHERE d.decided_at >= CAST(:made_from AS date)::timestamp AT TIME ZONE 'UTC'
-    AND d.decided_at < (CAST(:made_to AS date) + 1)::timestamp AT TIME ZONE 'UTC'
+  WHERE d.decided_at >= {made_from}::timestamp AT TIME ZONE 'UTC'
+    AND d.decided_at < ({made_to} + 1)::timestamp AT TIME ZONE 'UTC'
 ),
 bad AS (
   SELECT i.loan_id FROM installments i
-  WHERE i.settled_on IS NULL AND i.due_date <= CAST(:as_of AS date) - {bad_day}
+  WHERE i.settled_on IS NULL AND i.due_date <= {as_of} - {bad_day}
   UNION
   SELECT i.loan_id FROM installments i
   WHERE i.settled_on > i.due_date + {bad_day}
-    AND i.due_date <= CAST(:as_of AS date) - {bad_day}
+    AND i.due_date <= {as_of} - {bad_day}
 ),
 judged AS (
   SELECT m.*, m.counted AND bad.loan_id IS NOT NULL AS ever_bad
@@ -88,6 +88,8 @@ def _statement(by: frozenset[DecisionGrouping]) -> TextClause:
             products=_PRODUCTS if products else "",
             product_code="p.code" if products else "CAST(NULL AS text)",
             bad_day=BAD_AFTER_DAYS + 1,
+            # Days are sent as text: asyncpg sends 9999-12-31 as 'infinity', which no day follows.
+            **{d: f"CAST(CAST(:{d} AS text) AS date)" for d in ("as_of", "made_from", "made_to")},
             enough=MAX_GROUPS + 1,  # one more than an answer may hold: too many to answer
             product=grouped(DecisionGrouping.PRODUCT, "product", "text"),
             model=grouped(DecisionGrouping.MODEL, "model", "text"),
@@ -116,7 +118,11 @@ async def decision_stats(
     """The figures of each group of the decisions made within [made_from, made_to] (checked
     cut points ``cuts`` when grouped by SCORE_BAND); more than MAX_GROUPS of them when there
     are too many to answer."""
-    parameters: dict[str, object] = {"made_from": made_from, "made_to": made_to, "as_of": as_of}
+    parameters: dict[str, object] = {
+        "made_from": made_from.isoformat(),
+        "made_to": made_to.isoformat(),
+        "as_of": as_of.isoformat(),
+    }
     if DecisionGrouping.SCORE_BAND in by:
         parameters["cuts"] = list(cuts)
     rows = await session.execute(_statement(by), parameters)

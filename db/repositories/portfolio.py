@@ -48,45 +48,45 @@ WITH cohort AS (
   SELECT l.id, l.currency, l.principal, l.status::text AS status, l.disbursed_on,
          (l.closed_at AT TIME ZONE 'UTC')::date AS closed_on, l.principal_paid, l.interest_paid
   FROM loans l
-  WHERE (l.approved_at AT TIME ZONE 'UTC')::date <= :as_of
-    AND (CAST(:disbursed_from AS date) IS NULL OR l.disbursed_on >= :disbursed_from)
-    AND (CAST(:disbursed_to AS date) IS NULL OR l.disbursed_on <= :disbursed_to){products}
+  WHERE (l.approved_at AT TIME ZONE 'UTC')::date <= {as_of}
+    AND ({disbursed_from} IS NULL OR l.disbursed_on >= {disbursed_from})
+    AND ({disbursed_to} IS NULL OR l.disbursed_on <= {disbursed_to}){products}
 ),
 later AS (
   SELECT a.loan_id, sum(a.principal) AS principal, sum(a.interest) AS interest
   FROM payment_allocations a
-  WHERE a.received_on > :as_of
+  WHERE a.received_on > {as_of}
   GROUP BY a.loan_id
 ),
 unpaid AS (
   SELECT i.id, i.loan_id, i.due_date, i.principal_due + i.interest_due AS total
   FROM installments i
-  WHERE i.due_date < :as_of AND i.settled_on IS NULL
+  WHERE i.due_date < {as_of} AND i.settled_on IS NULL
   UNION ALL
   SELECT i.id, i.loan_id, i.due_date, i.principal_due + i.interest_due
   FROM installments i
-  WHERE i.due_date < :as_of AND i.settled_on > :as_of
+  WHERE i.due_date < {as_of} AND i.settled_on > {as_of}
 ),
 late AS (
   SELECT u.loan_id, min(u.due_date) AS oldest,
     sum(u.total - coalesce((
       SELECT sum(a.principal + a.interest + a.interest_waived) FROM payment_allocations a
-      WHERE a.installment_id = u.id AND a.received_on <= :as_of), 0)) AS overdue
+      WHERE a.installment_id = u.id AND a.received_on <= {as_of}), 0)) AS overdue
   FROM unpaid u
   GROUP BY u.loan_id
 ),
 position AS (
   SELECT c.currency, c.principal,
     CASE
-      WHEN c.status IN ('CANCELLED', 'WRITTEN_OFF') AND c.closed_on <= :as_of THEN c.status
-      WHEN c.disbursed_on IS NULL OR c.disbursed_on > :as_of THEN 'APPROVED'
+      WHEN c.status IN ('CANCELLED', 'WRITTEN_OFF') AND c.closed_on <= {as_of} THEN c.status
+      WHEN c.disbursed_on IS NULL OR c.disbursed_on > {as_of} THEN 'APPROVED'
       WHEN c.principal_paid - coalesce(later.principal, 0) >= c.principal THEN 'PAID_OFF'
       ELSE 'ACTIVE'
     END AS state,
     c.principal_paid - coalesce(later.principal, 0) AS principal_paid,
     c.interest_paid - coalesce(later.interest, 0) AS interest_paid,
     coalesce(late.overdue, 0) AS overdue,
-    coalesce(CAST(:as_of AS date) - late.oldest, 0) AS dpd
+    coalesce({as_of} - late.oldest, 0) AS dpd
   FROM cohort c
   LEFT JOIN later ON later.loan_id = c.id
   LEFT JOIN late ON late.loan_id = c.id
@@ -105,15 +105,28 @@ _PRODUCTS = """
       WHERE p.code = ANY(CAST(:codes AS text[])))"""
 
 
+# A day is sent as text and cast here: asyncpg sends 9999-12-31 as 'infinity', from which no day
+# can be counted.
+_DAY = "CAST(CAST(:{} AS text) AS date)"
+
+
 def _statement(products: bool) -> TextClause:
     return text(
         _STATEMENT.format(
-            products=_PRODUCTS if products else "", bucket=_bucket("dpd"), risk=_risk("dpd")
+            products=_PRODUCTS if products else "",
+            bucket=_bucket("dpd"),
+            risk=_risk("dpd"),
+            **{name: _DAY.format(name) for name in ("as_of", "disbursed_from", "disbursed_to")},
         )
     )
 
 
 PORTFOLIO, OF_PRODUCTS = _statement(False), _statement(True)
+
+
+def _day(day: date | None) -> str | None:
+    """A day as the statement takes it (``_DAY``)."""
+    return None if day is None else day.isoformat()
 
 
 @dataclass(frozen=True)
@@ -132,7 +145,11 @@ async def portfolio(
     codes = flt.product_codes
     rows = await session.execute(
         PORTFOLIO if codes is None else OF_PRODUCTS,
-        {"as_of": as_of, "disbursed_from": flt.disbursed_from, "disbursed_to": flt.disbursed_to}
+        {
+            "as_of": _day(as_of),
+            "disbursed_from": _day(flt.disbursed_from),
+            "disbursed_to": _day(flt.disbursed_to),
+        }
         | ({} if codes is None else {"codes": list(codes)}),
     )
     return fold(

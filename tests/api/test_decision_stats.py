@@ -151,6 +151,21 @@ async def test_a_loan_is_bad_from_its_31st_day_past_due(client, engine):
     assert await bad_on(due + timedelta(days=45)) == [0, 1, 1]
 
 
+async def test_the_calendars_first_and_last_days_are_answered(client, engine):
+    # asyncpg sends 9999-12-31 as 'infinity', which no day follows: days are sent as text
+    await products(engine, {("FLAT", "USD"): "0"})
+    made = await decided(engine, "FLAT", [("APPROVED", "700")], 50)
+    await disburse(engine, made.loan.id, DAY - timedelta(days=45))
+    for first, last, day in (
+        ("0001-01-01", "9999-12-31", "9999-12-31"),
+        ("0001-01-01", "9999-12-31", "0001-01-01"),
+    ):
+        body = await gql(client, STATS, {"from": first, "to": last, "asOf": day})
+        assert "errors" not in body, body
+        (group,) = body["data"]["decisionStats"]
+        assert group["everBad"] == (1 if day == "9999-12-31" else 0)
+
+
 async def test_bad_arguments_are_refused(client):
     day = DAY.isoformat()
     cases = [

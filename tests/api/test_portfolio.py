@@ -368,3 +368,14 @@ async def test_bad_filters_are_refused(client, flat):
         assert body["data"] is None
         assert message in body["errors"][0]["message"], body
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_the_calendars_first_and_last_days_are_answered(client, engine, flat):
+    # asyncpg sends 9999-12-31 as 'infinity', from which no day can be counted: sent as text
+    await loan_on(engine, 70)
+    for day in ("9999-12-31", "0001-01-01"):
+        flt = {"disbursedFrom": "0001-01-01", "disbursedTo": "9999-12-31"}
+        body = await gql(client, PORTFOLIO, {"asOf": day, "filter": flt})
+        assert "errors" not in body, body
+    last = await gql(client, PORTFOLIO, {"asOf": "9999-12-31"})
+    assert last["data"]["portfolio"][0]["buckets"][-1]["loans"] == 1  # long past due by then
