@@ -16,8 +16,8 @@ The definitions (DOMAIN.md, "Portfolio indicators"), for a date D:
 
 The API answers with one SQL statement (db.repositories.portfolio) that sums loans per currency,
 state, bucket and PAR class, and ``fold`` makes the indicators of those groups. ``position`` is
-each loan by the rules; folded as groups of one (``group_of``) they give what the statement
-must, and a differential test holds the two equal. Amounts are never added across currencies.
+each loan by the rules, as a group of one; folded, they give what the statement must, and a
+differential test holds the two equal. Amounts are never added across currencies.
 """
 
 from __future__ import annotations
@@ -65,28 +65,14 @@ def state_on(facts: LoanFacts, principal_left: Decimal, as_of: date) -> LoanStat
     return LoanStatus.PAID_OFF if principal_left <= 0 else LoanStatus.ACTIVE
 
 
-@dataclass(frozen=True)
-class LoanPosition:
-    """Where one loan stood on a date."""
-
-    currency: str
-    state: LoanStatus
-    principal: Decimal
-    principal_left: Decimal  # principal not yet repaid by payments received by the date
-    overdue_amount: Decimal
-    days_past_due: int
-    principal_collected: Decimal
-    interest_collected: Decimal
-
-
 def position(
     facts: LoanFacts,
     installments: Sequence[InstallmentDue],
     paid: Iterable[PaidPart],
     as_of: date,
-) -> LoanPosition | None:
-    """The loan on ``as_of`` from its instalments and the parts of its live payments; None
-    when it was not approved yet."""
+) -> PositionGroup | None:
+    """The loan on ``as_of`` from its instalments and the parts of its live payments, as a
+    group of one; None when it was not approved yet."""
     balances = balances_as_of(installments, paid, as_of)
     principal_paid = sum((b.principal_paid for b in balances), _ZERO)
     interest_paid = sum((b.interest_paid for b in balances), _ZERO)
@@ -95,13 +81,15 @@ def position(
     if state is None:
         return None
     late = delinquency(balances, as_of, facts.currency)
-    return LoanPosition(
+    return PositionGroup(
         currency=facts.currency,
         state=state,
+        bucket=bucket_for(late.days_past_due),
+        risk=risk_of(late.days_past_due),
+        loans=1,
         principal=facts.principal,
         principal_left=left,
         overdue_amount=late.overdue_amount,
-        days_past_due=late.days_past_due,
         principal_collected=principal_paid,
         interest_collected=interest_paid,
     )
@@ -110,7 +98,7 @@ def position(
 @dataclass(frozen=True)
 class PositionGroup:
     """Loans of one currency in the same state, bucket and PAR class on a date, with their sums:
-    what the statement returns, and a loan position on its own (``group_of``)."""
+    what the statement returns, and one loan's position (``position``)."""
 
     currency: str
     state: LoanStatus
@@ -127,22 +115,6 @@ class PositionGroup:
 def risk_of(days_past_due: int) -> int:
     """How many of PAR_DAYS ``days_past_due`` is beyond."""
     return sum(1 for days in PAR_DAYS if days_past_due > days)
-
-
-def group_of(p: LoanPosition) -> PositionGroup:
-    """A loan position as a group of one."""
-    return PositionGroup(
-        currency=p.currency,
-        state=p.state,
-        bucket=bucket_for(p.days_past_due),
-        risk=risk_of(p.days_past_due),
-        loans=1,
-        principal=p.principal,
-        principal_left=p.principal_left,
-        overdue_amount=p.overdue_amount,
-        principal_collected=p.principal_collected,
-        interest_collected=p.interest_collected,
-    )
 
 
 @dataclass

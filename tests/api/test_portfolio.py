@@ -19,7 +19,7 @@ from graph.ids import to_global_id
 from lending.clock import today
 from lending.errors import DomainError
 from lending.money import round_money
-from lending.portfolio import CurrencyTotals, LoanFacts, fold, group_of, position
+from lending.portfolio import CurrencyTotals, LoanFacts, fold, position
 from lending.services import loans as loan_service
 from lending.states import LoanStatus
 from tests.api.test_settled_on import reverse_one
@@ -112,7 +112,7 @@ async def reference(engine: AsyncEngine, as_of: date, flt: repo.PortfolioFilter)
         )
         found = position(facts, books.due.get(loan.id, []), books.paid.get(loan.id, []), as_of)
         if found is not None:
-            positions.append(group_of(found))
+            positions.append(found)
     return fold(positions)
 
 
