@@ -28,7 +28,7 @@ run: $(STAMP)  ## serve GraphiQL on http://127.0.0.1:8000/graphql with demo data
 		$(BIN)/python -m graph.server.ide $(GRAPHIQL) || echo "GraphiQL loads its scripts from the CDN"
 	$(BIN)/lending serve --demo
 
-graphiql-assets: $(STAMP)  ## GraphiQL's scripts from the npm registry into .graphiql/ (GraphiQL offline)
+graphiql-assets: $(STAMP)  ## GraphiQL's and the dashboard's scripts from the npm registry into .graphiql/ (both offline)
 	@$(FETCH_GRAPHIQL)
 
 # Test processes sharing the embedded server, each with a database of its own; a file's tests
@@ -50,7 +50,7 @@ cluster: $(STAMP)  ## HAProxy, three servers, PgBouncer and a replica under load
 	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { $(APT_INSTALL) pgbouncer; }
 	timeout -k 30 600 $(BIN)/python -m pytest tests/cluster -p no:cacheprovider -q -s $(PYTEST_ARGS)
 
-e2e: $(STAMP)  ## GraphiQL, CORS and the Node clients (graphql-ws, Apollo) against a demo server
+e2e: $(STAMP)  ## GraphiQL, the dashboard, CORS and the Node clients (graphql-ws, Apollo) against a demo server
 	@[ -x /usr/bin/chromium ] || { $(APT_INSTALL) chromium; }
 	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT_INSTALL) nodejs npm; }
 	@$(BIN)/python -m graph.server.ide --check $(GRAPHIQL) || { $(FETCH_GRAPHIQL); }

@@ -145,6 +145,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         _print_borrower_token(signer, settings, url, f"http://{host}:{port}/graphql")
     if settings.graphiql_enabled:
         log.info("GraphiQL: http://%s:%s/graphql", host, port)
+    if settings.lending_demo:
+        log.info("Dashboard: http://%s:%s/dashboard", host, port)
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit instead
     # lets the embedded PostgreSQL be stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -181,3 +181,13 @@ async def ledgers(engine: AsyncEngine) -> Ledgers:
             )
         )
     return found
+
+
+def month_ends(today: date, count: int = 12) -> list[date]:
+    """The last days of the ``count`` months before ``today``'s, oldest first (the dashboard's
+    PAR chart shows the twelve)."""
+    ends, first = [], today.replace(day=1)
+    for _ in range(count):
+        ends.append(first - timedelta(days=1))
+        first = ends[-1].replace(day=1)
+    return ends[::-1]

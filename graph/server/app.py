@@ -53,6 +53,7 @@ from graph.observability.telemetry import TelemetryMiddleware
 from graph.observability.tracing import Tracing
 from graph.observability.tracing import from_settings as tracing_from
 from graph.schema import LendingSchema, build_schema
+from graph.server import dashboard
 from graph.server.http import (
     RETRY_AFTER,
     BodyLimitMiddleware,
@@ -436,6 +437,8 @@ def create_app(
         ),
     )
     app.include_router(router, prefix="/graphql")
+    if settings.lending_demo:
+        dashboard.mount(app, settings.graphiql_assets)
     tools = ToolServer(operations, app, authenticate, principals.refusal)
     app.state.tools = tools
     # An ASGI app as the endpoint: Starlette hands it the raw request.

@@ -8,7 +8,8 @@ laid out as the CDN lays them out (``react@18.2.0/umd/…``), keeping only the f
 names (with their source maps and licences). When every one of them is there, the router serves
 the folder under ``<graphql path>/assets/`` and the page names those copies instead; their
 integrity hashes stay, so the browser still checks that the copies are the CDN's bytes (the
-fetch checks them first). Otherwise the page is Strawberry's, CDN and all."""
+fetch checks them first). Otherwise the page is Strawberry's, CDN and all. The demo's dashboard
+(graph.server.dashboard) loads its scripts the same way, from the same folder."""
 
 from __future__ import annotations
 
@@ -24,17 +25,17 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Request
 from fastapi.responses import HTMLResponse
-from starlette.staticfiles import StaticFiles
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http.ides import get_graphql_ide_html
 
-CDN = "https://unpkg.com/"
-# An asset of the page: its path on the CDN, and the integrity hash that follows it.
-_ASSET = re.compile(r'(?:src|href)="https://unpkg\.com/([^"]+)"\s+integrity="(sha\d+)-([^"]+)"')
-# Versioned paths never change: browsers may keep them.
-CACHE_CONTROL = "public, max-age=31536000, immutable"
+from graph.server import dashboard
+from graph.server.static import CDN, LocalAssets, assets, complete, packages
+
+# Kept of each package beside the files a page loads: its manifest and its licence (LICENSE, or
+# LICENSE.md as chart.js and graphql-ws name it).
+PACKAGE_FILES = ("package.json", "LICENSE", "LICENSE.md")
 
 
 def strawberry_page() -> str:
@@ -42,20 +43,10 @@ def strawberry_page() -> str:
     return get_graphql_ide_html("graphiql")
 
 
-def assets(page: str) -> dict[str, tuple[str, str]]:
-    """The CDN paths the page loads (``react@18.2.0/umd/react.production.min.js`` …), each
-    with its integrity hash (algorithm, base64 digest)."""
-    return {path: (algorithm, digest) for path, algorithm, digest in _ASSET.findall(page)}
-
-
-def packages(page: str) -> list[str]:
-    """The npm packages the page loads, as ``name@version`` (scoped names included)."""
-    return sorted({"/".join(p.split("/")[: 2 if p.startswith("@") else 1]) for p in assets(page)})
-
-
-def complete(page: str, folder: Path) -> bool:
-    """Whether ``folder`` holds every file the page loads."""
-    return all((folder / path).is_file() for path in assets(page))
+def browser_pages() -> list[str]:
+    """Every page this service serves that loads scripts from the CDN: GraphiQL's and the
+    demo's dashboard (graph.server.dashboard); one folder holds the assets of all of them."""
+    return [strawberry_page(), dashboard.template()]
 
 
 # The query GraphiQL opens on: the README's first example, runnable at once.
@@ -123,12 +114,12 @@ class GraphiQLRouter(GraphQLRouter[Any, None]):
         super().__init__(*args, **kwargs)
         page = strawberry_page()
         self.page = page_for(page, ide_headers)
-        self.local_assets: StaticFiles | None = None
+        self.local_assets: LocalAssets | None = None
         if self.graphql_ide == "graphiql" and graphiql_assets and complete(page, graphiql_assets):
-            self.local_assets = StaticFiles(directory=graphiql_assets)
+            self.local_assets = LocalAssets(graphiql_assets)
             self.add_route(
                 f"{kwargs.get('path', '')}/assets/{{file:path}}",
-                self.asset,
+                self.local_assets.serve,
                 methods=["GET", "HEAD"],
                 include_in_schema=False,
             )
@@ -140,24 +131,16 @@ class GraphiQLRouter(GraphQLRouter[Any, None]):
             page = page.replace(CDN, request.url.path.rstrip("/") + "/assets/")
         return HTMLResponse(page)
 
-    async def asset(self, request: Request) -> Response:
-        """One file of the folder (404 for anything else, which no browser is told to keep)."""
-        assert self.local_assets is not None
-        response = await self.local_assets.get_response(request.path_params["file"], request.scope)
-        if response.status_code in (200, 304):
-            response.headers["Cache-Control"] = CACHE_CONTROL
-        return response
-
 
 def fetch(folder: Path, npm: str = "npm") -> list[str]:
-    """Fetch the page's packages from the npm registry into ``folder``; return them as
-    ``name@version``.
+    """Fetch the packages of every page (``browser_pages``) from the npm registry into
+    ``folder``; return them as ``name@version``.
 
     The packages are unpacked beside it first (``FOLDER.part``), and only once every file the
     page names is there and matches its integrity hash does that folder take ``folder``'s place:
     an interrupted or failed fetch leaves the previous folder, or none, never half of one.
     """
-    page = strawberry_page()
+    page = "\n".join(browser_pages())
     wanted = packages(page)
     staging = folder.with_name(folder.name + ".part")
     previous = folder.with_name(folder.name + ".old")
@@ -197,7 +180,7 @@ def _prune(folder: Path, page: str) -> None:
     builds, its sources) would be served for nothing."""
     keep = set(assets(page))
     keep |= {f"{path}.map" for path in keep}
-    keep |= {f"{spec}/{name}" for spec in packages(page) for name in ("package.json", "LICENSE")}
+    keep |= {f"{spec}/{name}" for spec in packages(page) for name in PACKAGE_FILES}
     for file in sorted(folder.rglob("*"), reverse=True):
         if file.is_dir():
             if not any(file.iterdir()):
@@ -229,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only check the folder")
     args = parser.parse_args(argv)
     if args.check:
-        return 0 if complete(strawberry_page(), args.folder) else 1
+        return 0 if all(complete(page, args.folder) for page in browser_pages()) else 1
     for spec in fetch(args.folder):
         print(f"{args.folder}/{spec}")
     return 0

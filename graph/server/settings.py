@@ -99,9 +99,9 @@ class Settings(DatabaseSettings):
     )
     graphiql_assets: Path = Field(
         default=Path(".graphiql"),
-        description="Folder of GraphiQL's scripts (`make graphiql-assets`): served under "
-        "/graphql/assets/ and named by the page when it holds them all; otherwise the page "
-        "loads them from the CDN.",
+        description="Folder of GraphiQL's and the demo dashboard's scripts (`make "
+        "graphiql-assets`): served under /graphql/assets/ and /dashboard/assets/, and named by "
+        "a page when it holds all of that page's; otherwise the page loads them from the CDN.",
     )
     introspection: bool | None = Field(
         default=None, description="Allow schema introspection; default: not in production."

@@ -19,27 +19,24 @@ from fastapi import FastAPI
 from graph.server import ide
 from graph.server.app import create_app
 from graph.server.ide import (
-    CDN,
     EXAMPLE_QUERY,
     OFFLINE,
     _unpack,
-    assets,
-    complete,
     fetch,
-    packages,
     page_for,
     strawberry_page,
 )
 from graph.server.settings import Settings
+from graph.server.static import CDN, assets, complete, packages
 
 PAGE = strawberry_page()
 HTML = {"Accept": "text/html"}
 TYPES = {".js": {"text/javascript", "application/javascript"}, ".css": {"text/css"}}
 
 
-def fake_assets(folder: Path) -> dict[str, bytes]:
+def fake_assets(folder: Path, page: str = PAGE) -> dict[str, bytes]:
     """A file for each asset the page loads, its content naming it."""
-    files = {path: f"/* {path} */".encode() for path in assets(PAGE)}
+    files = {path: f"/* {path} */".encode() for path in assets(page)}
     for path, content in files.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_bytes(content)
@@ -47,7 +44,7 @@ def fake_assets(folder: Path) -> dict[str, bytes]:
 
 
 def ide_app(
-    app: FastAPI, database_url: str, folder: Path, graphiql: bool = True, demo: bool = False
+    app: FastAPI, database_url: str, folder: Path, graphiql: bool | None = True, demo: bool = False
 ) -> FastAPI:
     settings = Settings(
         database_url=database_url, graphiql_assets=folder, graphiql=graphiql, lending_demo=demo
@@ -231,7 +228,7 @@ def test_fetching_keeps_what_the_page_loads_with_maps_and_licences(
     registry, tmp_path, monkeypatch
 ) -> None:
     page = page_naming(NEEDED)
-    monkeypatch.setattr(ide, "strawberry_page", lambda: page)
+    monkeypatch.setattr(ide, "browser_pages", lambda: [page])
     folder = tmp_path / "assets"
     (folder / "stale").mkdir(parents=True)
     assert sorted(fetch(folder, npm=str(registry))) == ["@scope/look@2.1.0", "tiny@1.0.0"]
@@ -249,8 +246,8 @@ def test_a_file_not_matching_its_hash_leaves_the_previous_folder(
 ) -> None:
     monkeypatch.setattr(
         ide,
-        "strawberry_page",
-        lambda: page_naming(NEEDED | {"tiny@1.0.0/dist/tiny.min.js": "tampered()"}),
+        "browser_pages",
+        lambda: [page_naming(NEEDED | {"tiny@1.0.0/dist/tiny.min.js": "tampered()"})],
     )
     folder = tmp_path / "assets"
     (folder / "kept.js").parent.mkdir(parents=True)
@@ -263,5 +260,8 @@ def test_a_file_not_matching_its_hash_leaves_the_previous_folder(
 
 def test_check_says_whether_the_folder_is_complete(tmp_path) -> None:
     assert ide.main(["--check", str(tmp_path)]) == 1
+    dashboard = ide.browser_pages()[1]
     fake_assets(tmp_path)
+    assert ide.main(["--check", str(tmp_path)]) == 1  # the dashboard's scripts are missing
+    fake_assets(tmp_path, dashboard)
     assert ide.main(["--check", str(tmp_path)]) == 0

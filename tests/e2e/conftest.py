@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from playwright.async_api import BrowserContext, async_playwright
+from playwright.async_api import BrowserContext, Page, Route, async_playwright
 
 from db.embedded import EmbeddedPostgres, recreate_database
+from lending.access import Role, demo_key
 from tests.servers import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,3 +178,33 @@ async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bro
             yield context
         finally:
             await context.close()
+
+
+async def only_from(page: Page, origin: str) -> list[str]:
+    """Let ``page`` load nothing but from ``origin`` (no CDN, nothing else); the list fills
+    with the URLs it was refused."""
+    refused: list[str] = []
+
+    async def this_server_only(route: Route) -> None:
+        if route.request.url.startswith(origin + "/"):
+            await route.continue_()
+        else:
+            refused.append(route.request.url)
+            await route.abort()
+
+    await page.route("**/*", this_server_only)
+    return refused
+
+
+async def ask(demo: Demo, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The data of the demo server's answer to ``query``, as ADMIN, after checking it has no
+    errors."""
+    async with httpx.AsyncClient(timeout=20) as client:
+        response = await client.post(
+            f"{demo.url}/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {demo_key(Role.ADMIN)}"},
+        )
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    return body["data"]

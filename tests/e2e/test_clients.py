@@ -13,10 +13,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import Demo
+from tests.e2e.conftest import Demo, ask
 
 CLIENTS = Path(__file__).resolve().parent / "clients"
 KEY = "lnd_demo_admin"
@@ -25,18 +24,6 @@ APPLY = """mutation($email: String!) { applyForLoan(input: {applicant: {fullName
   application { id } userErrors { code } } }"""
 REJECT = """mutation($id: ID!) { decideApplication(input: {applicationId: $id,
   outcome: "REJECTED", reason: "Income not verified"}) { userErrors { code } } }"""
-
-
-async def mutate(demo: Demo, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.post(
-            f"{demo.url}/graphql",
-            json={"query": query, "variables": variables},
-            headers={"Authorization": f"Bearer {KEY}"},
-        )
-    body: dict[str, Any] = response.json()
-    assert "errors" not in body, body
-    return body["data"]
 
 
 def without_typename(value: Any) -> Any:
@@ -69,9 +56,9 @@ async def test_a_frontend_client_receives_submitted_and_decided(demo: Demo, clie
             assert (await process.stdout.readline()).strip() == b"subscribed"
             await asyncio.sleep(1)  # its subscription reaches the server
             # when an application is submitted and then decided
-            applied = await mutate(demo, APPLY, {"email": f"yaw.{client}@example.com"})
+            applied = await ask(demo, APPLY, {"email": f"yaw.{client}@example.com"})
             app_id = applied["applyForLoan"]["application"]["id"]
-            decided = await mutate(demo, REJECT, {"id": app_id})
+            decided = await ask(demo, REJECT, {"id": app_id})
             assert decided["decideApplication"]["userErrors"] == []
             # then the client receives both, each carrying the application as it then was
             heard: list[dict[str, Any]] = []

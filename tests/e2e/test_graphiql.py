@@ -7,12 +7,13 @@ import asyncio
 import json
 
 import httpx
-from playwright.async_api import BrowserContext, Locator, Route
+from playwright.async_api import BrowserContext, Locator
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from graph.server.ide import OFFLINE, assets, strawberry_page
+from graph.server.ide import OFFLINE, strawberry_page
+from graph.server.static import assets
 from lending.services.demo import APPLICATIONS
-from tests.e2e.conftest import ROOT, Demo
+from tests.e2e.conftest import ROOT, Demo, only_from
 
 KEY = "lnd_demo_admin"
 HEADERS = '{"Authorization": "Bearer ' + KEY + '"}'
@@ -52,16 +53,7 @@ async def test_graphiql_runs_a_nested_query_with_the_demo_key(
     browser: BrowserContext, demo: Demo
 ) -> None:
     page = await browser.new_page()
-    elsewhere: list[str] = []
-
-    async def this_server_only(route: Route) -> None:
-        if route.request.url.startswith(demo.url + "/"):
-            await route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            await route.abort()
-
-    await page.route("**/*", this_server_only)
+    elsewhere = await only_from(page, demo.url)
     # The page's files, as this server answered them (the schema's introspection, made before
     # the key is typed, is refused: not a file).
     files: dict[str, int] = {}
@@ -180,14 +172,7 @@ async def test_without_its_scripts_and_offline_the_page_says_so(
 ) -> None:
     # given a server with no local copy of GraphiQL's scripts, and no way to the CDN
     page = await browser.new_page()
-
-    async def this_server_only(route: Route) -> None:
-        if route.request.url.startswith(without_assets + "/"):
-            await route.continue_()
-        else:
-            await route.abort()
-
-    await page.route("**/*", this_server_only)
+    await only_from(page, without_assets)
     # when GraphiQL's page is opened
     await page.goto(f"{without_assets}/graphql")
     # then it says, in plain words, what is wrong and what to do, instead of "Loading..."
