@@ -203,7 +203,7 @@ def _status_update(withdrawn: bool) -> Update:
         update(LoanApplication)
         .where(LoanApplication.id == bindparam("s_application", type_=BigInteger()))
         .values(values)
-        .execution_options(populate_existing=True)
+        .execution_options(populate_existing=True, synchronize_session=False)
     )
 
 

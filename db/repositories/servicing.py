@@ -76,7 +76,7 @@ def _loan_update(columns: tuple[str, ...], closed: bool = False) -> Update:
         update(Loan)
         .where(Loan.id == bindparam("p_loan", type_=BigInteger()))
         .values({**values, "version": Loan.version + 1, "updated_at": func.now()})
-        .execution_options(populate_existing=True)
+        .execution_options(populate_existing=True, synchronize_session=False)
     )
 
 
