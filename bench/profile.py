@@ -1,8 +1,9 @@
 """Where the milliseconds of one read request go, measured in-process with pyinstrument.
 
-    python -m bench.profile --database-url URL [--requests 100] [--workload R1|R2|W1]
-        [--compiled on|off]
+    python -m bench.profile --database-url URL [--requests 100] [--workload R1|R2|W1|ALL]
+        [--compiled on|off] [--writes-database-url URL]
 
+``--workload ALL`` runs every profile of a benchmark run in one process (``profile_all``).
 With ``--workload W1``, each of W1's four mutations (apply, decide, disburse, pay) is profiled
 on its own over ``--requests`` sequences, with the write path's parts told apart (the ORM's
 unit of work, audit hashing, rules, payload resolution …); one JSON line per mutation.
@@ -99,7 +100,7 @@ async def profile(url: str, requests: int, workload: str, compiled: bool) -> dic
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": "Bearer lnd_bench_admin"}
     async with httpx.AsyncClient(transport=transport, base_url="http://b", headers=headers) as c:
-        for _ in range(20):
+        for _ in range(min(20, requests)):  # warm-up: as many as measured, up to 20
             response = await c.post("/graphql", json=body)
             assert "errors" not in response.json(), response.text[:300]
         profiler = Profiler(interval=0.001, async_mode="disabled")
@@ -149,7 +150,7 @@ async def profile_writes(url: str, sequences: int) -> list[dict[str, Any]]:
             seconds[step] += time.perf_counter() - began
 
     async with httpx.AsyncClient(transport=transport, base_url="http://b", headers=headers) as c:
-        for _ in range(5):  # warm-up: documents parsed, connections open
+        for _ in range(min(5, sequences)):  # warm-up: documents parsed, connections open
             await writes.sequence(c, [])
         for _ in range(sequences):
             await writes.sequence(c, [], watched)
@@ -184,16 +185,37 @@ async def _loaned(url: str) -> int:
     return key
 
 
+# What ``--workload ALL`` profiles, in order: compiled R1 and R2, R2 field by field, then W1.
+READ_PROFILES = (("R1", True), ("R2", True), ("R2", False))
+
+
+def profile_all(url: str, writes_url: str, requests: int) -> list[dict[str, Any]]:
+    """Every profile of a benchmark run in one process (the app is imported once): the reads
+    on ``url``, W1's mutations on ``writes_url``."""
+    found = []
+    for workload, compiled in READ_PROFILES:
+        # Field by field R2 is ~20 times slower: a tenth of the requests says as much.
+        count = requests if compiled else max(requests // 10, 2)
+        found.append(asyncio.run(profile(url, count, workload, compiled)))
+    return found + asyncio.run(profile_writes(writes_url, max(requests // 2, 2)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", required=True)
+    parser.add_argument("--writes-database-url", help="W1's database with --workload ALL")
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--workload", choices=["R1", "R2", "W1"], default="R2")
+    parser.add_argument("--workload", choices=["R1", "R2", "W1", "ALL"], default="R2")
     parser.add_argument("--compiled", choices=["on", "off"], default="on")
     args = parser.parse_args()
-    if args.workload == "W1":  # one JSON line per mutation; --requests counts sequences
-        for found in asyncio.run(profile_writes(args.database_url, args.requests)):
-            sys.stdout.write(json.dumps(found) + "\n")
+    if args.workload in ("W1", "ALL"):  # one JSON line per profile (W1: one per mutation)
+        if args.workload == "W1":  # --requests counts sequences
+            found = asyncio.run(profile_writes(args.database_url, args.requests))
+        else:
+            writes = args.writes_database_url or args.database_url
+            found = profile_all(args.database_url, writes, args.requests)
+        for each in found:
+            sys.stdout.write(json.dumps(each) + "\n")
         return
     one = profile(args.database_url, args.requests, args.workload, args.compiled == "on")
     sys.stdout.write(json.dumps(asyncio.run(one)) + "\n")

@@ -39,11 +39,11 @@ from bench.fill import database_name
 from bench.fill import run as fill
 from bench.measure import count_statements, cpu_seconds, peak_rss_mb, postmaster_pid
 from bench.pgbouncer import PgBouncer
-from bench.profile import STEPS
+from bench.profile import READ_PROFILES, STEPS
 from bench.queries import READS
 from bench.report import pooler as pooler_table
 from bench.report import scales as scales_table
-from bench.report import write_results
+from bench.report import write_ceiling, write_results
 from db.embedded import EmbeddedPostgres, admin_connection, with_database
 from db.session import raw_connection
 from graph.server.demo_tokens import DemoSigner
@@ -755,30 +755,16 @@ def run_fanout(url: str, subscribers: int, events: int) -> dict[str, Any]:
 
 
 # What is profiled: (workload, compiled reads on), each in a process of its own.
-PROFILES = (("R1", True), ("R2", True), ("R2", False))
-
-
 def run_profiles(url: str, requests: int, writes_url: str) -> list[dict[str, Any]]:
-    """Profiles (bench.profile) of compiled R1 and R2, of R2 resolved field by field, and of
-    each of W1's mutations (on ``writes_url``, the copy the writes ran on)."""
-    found = []
-    for workload, compiled in PROFILES:
-        # Field by field R2 is ~20 times slower: a tenth of the requests says as much.
-        count = requests if compiled else max(requests // 10, 2)
-        cmd = [
-            PY, "-m", "bench.profile", "--database-url", url, "--requests", str(count),
-            "--workload", workload, "--compiled", "on" if compiled else "off",
-        ]  # fmt: skip
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
-        found.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    sequences = max(requests // 2, 2)
+    """Profiles (bench.profile, in one process) of compiled R1 and R2, of R2 resolved field by
+    field, and of each of W1's mutations (on ``writes_url``, the copy the writes ran on)."""
     cmd = [
-        PY, "-m", "bench.profile", "--database-url", writes_url, "--requests", str(sequences),
-        "--workload", "W1",
+        PY, "-m", "bench.profile", "--database-url", url, "--writes-database-url", writes_url,
+        "--requests", str(requests), "--workload", "ALL",
     ]  # fmt: skip
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
-    found += [json.loads(line) for line in done.stdout.strip().splitlines()[-len(STEPS) :]]
-    return found
+    lines = done.stdout.strip().splitlines()
+    return [json.loads(line) for line in lines[-(len(READ_PROFILES) + len(STEPS)) :]]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -813,7 +799,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["pooler", "scales"],
+        choices=["pooler", "scales", "writes"],
         help="run one phase alone and print its table; bench/RESULTS.md is left as it is",
     )
     parser.add_argument("--pgdata", type=Path, default=ROOT / ".pgdata-bench")
@@ -854,6 +840,14 @@ def main(argv: list[str] | None = None) -> None:
         results: list[Result] = []
         if args.only == "pooler":
             run_pooler_only(pg, urls[args.scale], args.scale, budget, concurrencies)
+            return
+        if args.only == "writes":
+            copy = asyncio.run(
+                copy_database(server_url, database_name(args.scale), "lending_bench_writes")
+            )
+            found = [asdict(r) for r in run_writes(pg, copy, args.scale, budget, concurrencies)]
+            (WORK / "results-writes.json").write_text(json.dumps(found, indent=2, default=str))
+            print("\n".join(write_ceiling(found, args.scale)), flush=True)
             return
         if args.only == "scales":
             found = [asdict(r) for r in run_scales(pg, server_url, args.scales, budget)]

@@ -65,7 +65,7 @@ from tests.issuer import AUDIENCE, ISSUER, Issuer
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generated documents per run, over both data sets; `make faults` sends many more.
-GENERATED = int(os.environ.get("DIFF_GENERATED", "1000"))
+GENERATED = int(os.environ.get("DIFF_GENERATED", "600"))
 BENCH_SCALE = 0.003
 
 

@@ -11,12 +11,13 @@ import httpx
 import httpx2
 import pytest
 from gql import gql
+from gql.transport.exceptions import TransportQueryError
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.issuer import AUDIENCE, ISSUER, Issuer, jwks_server
 from tests.servers import Servers, servers
-from tests.subscribers import MULTIPART_ACCEPT, ws_client
+from tests.subscribers import MULTIPART_ACCEPT, subscribed, ws_client
 
 APPLY = """mutation { applyForLoan(input: {applicant: {fullName: "Ama Owusu",
   email: "ama.token@example.com"}, productCode: "PERSONAL-USD", amount: "5000",
@@ -102,3 +103,27 @@ async def test_a_token_lists_its_roles_tools_over_mcp(issued):
             names = {tool.name for tool in (await client.list_tools()).tools}
     assert "record_payment" in names
     assert "apply_for_loan" not in names
+
+
+async def test_an_issuer_whose_keys_cannot_be_read_is_retryable_over_a_websocket(server_url):
+    # given a server whose token issuer publishes its keys where nothing answers
+    with jwks_server(Issuer()) as (url, _):
+        pass  # nothing listens there any more
+    env = {"JWT_JWKS": url, "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": AUDIENCE}
+    issuer = Issuer()
+    issuer.add("k", "ES256")
+    async with servers(server_url, "lending_tokens_unread", count=1, env=env) as running:
+        client = ws_client(running.ports[0], issuer.token("k"))
+        # when a token's holder subscribes, and asks a query, over a WebSocket
+        async with subscribed(client, "subscription { loanEvents { type } }") as subscriber:
+            result = await subscriber.next()
+        async with ws_client(running.ports[0], issuer.token("k")) as session:
+            with pytest.raises(TransportQueryError) as query:
+                await session.execute(gql("{ loanProducts { code } }"))
+    # then each is told to try again later (SERVICE_UNAVAILABLE, retryable), as over HTTP (503),
+    # not that its token was refused: it was never checked
+    for errors in (result.errors, query.value.errors):
+        [error] = errors
+        assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE", error
+        assert error["extensions"]["retryable"] is True
+        assert "signing keys cannot be read" in error["message"]
