@@ -69,6 +69,24 @@ class Subscription(EventSubscriptions):
     """Root subscription."""
 
 
+def in_document_order(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Field errors in the order of their fields in the document (then of their paths).
+
+    graphql-core lists them as they happen, and fields that wait on the database finish in no
+    fixed order: the same request could list its errors one way or the other, and the compiled
+    path (whose fields finish together) one way only. Sorted, every path gives one answer.
+    """
+
+    def where(error: GraphQLError) -> tuple[int, int, tuple[str, ...]]:
+        line, column = (
+            (error.locations[0].line, error.locations[0].column) if error.locations else (0, 0)
+        )
+        path = tuple(f"{part:012d}" if isinstance(part, int) else part for part in error.path or ())
+        return line, column, path
+
+    return sorted(errors, key=where)
+
+
 class LendingSchema(strawberry.Schema):
     """Logs unexpected faults with the request id, and masks them whatever raised them.
 
@@ -122,7 +140,8 @@ class LendingSchema(strawberry.Schema):
             operation_extensions,
         )
         if result.errors:
-            result.errors = [mask(error, _request_id(context_value)) for error in result.errors]
+            errors = [mask(error, _request_id(context_value)) for error in result.errors]
+            result.errors = in_document_order(errors) if result.data is not None else errors
         return result
 
     async def stream(

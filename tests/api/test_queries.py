@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from graph.ids import to_global_id
-from tests.dbfixtures import gql
+from tests.dbfixtures import both_paths, gql
 from tests.factories import create_application, create_product, decide
 
 PAGE = """
@@ -184,3 +184,23 @@ async def test_nodes_takes_at_most_100_ids(client):
         client, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ["x"] * 101}
     )
     assert "at most 100" in body["errors"][0]["message"]
+
+
+async def test_errors_are_listed_in_the_documents_order_on_both_paths(
+    client, per_field_client, applications
+):
+    # given two root fields that both fail: the first only after its applicant was read, the
+    # second at once (field by field, the second failed first and was listed first; the
+    # differential tests once met both orders for one request)
+    applicant = to_global_id("Applicant", applications[0].applicant_id)
+    query = """query Two($id: ID!) {
+      first: applicant(id: $id) { applications(first: 1, after: "garbage") { totalCount } }
+      second: applicant(id: "garbage") { id }
+    }"""
+    # when it is asked on each path
+    answer = await both_paths(client, per_field_client, query, {"id": applicant})
+    # then the errors follow the fields in the document
+    assert [error["path"] for error in answer["errors"]] == [
+        ["first", "applications"],
+        ["second"],
+    ]
