@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
+from db.lean import one
+
 T = TypeVar("T")
 
 
@@ -46,8 +48,7 @@ async def insert_unless_taken(session: AsyncSession, row: T, index: Index) -> T 
     values = column_values(row)
     model: Any = type(row)
     stmt = _inserting(model, index, tuple(values))
-    added: T | None = await session.scalar(stmt, {f"i_{k}": v for k, v in values.items()})
-    return added
+    return await one(session, stmt, {f"i_{k}": v for k, v in values.items()}, model)
 
 
 @cache

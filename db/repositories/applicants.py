@@ -11,6 +11,7 @@ from sqlalchemy import ScalarSelect, Select, bindparam, func, select, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.lean import one
 from db.models import Applicant
 
 
@@ -44,11 +45,11 @@ async def get_or_create_applicant(
     if created_at is not None:
         values["created_at"] = created_at
     parameters = {f"a_{k}": v for k, v in values.items()} | {"a_lower": email.lower()}
-    applicant: Applicant | None = await session.scalar(_either(tuple(values)), parameters)
+    applicant = await one(session, _either(tuple(values)), parameters, Applicant)
     if applicant is None:
         # The applicant was inserted by a transaction that committed after this statement's
         # snapshot was taken (the insert waited for it): a new statement sees it.
-        applicant = await session.scalar(_BY_EMAIL, parameters)
+        applicant = await one(session, _BY_EMAIL, parameters, Applicant)
     assert applicant is not None
     return applicant
 

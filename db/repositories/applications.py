@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.lean import FIRST, SECOND, labelled, one, one_and, pair
 from db.models import (
     Applicant,
     AssessmentFactor,
@@ -140,25 +141,26 @@ _LOCK = (
     .execution_options(populate_existing=True)
 )
 _LOCK_WITH_PRODUCT = (
-    select(LoanApplication, LoanProduct)
+    select(*labelled(LoanApplication, FIRST), *labelled(LoanProduct, SECOND))
+    .select_from(LoanApplication)
     .join(LoanProduct, LoanProduct.id == LoanApplication.product_id)
     .where(LoanApplication.id == bindparam("p_id"))
     .with_for_update(of=LoanApplication)
-    .execution_options(populate_existing=True)
 )
 
 
 async def lock_application(session: AsyncSession, application_id: int) -> LoanApplication | None:
     """The application, locked until the transaction ends (serializes concurrent transitions)."""
-    return await session.scalar(_LOCK, {"p_id": application_id})
+    return await one(session, _LOCK, {"p_id": application_id}, LoanApplication)
 
 
 async def lock_application_with_product(
     session: AsyncSession, application_id: int
 ) -> tuple[LoanApplication, LoanProduct] | None:
     """The application, locked until the transaction ends, with its product (not locked)."""
-    row = (await session.execute(_LOCK_WITH_PRODUCT, {"p_id": application_id})).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return await pair(
+        session, _LOCK_WITH_PRODUCT, {"p_id": application_id}, LoanApplication, LoanProduct
+    )
 
 
 async def add_application(
@@ -182,7 +184,7 @@ async def set_application_status(
     withdrawn = status is ApplicationStatus.WITHDRAWN
     stmt = _moving(withdrawn)
     parameters = _status_values(application, status, withdrawal_reason)
-    updated: LoanApplication | None = await session.scalar(stmt, parameters)
+    updated = await one(session, stmt, parameters, LoanApplication)
     assert updated is not None
     return updated
 
@@ -244,12 +246,13 @@ async def record_decision(
     parameters |= _status_values(application, status)
     if factors:
         parameters |= unnest_values(factors, "position", "name", "contribution", "detail")
-    row = (await session.execute(stmt, parameters)).one()
-    decision.id, decision.decided_at = row[1], row[2]
+    found = await one_and(session, stmt, parameters, LoanApplication, 2 if loan is None else 5)
+    assert found is not None
+    updated, row = found
+    decision.id, decision.decided_at = row[0], row[1]
     if loan is not None:
-        loan.id, loan.version, loan.updated_at = row[3], row[4], row[5]
+        loan.id, loan.version, loan.updated_at = row[2], row[3], row[4]
         loan.approved_at = decision.decided_at
-    updated: LoanApplication = row[0]
     return updated
 
 

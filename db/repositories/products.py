@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.lean import one
 from db.models import LoanProduct
 from db.records import ProductRecord
 from db.repositories import records
@@ -25,7 +26,7 @@ _BY_CODE = select(LoanProduct).where(LoanProduct.code == bindparam("p_code"))
 
 async def product_by_code(session: AsyncSession, code: str) -> LoanProduct | None:
     """The product with ``code``, if any."""
-    return await session.scalar(_BY_CODE, {"p_code": code})
+    return await one(session, _BY_CODE, {"p_code": code}, LoanProduct)
 
 
 async def add_product(session: AsyncSession, product: LoanProduct) -> LoanProduct:

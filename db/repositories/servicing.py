@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.lean import one, one_and, rows
 from db.models import Installment, Loan, Money, Payment, PaymentAllocation, Reminder
 from db.repositories import index_named, insert_unless_taken, unnest_params, unnest_values
 from lending.states import LoanStatus, ReminderStatus
@@ -48,7 +49,7 @@ _LOCK_LOAN = (
 
 async def lock_loan(session: AsyncSession, loan_id: int) -> Loan | None:
     """The loan, locked until the transaction ends: payments on one loan are serialized."""
-    return await session.scalar(_LOCK_LOAN, {"p_id": loan_id})
+    return await one(session, _LOCK_LOAN, {"p_id": loan_id}, Loan)
 
 
 async def update_loan(
@@ -57,7 +58,7 @@ async def update_loan(
     """Change a locked loan and bump its version; ``closed``: it is closed now (its
     ``closed_at`` is the transaction's time)."""
     stmt = _updating(tuple(values), closed)
-    updated: Loan | None = await session.scalar(stmt, _changes(loan, values))
+    updated = await one(session, stmt, _changes(loan, values), Loan)
     assert updated is not None
     return updated
 
@@ -131,13 +132,14 @@ async def book_schedule(
         "settled_on",
     )
     stmt = _booking(tuple(values))
-    updated, booked_ids = (await session.execute(stmt, rows | _changes(loan, values))).one()
+    found = await one_and(session, stmt, rows | _changes(loan, values), Loan, 1)
+    assert found is not None
+    updated, (booked_ids,) = found
     for installment, key in zip(
         sorted(installments, key=lambda i: i.number), booked_ids, strict=True
     ):
         installment.id = key
-    result: Loan = updated
-    return result
+    return updated
 
 
 async def add_payment(session: AsyncSession, payment: Payment) -> Payment | None:
@@ -245,20 +247,20 @@ async def allocation_inputs(
     session: AsyncSession, loan_id: int
 ) -> tuple[list[ScheduledInstallment], list[LivePayment]]:
     """A loan's instalments in order and its non-reversed payments, in one statement."""
-    rows: Sequence[Any] = (await session.execute(_ALLOCATION_INPUTS, {"p_loan": loan_id})).all()
+    found = await rows(session, _ALLOCATION_INPUTS, {"p_loan": loan_id})
     return (
         sorted(
             (
-                ScheduledInstallment(r.id, r.number, r.on, r.amount, r.interest_due)
-                for r in rows
-                if r.is_installment
+                ScheduledInstallment(r["id"], r["number"], r["on"], r["amount"], r["interest_due"])
+                for r in found
+                if r["is_installment"]
             ),
             key=lambda i: i.number,
         ),
         [
-            LivePayment(r.id, r.amount, r.on, r.recorded_at, r.settlement)
-            for r in rows
-            if not r.is_installment
+            LivePayment(r["id"], r["amount"], r["on"], r["recorded_at"], r["settlement"])
+            for r in found
+            if not r["is_installment"]
         ],
     )
 
@@ -288,7 +290,7 @@ async def replace_allocations(
     )
     days = unnest_values(settled, "id", "settled_on")
     stmt = _reallocating(tuple(values))
-    updated: Loan | None = await session.scalar(stmt, fresh | days | _changes(loan, values))
+    updated = await one(session, stmt, fresh | days | _changes(loan, values), Loan)
     assert updated is not None
     return updated
 
