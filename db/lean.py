@@ -52,6 +52,7 @@ class LeanConnection:
         self._adapted = adapted  # SQLAlchemy's adapter of the asyncpg connection
         self._driver: asyncpg.Connection = adapted._connection
         self._sync: Connection = connection.sync_connection  # type: ignore[assignment]
+        self._transaction: Any = None  # the session's transaction it was made in
 
     async def fetchval(self, sql: str, *arguments: Any) -> Any:
         """The first column of the first row (None without a row)."""
@@ -89,13 +90,23 @@ class LeanConnection:
 
 
 async def lean(session: AsyncSession) -> LeanConnection:
-    """The session's lean connection (made on first use, kept while the session lives)."""
+    """The session's lean connection: made on the transaction's first use, then kept for as
+    long as that transaction is active (it holds one connection from begin to end, so asking
+    the session again, at the cost of a greenlet switch each time, would find the same one)."""
     found: LeanConnection | None = session.info.get(_KEY)
+    transaction = session.sync_session.get_transaction()
+    if (
+        found is not None
+        and transaction is not None
+        and found._transaction is transaction
+        and transaction.is_active
+    ):
+        return found
     connection = await session.connection()
-    if found is None or found._connection is not connection:
-        raw = await connection.get_raw_connection()
-        found = LeanConnection(connection, raw.dbapi_connection)
-        session.info[_KEY] = found
+    raw = await connection.get_raw_connection()
+    found = LeanConnection(connection, raw.dbapi_connection)
+    found._transaction = session.sync_session.get_transaction()
+    session.info[_KEY] = found
     return found
 
 
@@ -177,7 +188,7 @@ def _loader(model: type[M], dialect: Dialect, prefix: str = "") -> Callable[[asy
             for key, name, process in processors:
                 value = row[name]
                 values[key] = process(value) if process is not None else value
-            return model(**values)
+            return model.of(**values)  # type: ignore[attr-defined, no-any-return]
 
         _LOADERS[model, prefix] = found = load
     return found

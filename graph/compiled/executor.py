@@ -319,6 +319,11 @@ class RequestReads:
             return None
         return self.reads.run_root(compiled, bound)
 
+    def known(self, executor: Any) -> None:
+        """Keep the document (parsed, validated, now executed) for the short path."""
+        if self.query is not None and self.document is not None:
+            self.reads.document(self.query, self.document, executor.fragments)
+
     def payload_object(
         self,
         executor: Any,
@@ -395,6 +400,8 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
                 answer = request.root(self, path.key)
                 if answer is not None:
                     return self._compiled(answer, parent_type, field_details_list, path, request)
+            elif request is not None and parent_type is self.schema.mutation_type:
+                request.known(self)  # the next request of this document takes the short path
         elif self.per_event and path.prev.prev is None:
             answer = self._event_object(parent_type, source, field_details_list, path)
             if answer is not None:
@@ -417,15 +424,20 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         request: RequestReads | None = None,
     ) -> Any:
+        named = str(path.key) if path.prev is None else f"{path.prev.key}.{path.key}"
+        if request is not None:
+            # Listed before the read: the fields start in the document's order, and finish in
+            # no fixed one.
+            request.compiled_keys.append(named)
         try:
             fragment = await answer
         except Exception as error:
+            if request is not None:
+                request.compiled_keys.remove(named)
             field_def = parent_type.fields[field_details_list[0].node.name.value]
             self.handle_field_error(error, field_def.type, field_details_list, path)
             return None
         if request is not None:
-            named = str(path.key) if path.prev is None else f"{path.prev.key}.{path.key}"
-            request.compiled_keys.append(named)
             request.reads.answered["root" if path.prev is None else "payload"] += 1
         return fragment
 

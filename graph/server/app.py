@@ -25,6 +25,7 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import process_result
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.http.streaming import MultipartSubscriptionTransport
 from strawberry.schema.exceptions import InvalidOperationTypeError
@@ -46,7 +47,7 @@ from graph.agents.mcp_server import ToolServer
 from graph.agents.persisted import CatalogueOnly, PersistedOperationsMiddleware
 from graph.budgets import CostBudgets, KeyShares, throttled_error
 from graph.compiled.executor import CompiledReads, RequestReads
-from graph.compiled.short_path import CompiledReadsMiddleware
+from graph.compiled.short_path import KnownRequest, ShortPathMiddleware
 from graph.context import Context
 from graph.observability import logs, metrics, telemetry
 from graph.observability.telemetry import TelemetryMiddleware
@@ -164,6 +165,15 @@ class JSONRouter(GraphiQLRouter):
                 headers={"Retry-After": str(throttled["extensions"]["retryAfter"])},
             )
         return super().create_response(response_data, sub_response)
+
+
+def _sub_response() -> Response:
+    """An empty response whose status and headers a resolver may set, as FastAPI hands the
+    router one: no status of its own, no content-length."""
+    made = Response()
+    del made.headers["content-length"]
+    made.status_code = None  # type: ignore[assignment]
+    return made
 
 
 class Unauthenticated(Exception):
@@ -309,6 +319,32 @@ def create_app(
     shares = KeyShares(settings.key_share, settings.key_queue_wait_s)
     authenticate = principals.authenticate
 
+    def new_context(principal: Principal | None, request_id: str, over_websocket: bool) -> Context:
+        # Queries of HTTP requests may read from the replica (graph.context decides which are
+        # queries); a WebSocket's subscriptions read from the primary, as the events come.
+        db = RequestSession(sessionmaker, None if over_websocket else replica)
+        reads = RequestReads(compiled, principal) if principal and compiled.enabled else None
+        return Context(
+            request_id=request_id,
+            sessionmaker=sessionmaker,
+            db=db,
+            authenticate=authenticate,
+            refusal=principals.refusal,
+            events=events,
+            principal=principal,
+            reads=reads,
+            compiled=compiled if compiled.enabled else None,
+            over_websocket=over_websocket,
+            budgets=budgets,
+            shares=shares,
+        )
+
+    async def close(made: Context) -> None:
+        try:
+            await made.end_dry_run()
+        finally:
+            await made.db.close()
+
     async def context(connection: HTTPConnection) -> AsyncIterator[Context]:
         principal = None
         if connection.scope["type"] == "http" and not _is_ide_page(connection):
@@ -322,31 +358,30 @@ def create_app(
                 raise ServiceUnavailable(reason) from error
             if principal is None:
                 raise Unauthenticated(await principals.refusal(authorization))
-        # Queries of HTTP requests may read from the replica (graph.context decides which are
-        # queries); a WebSocket's subscriptions read from the primary, as the events come.
-        db = RequestSession(sessionmaker, replica if connection.scope["type"] == "http" else None)
-        reads = RequestReads(compiled, principal) if principal and compiled.enabled else None
-        made = Context(
-            request_id=getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
-            sessionmaker=sessionmaker,
-            db=db,
-            authenticate=authenticate,
-            refusal=principals.refusal,
-            events=events,
-            principal=principal,
-            reads=reads,
-            compiled=compiled if compiled.enabled else None,
-            over_websocket=connection.scope["type"] == "websocket",
-            budgets=budgets,
-            shares=shares,
+        made = new_context(
+            principal,
+            getattr(connection.state, "request_id", None) or uuid.uuid4().hex,
+            connection.scope["type"] == "websocket",
         )
         try:
             yield made
         finally:
-            try:
-                await made.end_dry_run()
-            finally:
-                await db.close()
+            await close(made)
+
+    async def mutate(principal: Principal, request_id: str, request: KnownRequest) -> Response:
+        """A mutation of a known document, as the router would answer it (the short path)."""
+        made = new_context(principal, request_id, False)
+        try:
+            result = await schema.execute(
+                request.query,
+                variable_values=request.variables,
+                context_value=made,
+                operation_name=request.operation_name,
+                allowed_operation_types={OperationType.MUTATION},
+            )
+            return router.create_response(process_result(result), _sub_response())
+        finally:
+            await close(made)
 
     app = FastAPI(
         title="Lending GraphQL API",
@@ -379,11 +414,12 @@ def create_app(
 
     # A fully compiled query is answered here, before the framework's layers.
     app.add_middleware(
-        CompiledReadsMiddleware,
+        ShortPathMiddleware,
         compiled=compiled,
         principals=principals,
         cost_limit=settings.max_query_cost,
         budgets=budgets,
+        mutate=mutate,
     )
     # A catalogue document sent by its hash is an ordinary request from here on.
     app.add_middleware(PersistedOperationsMiddleware, known=operations)

@@ -157,7 +157,7 @@ async def disburse_loan(
         )
     schedule = loan_schedule(loan, disbursed_on, first_due_date)
     installments = [
-        Installment(
+        Installment.of(
             loan_id=loan.id,
             number=row.number,
             due_date=row.due_date,

@@ -101,7 +101,7 @@ async def _reallocate(
         session,
         loan,
         [
-            PaymentAllocation(
+            PaymentAllocation.of(
                 loan_id=loan.id,
                 payment_id=a.payment_key,
                 installment_id=by_number[a.installment_number].id,

@@ -67,6 +67,27 @@ async def test_a_lean_statement_is_kept_by_the_sessions_commit(engine):
     assert await kept(engine, actor) == 1
 
 
+async def test_a_session_hands_out_one_lean_connection_per_transaction(engine):
+    # given a session that runs two transactions, one after the other
+    actor = "lean-per-transaction"
+    txid = "SELECT txid_current()"
+    async with create_sessionmaker(engine)() as session:
+        async with session.begin():
+            first = await lean(session)
+            # then within a transaction it is the same connection every time
+            assert await lean(session) is first
+            first_transaction = await first.fetchval(txid)
+            await first.fetchval(INSERT, actor, "k1")
+        # and the next transaction gets its own, in that transaction
+        transaction = await session.begin()
+        second = await lean(session)
+        assert second is not first
+        assert await second.fetchval(txid) != first_transaction
+        await second.fetchval(INSERT, actor, "k2")
+        await transaction.rollback()
+    assert await kept(engine, actor) == 1  # the first committed, the second rolled back
+
+
 async def test_the_engines_statement_listeners_see_lean_statements(engine):
     seen: list[str] = []
 
@@ -126,6 +147,7 @@ async def test_each_statement_loads_its_model_as_the_orm_does(engine):
             assert columns(lean) == columns(orm), model
             assert type(lean) is model
             assert inspect(lean).session is None  # made, not loaded: in no session
+            assert not inspect(lean).modified  # nothing pending: as loaded, not as built
         # two models in one row: their columns labelled apart
         both = await pair(
             session,
