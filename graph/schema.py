@@ -139,9 +139,7 @@ class LendingSchema(strawberry.Schema):
             allowed,
             operation_extensions,
         )
-        if result.errors:
-            errors = [mask(error, _request_id(context_value)) for error in result.errors]
-            result.errors = in_document_order(errors) if result.data is not None else errors
+        _mask_errors(result, _request_id(context_value))
         return result
 
     async def stream(
@@ -176,13 +174,19 @@ def _request_id(context: Any) -> str:
     return str(getattr(context, "request_id", None) or "-")
 
 
+def _mask_errors(result: Any, request_id: str) -> None:
+    """A result's errors masked; with data, its field errors in the document's order."""
+    errors = getattr(result, "errors", None)
+    if errors:
+        masked = [mask(error, request_id) for error in errors]
+        result.errors = in_document_order(masked) if result.data is not None else masked
+
+
 async def _masked(results: AsyncGenerator[Any, None], request_id: str) -> AsyncGenerator[Any, None]:
-    """A stream's results, each with its errors masked as ``execute`` masks a result's."""
+    """A stream's results, each with its errors masked (and ordered) as ``execute`` does."""
     async with aclosing(results):
         async for result in results:
-            errors = getattr(result, "errors", None)
-            if errors:
-                result.errors = [mask(error, request_id) for error in errors]
+            _mask_errors(result, request_id)
             yield result
 
 
