@@ -412,7 +412,8 @@ def create_app(
 
     app.state.sessionmaker = sessionmaker
 
-    # A fully compiled query is answered here, before the framework's layers.
+    # A fully compiled query, or a mutation of a document executed before, is answered here,
+    # before the framework's layers.
     app.add_middleware(
         ShortPathMiddleware,
         compiled=compiled,
