@@ -38,8 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-M = TypeVar("M")
-N = TypeVar("N")
+from db.models import Base
+
+M = TypeVar("M", bound=Base)
+N = TypeVar("N", bound=Base)
 
 _KEY = "lean_connection"
 
@@ -47,12 +49,12 @@ _KEY = "lean_connection"
 class LeanConnection:
     """The asyncpg connection under a session's connection, in the session's transaction."""
 
-    def __init__(self, connection: AsyncConnection, adapted: Any) -> None:
+    def __init__(self, connection: AsyncConnection, adapted: Any, transaction: Any) -> None:
         self._connection = connection
         self._adapted = adapted  # SQLAlchemy's adapter of the asyncpg connection
         self._driver: asyncpg.Connection = adapted._connection
         self._sync: Connection = connection.sync_connection  # type: ignore[assignment]
-        self._transaction: Any = None  # the session's transaction it was made in
+        self._transaction = transaction  # the session's transaction it serves
 
     async def fetchval(self, sql: str, *arguments: Any) -> Any:
         """The first column of the first row (None without a row)."""
@@ -104,9 +106,9 @@ async def lean(session: AsyncSession) -> LeanConnection:
         return found
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    found = LeanConnection(connection, raw.dbapi_connection)
-    found._transaction = session.sync_session.get_transaction()
-    session.info[_KEY] = found
+    # (asked again: asking for the connection began the transaction if none was open)
+    transaction = session.sync_session.get_transaction()
+    found = session.info[_KEY] = LeanConnection(connection, raw.dbapi_connection, transaction)
     return found
 
 
@@ -188,7 +190,7 @@ def _loader(model: type[M], dialect: Dialect, prefix: str = "") -> Callable[[asy
             for key, name, process in processors:
                 value = row[name]
                 values[key] = process(value) if process is not None else value
-            return model.of(**values)  # type: ignore[attr-defined, no-any-return]
+            return model.of(**values)
 
         _LOADERS[model, prefix] = found = load
     return found

@@ -117,11 +117,13 @@ class ShortPathMiddleware:
             await self.app(scope, receive, send)
             return
         body, complete = await _read_body(receive)
-        if complete and await self._answer(scope, headers, body, send):
+        if complete and await self._answer(scope, receive, headers, body, send):
             return
         await self.app(scope, _replay(body, complete, receive), send)
 
-    async def _answer(self, scope: Scope, headers: dict[str, str], body: bytes, send: Send) -> bool:
+    async def _answer(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], body: bytes, send: Send
+    ) -> bool:
         rid = request_id_of(scope)
         principal = self.principals.cached(headers.get("authorization"))
         if principal is None or _streamed(headers):
@@ -150,7 +152,7 @@ class ShortPathMiddleware:
         if operation.operation is OperationType.MUTATION and self.mutate is not None:
             known = KnownRequest(query, request.get("variables"), operation_name)
             response = await self.mutate(principal, rid, known)
-            await response(scope, _nothing, send)
+            await response(scope, receive, send)
             self.compiled.answered["mutation"] += 1
             return True
         if operation.operation is not OperationType.QUERY:
@@ -222,10 +224,6 @@ def _streamed(headers: dict[str, str]) -> bool:
     """Whether the caller accepts an answer as a multipart stream: the router decides then
     whether to stream it (graph.server.app.MultipartSubscriptions)."""
     return "multipart/mixed" in headers.get("accept", "").lower()
-
-
-async def _nothing() -> Message:
-    return {"type": "http.disconnect"}
 
 
 def _headers(scope: Scope) -> dict[str, str]:
