@@ -60,6 +60,7 @@ from lending.services import api_keys as key_service
 from lending.services.demo import seed_demo
 from tests.api.read_queries import NODE_TYPES, Pools, pools_of, read_queries
 from tests.api.test_borrowers import OWNED
+from tests.bodies import unmetered
 from tests.examples import collect
 from tests.issuer import AUDIENCE, ISSUER, Issuer
 
@@ -232,12 +233,6 @@ class Tally:
     compiled_seconds: float = 0.0
 
 
-def _unmetered(body: bytes) -> bytes:
-    """A body without what is left of the caller's budget: a borrower's (their role's budget,
-    not an unlimited key's) is charged once per path, and the compiled app is asked twice."""
-    return re.sub(rb'"currentlyAvailable":[0-9]+', b'"currentlyAvailable":0', body)
-
-
 def _without_compiled(body: bytes) -> tuple[bytes, list[str]]:
     match = re.search(rb',"compiled":(\[[^\]]*\])', body)
     if match is None:
@@ -276,7 +271,7 @@ async def assert_same(
         answer = await _post(data_set.compiled, key, query, variables)
         tally.compiled_seconds += time.perf_counter() - began
         body, compiled = _without_compiled(answer.content)
-        body, wanted = _unmetered(body), _unmetered(expected.content)
+        body, wanted = unmetered(body), unmetered(expected.content)
         context = f"{data_set.name} as {role.value}, attempt {attempt}:\n{query}\n{variables}"
         assert answer.status_code == expected.status_code, context
         assert body == wanted, (
@@ -458,8 +453,8 @@ async def test_a_payload_reads_alike_on_both_paths_for_every_role(data_sets):
             answer = await _post(data_set.compiled, caller.credential, APPLY_SEEN, variables)
             body, keys = _without_compiled(answer.content)
             context = f"{data_set.name} as {caller.role.value} ({email})"
-            assert MADE_ANEW.sub(b"", _unmetered(body)) == MADE_ANEW.sub(
-                b"", _unmetered(expected.content)
+            assert MADE_ANEW.sub(b"", unmetered(body)) == MADE_ANEW.sub(
+                b"", unmetered(expected.content)
             ), f"{context}\ncompiled:  {body[:3000]!r}\nper field: {expected.content[:3000]!r}"
             payload = orjson.loads(expected.content)
             assert payload.get("data"), f"{context}: {payload}"

@@ -19,7 +19,7 @@ import pytest
 from bench.queries import OUR_R2
 from tests.api.mutation_catalogue import SETUPS, stable
 from tests.api.test_compiled_payloads import document
-from tests.api.test_compiled_reads import _unmetered
+from tests.bodies import unmetered
 from tests.factories import create_product
 
 MULTIPART = "multipart/mixed;subscriptionSpec=1.0, application/json"
@@ -40,7 +40,7 @@ async def post(client: httpx.AsyncClient, query: str, variables: dict[str, Any])
 
 def comparable(response: httpx.Response) -> tuple[int, str | None, bytes]:
     """Status, media type and body, less what is left of the caller's budget."""
-    return response.status_code, response.headers.get("content-type"), _unmetered(response.content)
+    return response.status_code, response.headers.get("content-type"), unmetered(response.content)
 
 
 def framing(response: httpx.Response) -> tuple[int, str | None]:
