@@ -15,7 +15,8 @@ HAProxy, subscribing again whenever they are cut off). Then, one after the other
   fails, and subscribers, closed with 1012, subscribe again and hear every later event of
   their loan;
 - PgBouncer restarted: only retryable answers while it is away, and answers again within 1 s
-  of its return;
+  of its return (the figures say when each process's own /readyz was ok again, and when
+  HAProxy had them all in);
 - all along, PostgreSQL never sees more connections from the processes than PgBouncer's pool.
 
 The figures (requests and failures by kind and phase, detection and recovery times, peak
@@ -359,7 +360,10 @@ async def test_the_cluster_survives_kills_restarts_and_a_pooler_restart(topology
         await asyncio.sleep(2)
         await bouncer.start()
         returned = time.monotonic()
+        ready = asyncio.create_task(_ready_again(apis))
         figures["answering after PgBouncer's return (s)"] = round(await _answering(client), 2)
+        # (which tells a slow process from a slow balancer, should the bound above be missed)
+        figures["each process's /readyz ok after PgBouncer's return (s)"] = await ready
         await until(proxy.all_up, 10)
         figures["all processes up in HAProxy after its return (s)"] = round(
             time.monotonic() - returned, 2
@@ -448,6 +452,23 @@ async def _client(
 
 async def _is_down(proxy: HAProxy, server: str) -> bool:
     return (await proxy.states()).get(server, "").startswith("DOWN")
+
+
+async def _ready_again(apis: list[Api]) -> list[float]:
+    """Seconds until each process's own /readyz answered 200 (polled every 20 ms)."""
+    began = time.monotonic()
+    waited: list[float] = []
+    async with httpx.AsyncClient(timeout=5) as client:
+        for api in apis:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    answer = await client.get(f"http://127.0.0.1:{api.port}/readyz")
+                    if answer.status_code == 200:
+                        break
+                assert time.monotonic() - began < 30, "not ready 30 s after PgBouncer came back"
+                await asyncio.sleep(0.02)
+            waited.append(round(time.monotonic() - began, 2))
+    return waited
 
 
 async def _answering(client: httpx.AsyncClient) -> float:
