@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.records import Record
 from db.repositories import idempotency
+from db.repositories.idempotency import StoredResult
 from graph.context import Info
 from graph.errors import UserError, user_errors
 from graph.inputs import PROBLEM, unstorable_field
@@ -26,6 +27,7 @@ from graph.observability import telemetry
 from graph.relay import Node, RowView
 from lending.audit import Caller, canonical_json
 from lending.errors import DomainError, DomainErrors, ErrorCode
+from lending.services import audit
 
 V = TypeVar("V", bound=RowView)
 
@@ -201,14 +203,17 @@ async def run_mutation(info: Info, payload: type[P], input_obj: object, work: Wo
             transaction = await session.begin()
             stored = await _claim(session, caller, key, operation, fingerprint, dry)
             if stored is None:
+                audit.defer_append(session)
                 made = await work(session, caller)
                 if dry:
+                    await audit.finish(session)
                     made.dry_run = held = True
                     await context.hold_dry_run(session)
-                elif key is not None:
-                    await idempotency.store_result(
-                        session, actor=caller.actor, key=key, result=made.references()
+                else:
+                    keep = (
+                        None if key is None else StoredResult(caller.actor, key, made.references())
                     )
+                    await audit.finish(session, keep)
             if not held:
                 await (transaction.rollback() if dry else transaction.commit())
         finally:

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.lean import lean
 from db.models import AuditEvent
 from db.repositories import events as event_repo
+from db.repositories import idempotency
+from db.repositories.idempotency import StoredResult
 from lending.audit import json_safe
 
 
@@ -35,12 +37,14 @@ _COLUMNS = [column for column in AuditEvent.__table__.columns if column.key != "
 _JSON = {c.key for c in _COLUMNS if isinstance(c.type, JSONB)}
 
 
-def _append_statement() -> str:
-    """Insert the events given as one array per column, then queue the announcements.
+def _append_statement(*, storing: bool) -> str:
+    """Insert the events given as one array per column, then queue the announcements; when
+    ``storing``, keep an idempotency key's result in the same statement.
 
     One text whatever the number of events, so asyncpg prepares it once per connection (a
     VALUES list of one row per event would be a new statement for each count). JSON columns
-    travel as text and are cast by PostgreSQL.
+    travel as text and are cast by PostgreSQL. A WITH clause's write runs whether or not the
+    main query reads it.
     """
     names = [c.key for c in _COLUMNS]
     arrays = ", ".join(
@@ -48,22 +52,26 @@ def _append_statement() -> str:
         for n, c in enumerate(_COLUMNS, start=1)
     )
     values = ", ".join(f"e.{name}::jsonb" if name in _JSON else f"e.{name}" for name in names)
+    stored = f", stored AS ({idempotency.storing(len(names) + 2)})" if storing else ""
     return (
         f"WITH inserted AS (INSERT INTO {AuditEvent.__tablename__} ({', '.join(names)}) "
-        f"SELECT {values} FROM unnest({arrays}) AS e({', '.join(names)})) "
+        f"SELECT {values} FROM unnest({arrays}) AS e({', '.join(names)})){stored} "
         f"{event_repo.announcing(len(names) + 1)}"
     )
 
 
-_APPEND = _append_statement()
+_APPEND = _append_statement(storing=False)
+_APPEND_STORING = _append_statement(storing=True)
 
 
 async def append(
     session: AsyncSession,
     events: Sequence[dict[str, Any]],
     announcements: Sequence[dict[str, Any]] = (),
+    stored: StoredResult | None = None,
 ) -> None:
-    """Insert audit events (hashes computed by the caller) and queue their announcements.
+    """Insert audit events (hashes computed by the caller) and queue their announcements, and
+    keep ``stored``, the mutation's result under its idempotency key, if given.
 
     One statement: the events in chain order, then the notifications. A trigger moves each
     chain's head on, refusing an event that does not link to it.
@@ -73,7 +81,11 @@ async def append(
         for c in _COLUMNS
     ]
     notified = event_repo.announcements(announcements)
-    await (await lean(session)).fetchval(_APPEND, *columns, notified)
+    connection = await lean(session)
+    if stored is None:
+        await connection.fetchval(_APPEND, *columns, notified)
+    else:
+        await connection.fetchval(_APPEND_STORING, *columns, notified, *stored.arguments())
 
 
 @dataclass(frozen=True)

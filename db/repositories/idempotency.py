@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,32 @@ from db.models import IdempotencyKey
 
 _CLAIM = """INSERT INTO idempotency_keys (actor, key, operation, request_hash)
 VALUES ($1, $2, $3, $4) ON CONFLICT (actor, key) DO NOTHING RETURNING key"""
-_STORE = "UPDATE idempotency_keys SET result = $3::text::jsonb WHERE actor = $1 AND key = $2"
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """What the first execution under ``(actor, key)`` produced, to keep with its writes."""
+
+    actor: str
+    key: str
+    result: dict[str, Any]
+
+    def arguments(self) -> tuple[str, str, str]:
+        """The parameters of ``storing``, in order."""
+        return self.actor, self.key, json.dumps(self.result)
+
+
+def storing(first: int) -> str:
+    """The update keeping a result, its parameters (``StoredResult.arguments``) numbered from
+    ``first``: a statement of its own, or a WITH clause of the write it goes with."""
+    actor, key, result = (f"${n}" for n in range(first, first + 3))
+    return (
+        f"UPDATE idempotency_keys SET result = {result}::text::jsonb "
+        f"WHERE actor = {actor} AND key = {key}"
+    )
+
+
+_STORE = storing(1)
 
 
 async def claim(
@@ -44,11 +70,9 @@ async def find(session: AsyncSession, *, actor: str, key: str) -> IdempotencyKey
     )
 
 
-async def store_result(
-    session: AsyncSession, *, actor: str, key: str, result: dict[str, Any]
-) -> None:
+async def store_result(session: AsyncSession, stored: StoredResult) -> None:
     """Keep what the first execution produced, in the same transaction as its writes."""
-    await (await lean(session)).fetchval(_STORE, actor, key, json.dumps(result))
+    await (await lean(session)).fetchval(_STORE, *stored.arguments())
 
 
 async def purge(session: AsyncSession, older_than: timedelta) -> int:

@@ -6,10 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from db.models import AuditEvent
 from db.repositories import audit as audit_repo
+from db.repositories import idempotency
+from db.repositories.idempotency import StoredResult
 from lending.audit import (
     AuditAction,
     Caller,
@@ -47,8 +51,10 @@ async def record(
 
     The chain is locked and its last hash read (unless ``new_chain``: an application created in
     this transaction has no events yet, and nobody else can see it), then every event and
-    announcement is written by one statement.
+    announcement is written by one statement: at once, or by ``finish`` when the session was
+    given to ``defer_append``.
     """
+    await finish(session)  # an earlier change's kept events first: this one links to them
     chain = chain_of(application_id)
     previous = None if new_chain else await audit_repo.lock_chain(session, chain)
     events: list[dict[str, Any]] = []
@@ -89,7 +95,40 @@ async def record(
                     "at": content["at"],
                 }
             )
-    await audit_repo.append(session, events, announcements)
+    if session.info.get(_DEFERRED):
+        session.info[_PENDING] = (events, announcements)
+    else:
+        await audit_repo.append(session, events, announcements)
+
+
+# Keys of a session's ``info``: whether ``record`` keeps its append, and the append it keeps.
+_DEFERRED = "audit.deferred"
+_PENDING = "audit.pending"
+
+
+def defer_append(session: AsyncSession) -> None:
+    """Have ``record`` keep its last append for ``finish``, which writes it with the
+    mutation's stored result: one statement fewer per mutation. ``finish`` must run before
+    the transaction commits: a commit with an append kept is refused."""
+    session.info[_DEFERRED] = True
+
+
+async def finish(session: AsyncSession, stored: StoredResult | None = None) -> None:
+    """Write the append ``record`` kept, if any, and ``stored`` with it (one statement)."""
+    pending: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None
+    pending = session.info.pop(_PENDING, None)
+    if pending is not None:
+        events, announcements = pending
+        await audit_repo.append(session, events, announcements, stored)
+    elif stored is not None:
+        await idempotency.store_result(session, stored)
+
+
+@event.listens_for(Session, "before_commit")
+def _nothing_kept(session: Session) -> None:
+    """A change never committed without its audit events."""
+    if session.info.get(_PENDING) is not None:
+        raise RuntimeError("an audit append was kept (defer_append) and never written (finish)")
 
 
 @dataclass(frozen=True)

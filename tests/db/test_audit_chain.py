@@ -12,6 +12,8 @@ from sqlalchemy.exc import DBAPIError
 from db.embedded import recreate_database
 from db.migrate import alembic_config
 from db.models import Decision
+from db.repositories import idempotency
+from db.repositories.idempotency import StoredResult
 from db.session import create_engine, create_sessionmaker
 from lending.audit import AuditAction, Caller, event_hash
 from lending.services import audit as audit_service
@@ -95,6 +97,66 @@ async def test_an_event_that_does_not_follow_the_head_is_refused(engine):
     async with engine.begin() as connection:
         await connection.execute(insert, {"previous": first.hash, "hash": "e" * 64})
     assert await head_of(engine, "application:7") == "e" * 64
+
+
+async def test_a_kept_append_links_to_the_one_before_and_rides_with_the_stored_result(engine):
+    # given a session whose appends are kept for the end, as a mutation's are, and a claimed key
+    caller = Caller("agent", idempotency_key="k-1")
+    async with create_sessionmaker(engine)() as session, session.begin():
+        audit_service.defer_append(session)
+        await idempotency.claim(
+            session, actor="agent", key="k-1", operation="poke", request_hash="h"
+        )
+        # when two changes are recorded one after the other, on one chain
+        for key in (1, 2):
+            await audit_service.record(
+                session,
+                caller,
+                audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(key)),
+                application_id=11,
+            )
+        # then the first is written when the second is recorded, the second only at the end
+        assert len(await chain_rows_in(session, "application:11")) == 1
+        await audit_service.finish(session, StoredResult("agent", "k-1", {"made": [1]}))
+        assert len(await chain_rows_in(session, "application:11")) == 2
+
+    # and both are committed, linked, with the key's result
+    rows = await chain_rows(engine, "application:11")
+    assert [r.previous_hash for r in rows] == [None, rows[0].hash]
+    assert await head_of(engine, "application:11") == rows[1].hash
+    async with engine.connect() as connection:
+        result = await connection.scalar(
+            text("SELECT result FROM idempotency_keys WHERE actor = 'agent' AND key = 'k-1'")
+        )
+    assert result == {"made": [1]}
+
+
+async def test_a_commit_with_a_kept_append_is_refused_and_writes_nothing(engine):
+    # given a change recorded in a session whose appends are kept for the end
+    async def commit_without_finishing() -> None:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            audit_service.defer_append(session)
+            await audit_service.record(
+                session,
+                Caller("tester"),
+                audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(3)),
+                application_id=12,
+            )
+
+    # when it commits without writing what it kept, it is refused
+    with pytest.raises(RuntimeError, match="never written"):
+        await commit_without_finishing()
+    # and nothing of it is committed: the change is never stored without its audit events
+    assert await chain_rows(engine, "application:12") == []
+    assert await head_of(engine, "application:12") is None
+
+
+async def chain_rows_in(session, chain: str):
+    return (
+        await session.execute(
+            text("SELECT hash FROM audit_events WHERE chain = :c ORDER BY id"), {"c": chain}
+        )
+    ).all()
 
 
 async def test_a_chain_without_a_head_gets_one_when_first_appended(engine):
