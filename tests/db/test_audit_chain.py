@@ -48,6 +48,16 @@ async def head_of(engine, chain: str) -> str | None:
         )
 
 
+async def submitted(session, key: int, application_id: int, caller=None) -> None:
+    """Record one submission of ``marker(key)`` on the application's chain."""
+    await audit_service.record(
+        session,
+        caller or Caller("tester"),
+        audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(key)),
+        application_id=application_id,
+    )
+
+
 async def test_concurrent_appends_to_one_chain_take_turns(engine):
     # given a chain with an event, and 20 transactions appending to it at once with no other
     # lock between them, each holding its transaction open a little after appending
@@ -109,12 +119,7 @@ async def test_a_kept_append_links_to_the_one_before_and_rides_with_the_stored_r
         )
         # when two changes are recorded one after the other, on one chain
         for key in (1, 2):
-            await audit_service.record(
-                session,
-                caller,
-                audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(key)),
-                application_id=11,
-            )
+            await submitted(session, key, 11, caller)
         # then the first is written when the second is recorded, the second only at the end
         assert len(await chain_rows_in(session, "application:11")) == 1
         await audit_service.finish(session, StoredResult("agent", "k-1", {"made": [1]}))
@@ -136,12 +141,7 @@ async def test_a_commit_with_a_kept_append_is_refused_and_writes_nothing(engine)
     async def commit_without_finishing() -> None:
         async with create_sessionmaker(engine)() as session, session.begin():
             audit_service.defer_append(session)
-            await audit_service.record(
-                session,
-                Caller("tester"),
-                audit_service.Change(AuditAction.APPLICATION_SUBMITTED, marker(3)),
-                application_id=12,
-            )
+            await submitted(session, 3, 12)
 
     # when it commits without writing what it kept, it is refused
     with pytest.raises(RuntimeError, match="never written"):
@@ -149,6 +149,22 @@ async def test_a_commit_with_a_kept_append_is_refused_and_writes_nothing(engine)
     # and nothing of it is committed: the change is never stored without its audit events
     assert await chain_rows(engine, "application:12") == []
     assert await head_of(engine, "application:12") is None
+
+
+async def test_a_savepoint_released_while_an_append_is_kept_commits_nothing_and_is_let_through(
+    engine,
+):
+    # given a change recorded in a session whose appends are kept for the end
+    async with create_sessionmaker(engine)() as session, session.begin():
+        audit_service.defer_append(session)
+        await submitted(session, 4, 13)
+        # when a savepoint is released after it (SQLAlchemy calls that a commit, too)
+        async with session.begin_nested():
+            await session.execute(text("SELECT 1"))
+        # and the kept append is written before the transaction commits
+        await audit_service.finish(session)
+    # then the change's event is committed
+    assert len(await chain_rows(engine, "application:13")) == 1
 
 
 async def chain_rows_in(session, chain: str):
