@@ -205,15 +205,16 @@ async def run_mutation(info: Info, payload: type[P], input_obj: object, work: Wo
             if stored is None:
                 audit.defer_append(session)
                 made = await work(session, caller)
+                # its audit events, and what a retry replays (a dry run keeps nothing)
+                kept = (
+                    None
+                    if dry or key is None
+                    else StoredResult(caller.actor, key, made.references())
+                )
+                await audit.finish(session, kept)
                 if dry:
-                    await audit.finish(session)
                     made.dry_run = held = True
                     await context.hold_dry_run(session)
-                else:
-                    keep = (
-                        None if key is None else StoredResult(caller.actor, key, made.references())
-                    )
-                    await audit.finish(session, keep)
             if not held:
                 await (transaction.rollback() if dry else transaction.commit())
         finally:

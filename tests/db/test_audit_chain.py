@@ -31,14 +31,13 @@ def marker(key: int) -> Decision:
     )
 
 
+CHAIN = text("SELECT previous_hash, hash FROM audit_events WHERE chain = :c ORDER BY id")
+
+
 async def chain_rows(engine, chain: str):
+    """The chain's committed events, in order."""
     async with engine.connect() as connection:
-        return (
-            await connection.execute(
-                text("SELECT previous_hash, hash FROM audit_events WHERE chain = :c ORDER BY id"),
-                {"c": chain},
-            )
-        ).all()
+        return (await connection.execute(CHAIN, {"c": chain})).all()
 
 
 async def head_of(engine, chain: str) -> str | None:
@@ -48,7 +47,7 @@ async def head_of(engine, chain: str) -> str | None:
         )
 
 
-async def submitted(session, key: int, application_id: int, caller=None) -> None:
+async def submitted(session, key: int, application_id: int, caller: Caller | None = None) -> None:
     """Record one submission of ``marker(key)`` on the application's chain."""
     await audit_service.record(
         session,
@@ -168,11 +167,8 @@ async def test_a_savepoint_released_while_an_append_is_kept_commits_nothing_and_
 
 
 async def chain_rows_in(session, chain: str):
-    return (
-        await session.execute(
-            text("SELECT hash FROM audit_events WHERE chain = :c ORDER BY id"), {"c": chain}
-        )
-    ).all()
+    """The chain's events as ``session``'s transaction sees them."""
+    return (await session.execute(CHAIN, {"c": chain})).all()
 
 
 async def test_a_chain_without_a_head_gets_one_when_first_appended(engine):
