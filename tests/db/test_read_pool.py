@@ -27,15 +27,16 @@ async def test_a_cancelled_read_holds_no_lock_and_its_connection_is_not_reused(
     try:
         first_pid = await pool.fetch_text("SELECT pg_backend_pid()::text", [])
         task = asyncio.ensure_future(pool.fetch_text(SLOW_READ, []))
-        async with engine.connect() as conn:
-            # (on a busy machine the read may take a while to reach the server; cancelled
-            # before it is sent, its connection would rightly be reused)
-            for _ in range(500):
+        # (on a busy machine the read may take a while to reach the server; cancelled before
+        # it is sent, its connection would rightly be reused). Each look is a transaction of
+        # its own: within one, pg_stat_activity stays as it was first read.
+        for _ in range(500):
+            async with engine.connect() as conn:
                 if (await conn.scalar(text(ACTIVE_READS))) == 1:
                     break
-                await asyncio.sleep(0.02)
-            else:
-                pytest.fail("the read never reached the server")
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the read never reached the server")
 
         # when it is cancelled
         task.cancel()
